@@ -1,0 +1,153 @@
+//! Node configuration and its validation.
+//!
+//! All durations are counted in ticks: the core has no clock, the caller decides
+//! how long a tick is (a runtime typically ticks every 10 to 100 ms).
+
+use crate::NodeId;
+use thiserror::Error;
+
+/// How a node behaves. Build one with [`Config::new`], adjust fields, and the
+/// node validates it on creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// This node's id. Must not be 0.
+    pub id: NodeId,
+    /// The lower bound of the randomized election timeout, in ticks. A follower
+    /// that heard from a leader more recently than this ignores vote requests
+    /// (leader stickiness), and a leader with check-quorum steps down if it has
+    /// not heard from a quorum within it.
+    pub election_timeout_min: u64,
+    /// The upper bound (exclusive) of the randomized election timeout, in ticks.
+    /// Randomization is what makes split votes rare (section 5.2).
+    pub election_timeout_max: u64,
+    /// How often a leader sends heartbeats, in ticks. Must be well below the
+    /// election timeout, or followers will campaign against a live leader.
+    pub heartbeat_interval: u64,
+    /// Run a pre-vote round before incrementing the term, so a node that was
+    /// partitioned away cannot disrupt a healthy cluster on its return
+    /// (thesis section 9.6). On by default.
+    pub pre_vote: bool,
+    /// A leader that has not heard from a quorum within an election timeout
+    /// steps down, so clients stop talking to an isolated leader. On by default.
+    pub check_quorum: bool,
+    /// The most AppendEntries messages a leader keeps in flight to one follower
+    /// while replicating optimistically (pipelining).
+    pub max_inflight_msgs: usize,
+    /// The most entries in one AppendEntries message.
+    pub max_entries_per_msg: usize,
+    /// The byte budget of one AppendEntries message (see [`crate::Entry::size`]).
+    /// A single entry larger than the budget is still sent, alone.
+    pub max_bytes_per_msg: u64,
+}
+
+impl Config {
+    /// A configuration with the defaults for node `id`: election timeout of 10
+    /// to 20 ticks, heartbeat every 2 ticks, pre-vote and check-quorum on, 256
+    /// messages in flight, at most 1024 entries or 1 MiB per message.
+    pub fn new(id: NodeId) -> Self {
+        Self {
+            id,
+            election_timeout_min: 10,
+            election_timeout_max: 20,
+            heartbeat_interval: 2,
+            pre_vote: true,
+            check_quorum: true,
+            max_inflight_msgs: 256,
+            max_entries_per_msg: 1024,
+            max_bytes_per_msg: 1024 * 1024,
+        }
+    }
+
+    /// Checks the configuration, naming the first problem found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.id == 0 {
+            return Err(ConfigError::ZeroId);
+        }
+        if self.heartbeat_interval == 0 {
+            return Err(ConfigError::ZeroHeartbeat);
+        }
+        if self.heartbeat_interval >= self.election_timeout_min {
+            return Err(ConfigError::HeartbeatNotBelowElection {
+                heartbeat: self.heartbeat_interval,
+                election_min: self.election_timeout_min,
+            });
+        }
+        if self.election_timeout_max <= self.election_timeout_min {
+            return Err(ConfigError::EmptyElectionRange {
+                min: self.election_timeout_min,
+                max: self.election_timeout_max,
+            });
+        }
+        if self.max_inflight_msgs == 0 {
+            return Err(ConfigError::Zero("max_inflight_msgs"));
+        }
+        if self.max_entries_per_msg == 0 {
+            return Err(ConfigError::Zero("max_entries_per_msg"));
+        }
+        if self.max_bytes_per_msg == 0 {
+            return Err(ConfigError::Zero("max_bytes_per_msg"));
+        }
+        Ok(())
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// Node id 0 is reserved to mean "no node".
+    #[error("node id must not be 0")]
+    ZeroId,
+    /// A zero heartbeat interval would send heartbeats continuously.
+    #[error("heartbeat_interval must be at least 1 tick")]
+    ZeroHeartbeat,
+    /// Followers would time out before hearing a heartbeat.
+    #[error("heartbeat_interval ({heartbeat}) must be below election_timeout_min ({election_min})")]
+    HeartbeatNotBelowElection {
+        /// The configured heartbeat interval.
+        heartbeat: u64,
+        /// The configured minimum election timeout.
+        election_min: u64,
+    },
+    /// The randomized election timeout needs a non-empty range to avoid split votes.
+    #[error("election_timeout_max ({max}) must exceed election_timeout_min ({min})")]
+    EmptyElectionRange {
+        /// The configured minimum.
+        min: u64,
+        /// The configured maximum.
+        max: u64,
+    },
+    /// A limit that must be positive is zero.
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::new(1).validate(), Ok(()));
+    }
+
+    #[test]
+    fn bad_configs_are_typed_errors() {
+        let cases: Vec<(fn(&mut Config), ConfigError)> = vec![
+            (|c| c.id = 0, ConfigError::ZeroId),
+            (|c| c.heartbeat_interval = 0, ConfigError::ZeroHeartbeat),
+            (
+                |c| c.heartbeat_interval = 10,
+                ConfigError::HeartbeatNotBelowElection { heartbeat: 10, election_min: 10 },
+            ),
+            (|c| c.election_timeout_max = 10, ConfigError::EmptyElectionRange { min: 10, max: 10 }),
+            (|c| c.max_inflight_msgs = 0, ConfigError::Zero("max_inflight_msgs")),
+            (|c| c.max_entries_per_msg = 0, ConfigError::Zero("max_entries_per_msg")),
+            (|c| c.max_bytes_per_msg = 0, ConfigError::Zero("max_bytes_per_msg")),
+        ];
+        for (mutate, expected) in cases {
+            let mut config = Config::new(1);
+            mutate(&mut config);
+            assert_eq!(config.validate(), Err(expected));
+        }
+    }
+}

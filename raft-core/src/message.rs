@@ -1,0 +1,129 @@
+//! The messages Raft nodes exchange.
+//!
+//! Every message carries the sender's term: a node that sees a higher term than
+//! its own adopts it and becomes a follower (Figure 2, "Rules for Servers"),
+//! with the exceptions for pre-votes and leader stickiness explained in
+//! [`crate::RawNode::step`].
+
+use crate::{Entry, Index, NodeId, Term};
+use serde::{Deserialize, Serialize};
+
+/// A message from one node to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// The sender.
+    pub from: NodeId,
+    /// The recipient.
+    pub to: NodeId,
+    /// The sender's term; for a pre-vote request, the term the sender would
+    /// campaign in (its own term plus one).
+    pub term: Term,
+    /// What the message says.
+    pub body: MessageBody,
+}
+
+/// The kinds of messages, each with who sends it and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageBody {
+    /// Sent by a pre-candidate: "would you vote for me in `term`?". Nobody
+    /// changes state on receiving one; it only avoids futile elections.
+    PreVote(VoteRequest),
+    /// The answer to a [`MessageBody::PreVote`].
+    PreVoteResponse(VoteResponse),
+    /// Sent by a candidate to every voter: RequestVote (section 5.2).
+    Vote(VoteRequest),
+    /// The answer to a [`MessageBody::Vote`].
+    VoteResponse(VoteResponse),
+    /// Sent by the leader: entries to append after a given position, and its
+    /// commit index (section 5.3).
+    AppendEntries(AppendEntries),
+    /// A follower's answer to [`MessageBody::AppendEntries`], sent only once the
+    /// entries it acknowledges are durable.
+    AppendEntriesResponse(AppendEntriesResponse),
+    /// Sent by the leader every heartbeat interval to keep its followers from
+    /// campaigning, carrying a commit index the follower can safely adopt.
+    Heartbeat(Heartbeat),
+    /// A node's answer to a [`MessageBody::Heartbeat`]; also what a node sends to
+    /// a leader of a stale term so that it learns the newer term and steps down.
+    HeartbeatResponse,
+}
+
+impl MessageBody {
+    /// A short name for traces and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MessageBody::PreVote(_) => "PreVote",
+            MessageBody::PreVoteResponse(_) => "PreVoteResponse",
+            MessageBody::Vote(_) => "Vote",
+            MessageBody::VoteResponse(_) => "VoteResponse",
+            MessageBody::AppendEntries(_) => "AppendEntries",
+            MessageBody::AppendEntriesResponse(_) => "AppendEntriesResponse",
+            MessageBody::Heartbeat(_) => "Heartbeat",
+            MessageBody::HeartbeatResponse => "HeartbeatResponse",
+        }
+    }
+}
+
+/// A request for a vote or a pre-vote, with the candidate's last log position
+/// for the up-to-date check (section 5.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteRequest {
+    /// The index of the candidate's last log entry.
+    pub last_log_index: Index,
+    /// The term of the candidate's last log entry.
+    pub last_log_term: Term,
+}
+
+/// The answer to a vote or pre-vote request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteResponse {
+    /// Whether the vote was granted.
+    pub granted: bool,
+}
+
+/// The leader's AppendEntries request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendEntries {
+    /// The index of the entry immediately before `entries`.
+    pub prev_log_index: Index,
+    /// The term of that entry: the consistency check.
+    pub prev_log_term: Term,
+    /// Entries to append, with consecutive indexes from `prev_log_index + 1`;
+    /// empty when the message only probes or carries the commit index.
+    pub entries: Vec<Entry>,
+    /// The leader's commit index.
+    pub leader_commit: Index,
+}
+
+/// A follower's answer to AppendEntries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendEntriesResponse {
+    /// The follower's log matches the leader's up to and including `match_index`,
+    /// durably.
+    Success {
+        /// The last index known to match the leader's log.
+        match_index: Index,
+    },
+    /// The consistency check failed at `rejected_index` (the request's
+    /// `prev_log_index`). The hint lets the leader skip a whole term per round
+    /// trip: the follower's last entry at or before `rejected_index` whose term
+    /// is at most the request's `prev_log_term` is at `hint_index`, with term
+    /// `hint_term`.
+    Conflict {
+        /// The `prev_log_index` that was rejected.
+        rejected_index: Index,
+        /// Where the follower suggests the leader probe next.
+        hint_index: Index,
+        /// The follower's term at `hint_index`.
+        hint_term: Term,
+    },
+}
+
+/// The leader's heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// `min(leader commit, follower's match index)`: an index the follower's log
+    /// is known to share with the leader, so it may adopt it as its commit index
+    /// without a consistency check.
+    pub commit: Index,
+}

@@ -1,0 +1,665 @@
+//! [`RawNode`]: one Raft node as a deterministic state machine.
+//!
+//! The node owns the protocol state and nothing else: no clock (the caller
+//! calls [`RawNode::tick`]), no network (messages come in through
+//! [`RawNode::step`] and go out in a [`Ready`]), no disk (writes go out in a
+//! [`Ready`] and come back through [`RawNode::on_persisted`]), no global
+//! randomness (the election timeout is drawn from an RNG the caller seeds).
+//! Given the same inputs it produces the same outputs, which is what lets the
+//! simulator replay any run from its seed.
+//!
+//! The state shared by every role lives in [`Core`]; what only one role needs
+//! lives in that role's type ([`Leader`], [`Candidate`]), so a leader-only
+//! operation cannot be called on a follower. A role's handlers return a
+//! [`Transition`] rather than changing role themselves; [`RawNode`] applies it.
+
+use crate::election::Candidate;
+use crate::quorum::{JointConfig, MajorityConfig};
+use crate::replication::{self, Leader};
+use crate::rng::Rng;
+use crate::{
+    Config, ConfigError, Entry, EntryPayload, HardState, Index, LogError, LogId, Message, MessageBody,
+    NodeId, RaftLog, Role, SoftState, Term,
+};
+use bytes::Bytes;
+use std::collections::{BTreeSet, VecDeque};
+use thiserror::Error;
+
+/// What a node starts from: the state its storage holds (all of it empty for a
+/// brand-new node).
+#[derive(Debug, Clone, Default)]
+pub struct InitialState {
+    /// The persisted term and vote.
+    pub hard_state: HardState,
+    /// The last entry covered by the latest snapshot (`LogId::default()` if none).
+    pub snapshot: LogId,
+    /// The log entries after the snapshot, in order.
+    pub entries: Vec<Entry>,
+    /// The voting members of the cluster.
+    pub voters: BTreeSet<NodeId>,
+    /// Non-voting members: they receive the log but neither vote nor count
+    /// toward any quorum.
+    pub learners: BTreeSet<NodeId>,
+}
+
+/// Why a node could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InitError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The stored log breaks an invariant.
+    #[error("stored log is inconsistent: {0}")]
+    Log(#[from] LogError),
+    /// The stored log holds an entry from a term later than the stored term:
+    /// the hard state was not persisted before the entries were.
+    #[error("stored entry {index} has term {entry_term}, later than the stored term {term}")]
+    EntryFromTheFuture {
+        /// The entry's index.
+        index: Index,
+        /// The entry's term.
+        entry_term: Term,
+        /// The persisted term.
+        term: Term,
+    },
+    /// A node is listed as both voter and learner.
+    #[error("node {0} is both a voter and a learner")]
+    VoterAndLearner(NodeId),
+}
+
+/// Why a message was refused. The node's state is unchanged by a refused message.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StepError {
+    /// The message is addressed to another node.
+    #[error("message for node {to} delivered to node {me}")]
+    WrongRecipient {
+        /// The addressee.
+        to: NodeId,
+        /// This node.
+        me: NodeId,
+    },
+    /// The message claims to come from this node itself.
+    #[error("message claims to come from this node")]
+    FromSelf,
+    /// The message breaks the protocol's rules on its face.
+    #[error("malformed {kind} from {from}: {reason}")]
+    Malformed {
+        /// The sender.
+        from: NodeId,
+        /// The message kind.
+        kind: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A leader asked this node to rewrite committed entries.
+    #[error("append from {from} rejected: {source}")]
+    Log {
+        /// The sender.
+        from: NodeId,
+        /// The log's objection.
+        source: LogError,
+    },
+}
+
+/// Why a proposal was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProposeError {
+    /// Only the leader accepts proposals. `leader` is the leader this node
+    /// knows of, if any, so the client can retry there.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<NodeId>,
+    },
+}
+
+/// Everything a node asks its caller to do, produced by [`RawNode::ready`].
+///
+/// The contract, in order (see the crate documentation for why):
+/// 1. Send [`Ready::messages`] at any time, even before anything is written.
+/// 2. Durably write [`Ready::hard_state`] and [`Ready::entries`] (removing any
+///    stored entry at or after the first new entry's index first). Writes of
+///    successive `Ready`s must become durable in the order they were produced.
+/// 3. Once this `Ready`'s writes and those of every earlier `Ready` are
+///    durable, send [`Ready::persisted_messages`] and call
+///    [`RawNode::on_persisted`] with [`Ready::number`].
+/// 4. Apply [`Ready::committed_entries`] to the state machine, in order. They
+///    are committed and already durable on this node.
+#[derive(Debug, Default)]
+#[must_use = "a Ready must be persisted, sent and applied"]
+pub struct Ready {
+    /// Identifies this batch for [`RawNode::on_persisted`]; increases by one per call.
+    pub number: u64,
+    /// The term and vote to persist, if they changed.
+    pub hard_state: Option<HardState>,
+    /// Entries to persist. Any stored entry at or after `entries[0].index`
+    /// must be removed first: the leader has replaced it.
+    pub entries: Vec<Entry>,
+    /// Messages that depend on nothing unpersisted: send them right away.
+    pub messages: Vec<Message>,
+    /// Messages that may only be sent once this batch is durable.
+    pub persisted_messages: Vec<Message>,
+    /// Committed entries to apply, in order.
+    pub committed_entries: Vec<Entry>,
+    /// The role and leader, if they changed since the last `Ready`.
+    pub soft_state: Option<SoftState>,
+}
+
+impl Ready {
+    /// Whether this batch holds nothing to write to durable storage.
+    pub fn is_write_empty(&self) -> bool {
+        self.hard_state.is_none() && self.entries.is_empty()
+    }
+}
+
+/// The role-specific state of a node.
+#[derive(Debug)]
+pub(crate) enum RoleState {
+    Follower,
+    PreCandidate(Candidate),
+    Candidate(Candidate),
+    Leader(Leader),
+}
+
+/// A change of role that a handler asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transition {
+    /// Become a follower of `leader` in `term` (at least the current term).
+    Follower { term: Term, leader: Option<NodeId> },
+    /// Start a pre-vote round.
+    PreCandidate,
+    /// Start an election in the next term.
+    Candidate,
+    /// Take leadership of the current term.
+    Leader,
+}
+
+/// The state every role shares.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) id: NodeId,
+    pub(crate) config: Config,
+    pub(crate) term: Term,
+    pub(crate) vote: Option<NodeId>,
+    pub(crate) leader: Option<NodeId>,
+    pub(crate) log: RaftLog,
+    pub(crate) voters: JointConfig,
+    pub(crate) learners: BTreeSet<NodeId>,
+    /// Ticks since the election timer was last reset; on a leader, ticks since
+    /// the last check-quorum round.
+    pub(crate) election_elapsed: u64,
+    randomized_election_timeout: u64,
+    rng: Rng,
+    messages: Vec<Message>,
+    persisted_messages: Vec<Message>,
+    durability: Durability,
+}
+
+/// Bookkeeping for the persist-before-send rule.
+#[derive(Debug)]
+struct Durability {
+    /// The number the next `Ready` gets.
+    next_ready: u64,
+    /// Every `Ready` up to this number is durable.
+    persisted_ready: u64,
+    /// The term or vote changed since the last `Ready`.
+    hard_state_dirty: bool,
+    /// The last `Ready` that carried a hard state.
+    last_hard_state_ready: u64,
+    /// `Ready`s carrying entries that are not yet durable, with their last entry.
+    pending_writes: VecDeque<(u64, LogId)>,
+    /// The soft state last reported.
+    reported: SoftState,
+}
+
+impl Core {
+    /// Queues a message stamped with the current term.
+    pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
+        self.send_with_term(to, self.term, body);
+    }
+
+    /// Queues a message, holding it until the next write is durable if it
+    /// depends on state not yet on disk. A leader's replication messages and a
+    /// pre-vote request depend only on the term being durable; every response
+    /// vouches for the responder's log or vote, so it always waits.
+    pub(crate) fn send_with_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
+        let term_durable = !self.durability.hard_state_dirty
+            && self.durability.persisted_ready >= self.durability.last_hard_state_ready;
+        let independent = matches!(
+            body,
+            MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_) | MessageBody::PreVote(_)
+        );
+        let message = Message { from: self.id, to, term, body };
+        if independent && term_durable {
+            self.messages.push(message);
+        } else {
+            self.persisted_messages.push(message);
+        }
+    }
+
+    /// Marks the term or vote as changed, to be persisted with the next `Ready`.
+    pub(crate) fn hard_state_changed(&mut self) {
+        self.durability.hard_state_dirty = true;
+    }
+
+    /// Restarts the election timer with a fresh random timeout in
+    /// `[election_timeout_min, election_timeout_max)`.
+    pub(crate) fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        let span = self.config.election_timeout_max - self.config.election_timeout_min;
+        self.randomized_election_timeout = self.config.election_timeout_min + self.rng.below(span);
+    }
+
+    /// Whether this node may campaign: only voters may.
+    pub(crate) fn promotable(&self) -> bool {
+        self.voters.contains(self.id)
+    }
+
+    /// Whether this node believes a leader is live and so ignores requests to
+    /// vote in a newer term (leader stickiness, thesis section 4.2.3). A
+    /// follower is in lease while it heard from its leader within the minimum
+    /// election timeout; a leader is, when check-quorum makes it step down as
+    /// soon as it loses its quorum.
+    pub(crate) fn in_lease(&self, role: &RoleState) -> bool {
+        match role {
+            RoleState::Leader(_) => self.config.check_quorum,
+            _ => self.leader.is_some() && self.election_elapsed < self.config.election_timeout_min,
+        }
+    }
+
+    /// The election timer on a node that is not leader.
+    fn tick_election(&mut self) -> Option<Transition> {
+        self.election_elapsed += 1;
+        if self.promotable() && self.election_elapsed >= self.randomized_election_timeout {
+            Some(if self.config.pre_vote { Transition::PreCandidate } else { Transition::Candidate })
+        } else {
+            None
+        }
+    }
+
+    /// Appends an entry of the current term to the leader's log.
+    pub(crate) fn append_new(&mut self, payload: EntryPayload) -> LogId {
+        let id = LogId::new(self.term, self.log.last_index() + 1);
+        self.log.append(Entry { term: id.term, index: id.index, payload });
+        id
+    }
+
+    pub(crate) fn hard_state(&self) -> HardState {
+        HardState { term: self.term, vote: self.vote }
+    }
+}
+
+/// One Raft node, driven by its caller. See the crate documentation for the
+/// usage contract.
+#[derive(Debug)]
+pub struct RawNode {
+    core: Core,
+    role: RoleState,
+}
+
+impl RawNode {
+    /// Creates a node from its configuration and stored state. `seed` seeds the
+    /// RNG that draws election timeouts: give each node its own (for example
+    /// from the OS in production, from the simulator's seed in tests).
+    pub fn new(config: Config, state: InitialState, seed: u64) -> Result<Self, InitError> {
+        config.validate()?;
+        if let Some(&id) = state.voters.intersection(&state.learners).next() {
+            return Err(InitError::VoterAndLearner(id));
+        }
+        let log = RaftLog::restore(state.snapshot, state.entries)?;
+        if log.last_term() > state.hard_state.term {
+            return Err(InitError::EntryFromTheFuture {
+                index: log.last_index(),
+                entry_term: log.last_term(),
+                term: state.hard_state.term,
+            });
+        }
+        let mut core = Core {
+            id: config.id,
+            config,
+            term: state.hard_state.term,
+            vote: state.hard_state.vote,
+            leader: None,
+            log,
+            voters: JointConfig::new(MajorityConfig::new(state.voters)),
+            learners: state.learners,
+            election_elapsed: 0,
+            randomized_election_timeout: 0,
+            rng: Rng::new(seed),
+            messages: Vec::new(),
+            persisted_messages: Vec::new(),
+            durability: Durability {
+                next_ready: 1,
+                persisted_ready: 0,
+                hard_state_dirty: false,
+                last_hard_state_ready: 0,
+                pending_writes: VecDeque::new(),
+                reported: SoftState { leader: None, role: Role::Follower },
+            },
+        };
+        core.reset_election_timer();
+        Ok(Self { core, role: RoleState::Follower })
+    }
+
+    /// Advances logical time by one tick: followers and candidates count toward
+    /// their election timeout, a leader toward its next heartbeat and
+    /// check-quorum round.
+    pub fn tick(&mut self) {
+        let transition = match &mut self.role {
+            RoleState::Leader(leader) => leader.tick(&mut self.core),
+            _ => self.core.tick_election(),
+        };
+        self.transition(transition);
+    }
+
+    /// Starts an election now, as if the election timeout had elapsed (with a
+    /// pre-vote round first if configured). Does nothing on a leader or a
+    /// learner.
+    pub fn campaign(&mut self) {
+        if self.core.promotable() && !matches!(self.role, RoleState::Leader(_)) {
+            let transition =
+                if self.core.config.pre_vote { Transition::PreCandidate } else { Transition::Candidate };
+            self.transition(Some(transition));
+        }
+    }
+
+    /// Proposes a command. On the leader, appends it to the log and returns
+    /// its log id: it will come out of [`Ready::committed_entries`] once
+    /// committed, or never, if a new leader overwrites it.
+    pub fn propose(&mut self, command: Bytes) -> Result<LogId, ProposeError> {
+        match &mut self.role {
+            RoleState::Leader(leader) => Ok(leader.propose(&mut self.core, EntryPayload::Command(command))),
+            _ => Err(ProposeError::NotLeader { leader: self.core.leader }),
+        }
+    }
+
+    /// Handles a message from a peer. A message that is malformed (or
+    /// addressed elsewhere) is refused with an error and changes nothing.
+    ///
+    /// Terms first (Figure 2): a message from a newer term makes this node a
+    /// follower in that term, except that a pre-vote request (and its granted
+    /// response) never changes anyone's term, and a node in lease ignores
+    /// (pre-)vote requests for newer terms altogether. A message from an older
+    /// term is answered with this node's term, so a stale leader or candidate
+    /// learns of it and steps down, and is otherwise ignored.
+    pub fn step(&mut self, message: Message) -> Result<(), StepError> {
+        self.validate(&message)?;
+        let Message { from, term, .. } = message;
+        if term > self.core.term {
+            match &message.body {
+                MessageBody::PreVote(_) | MessageBody::Vote(_) if self.core.in_lease(&self.role) => {
+                    return Ok(());
+                }
+                MessageBody::PreVote(_) => {}
+                MessageBody::PreVoteResponse(response) if response.granted => {}
+                MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_) => {
+                    self.transition(Some(Transition::Follower { term, leader: Some(from) }));
+                }
+                _ => self.transition(Some(Transition::Follower { term, leader: None })),
+            }
+        } else if term < self.core.term {
+            let reply = match message.body {
+                MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_) => {
+                    Some(MessageBody::HeartbeatResponse)
+                }
+                MessageBody::PreVote(_) => {
+                    Some(MessageBody::PreVoteResponse(crate::VoteResponse { granted: false }))
+                }
+                MessageBody::Vote(_) => {
+                    Some(MessageBody::VoteResponse(crate::VoteResponse { granted: false }))
+                }
+                _ => None,
+            };
+            if let Some(body) = reply {
+                self.core.send(from, body);
+            }
+            return Ok(());
+        }
+
+        let transition = match message.body {
+            MessageBody::PreVote(request) => {
+                crate::election::handle_vote_request(&mut self.core, from, term, request, true);
+                None
+            }
+            MessageBody::Vote(request) => {
+                crate::election::handle_vote_request(&mut self.core, from, term, request, false);
+                None
+            }
+            body => self.step_role(from, term, body)?,
+        };
+        self.transition(transition);
+        Ok(())
+    }
+
+    /// Dispatches a message of the current term to the role's handler.
+    fn step_role(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        body: MessageBody,
+    ) -> Result<Option<Transition>, StepError> {
+        let core = &mut self.core;
+        match (&mut self.role, body) {
+            (RoleState::Leader(leader), body) => Ok(leader.step(core, from, body)),
+            (RoleState::PreCandidate(candidate), MessageBody::PreVoteResponse(response)) => {
+                Ok(candidate.record_pre_vote(core, from, term, response))
+            }
+            (RoleState::Candidate(candidate), MessageBody::VoteResponse(response)) => {
+                Ok(candidate.record_vote(core, from, response))
+            }
+            (role, body @ (MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_))) => {
+                // A leader exists in our term: a (pre-)candidate concedes.
+                if !matches!(role, RoleState::Follower) {
+                    *role = RoleState::Follower;
+                    core.reset_election_timer();
+                }
+                core.leader = Some(from);
+                replication::follower_step(core, from, body)
+                    .map_err(|source| StepError::Log { from, source })?;
+                Ok(None)
+            }
+            // Stale responses to an earlier role, and messages a follower never expects.
+            _ => Ok(None),
+        }
+    }
+
+    /// Refuses messages that are malformed on their face, before any state changes.
+    fn validate(&self, message: &Message) -> Result<(), StepError> {
+        if message.to != self.core.id {
+            return Err(StepError::WrongRecipient { to: message.to, me: self.core.id });
+        }
+        if message.from == self.core.id {
+            return Err(StepError::FromSelf);
+        }
+        let malformed =
+            |reason| StepError::Malformed { from: message.from, kind: message.body.kind(), reason };
+        if message.term == Term::MAX {
+            return Err(malformed("term is at its maximum"));
+        }
+        if let MessageBody::AppendEntries(append) = &message.body {
+            let prev = LogId::new(append.prev_log_term, append.prev_log_index);
+            let mut previous = prev;
+            for entry in &append.entries {
+                if previous.index == Index::MAX || entry.index != previous.index + 1 {
+                    return Err(malformed("entries are not consecutive after prev_log_index"));
+                }
+                if entry.term < previous.term || entry.term > message.term {
+                    return Err(malformed("entry terms decrease or exceed the leader's term"));
+                }
+                previous = entry.log_id();
+            }
+            if append.prev_log_term > message.term {
+                return Err(malformed("prev_log_term exceeds the leader's term"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a role change asked for by a handler.
+    fn transition(&mut self, transition: Option<Transition>) {
+        let Some(transition) = transition else { return };
+        match transition {
+            Transition::Follower { term, leader } => self.become_follower(term, leader),
+            Transition::PreCandidate => {
+                let (candidate, next) = Candidate::start(&mut self.core, true);
+                self.role = RoleState::PreCandidate(candidate);
+                self.transition(next);
+            }
+            Transition::Candidate => {
+                self.core.term += 1;
+                self.core.vote = Some(self.core.id);
+                self.core.hard_state_changed();
+                let (candidate, next) = Candidate::start(&mut self.core, false);
+                self.role = RoleState::Candidate(candidate);
+                self.transition(next);
+            }
+            Transition::Leader => {
+                self.role = RoleState::Leader(Leader::start(&mut self.core));
+            }
+        }
+    }
+
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        debug_assert!(term >= self.core.term);
+        if term > self.core.term {
+            self.core.term = term;
+            self.core.vote = None;
+            self.core.hard_state_changed();
+        }
+        self.core.leader = leader;
+        self.role = RoleState::Follower;
+        self.core.reset_election_timer();
+    }
+
+    /// Whether [`RawNode::ready`] has anything to hand out.
+    pub fn has_ready(&self) -> bool {
+        let core = &self.core;
+        core.durability.hard_state_dirty
+            || core.log.has_unstable()
+            || core.log.has_applicable()
+            || !core.messages.is_empty()
+            || !core.persisted_messages.is_empty()
+            || self.soft_state() != core.durability.reported
+            || matches!(&self.role, RoleState::Leader(leader) if leader.broadcast_pending())
+    }
+
+    /// Collects what the caller must persist, send and apply; see [`Ready`]
+    /// for the contract.
+    pub fn ready(&mut self) -> Ready {
+        if let RoleState::Leader(leader) = &mut self.role {
+            leader.flush_broadcast(&mut self.core);
+        }
+        let soft_state = self.soft_state();
+        let core = &mut self.core;
+        let number = core.durability.next_ready;
+        core.durability.next_ready += 1;
+
+        let hard_state = if core.durability.hard_state_dirty {
+            core.durability.hard_state_dirty = false;
+            core.durability.last_hard_state_ready = number;
+            Some(core.hard_state())
+        } else {
+            None
+        };
+        let entries = core.log.take_unstable();
+        if let Some(last) = entries.last() {
+            core.durability.pending_writes.push_back((number, last.log_id()));
+        }
+        let reported = std::mem::replace(&mut core.durability.reported, soft_state);
+        Ready {
+            number,
+            hard_state,
+            entries,
+            messages: std::mem::take(&mut core.messages),
+            persisted_messages: std::mem::take(&mut core.persisted_messages),
+            committed_entries: core.log.take_applicable(),
+            soft_state: (reported != soft_state).then_some(soft_state),
+        }
+    }
+
+    /// Reports that the writes of `Ready` number `number`, and of every
+    /// earlier one, are durable. A leader counts its own log toward a quorum
+    /// only from here on, which is what lets it write in parallel with
+    /// replicating. Stale or unknown numbers are ignored.
+    pub fn on_persisted(&mut self, number: u64) {
+        let durability = &mut self.core.durability;
+        if number <= durability.persisted_ready || number >= durability.next_ready {
+            return;
+        }
+        durability.persisted_ready = number;
+        while let Some(&(ready, last)) = durability.pending_writes.front() {
+            if ready > number {
+                break;
+            }
+            durability.pending_writes.pop_front();
+            self.core.log.persisted_to(last);
+        }
+        if let RoleState::Leader(leader) = &mut self.role {
+            leader.on_persisted(&mut self.core);
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.core.id
+    }
+
+    /// The current term.
+    pub fn term(&self) -> Term {
+        self.core.term
+    }
+
+    /// The candidate voted for in the current term.
+    pub fn vote(&self) -> Option<NodeId> {
+        self.core.vote
+    }
+
+    /// The current role.
+    pub fn role(&self) -> Role {
+        match self.role {
+            RoleState::Follower => Role::Follower,
+            RoleState::PreCandidate(_) => Role::PreCandidate,
+            RoleState::Candidate(_) => Role::Candidate,
+            RoleState::Leader(_) => Role::Leader,
+        }
+    }
+
+    /// The leader this node knows of in the current term.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.core.leader
+    }
+
+    /// The role and leader together.
+    pub fn soft_state(&self) -> SoftState {
+        SoftState { leader: self.core.leader, role: self.role() }
+    }
+
+    /// The log, read-only.
+    pub fn log(&self) -> &RaftLog {
+        &self.core.log
+    }
+
+    /// The voting members.
+    pub fn voters(&self) -> &JointConfig {
+        &self.core.voters
+    }
+
+    /// The non-voting members.
+    pub fn learners(&self) -> &BTreeSet<NodeId> {
+        &self.core.learners
+    }
+
+    /// The leader's view of every follower's replication progress; `None` on
+    /// a node that is not the leader.
+    pub fn progress(&self) -> Option<&std::collections::BTreeMap<NodeId, crate::Progress>> {
+        match &self.role {
+            RoleState::Leader(leader) => Some(leader.progress()),
+            _ => None,
+        }
+    }
+
+    /// The configuration this node runs with.
+    pub fn config(&self) -> &Config {
+        &self.core.config
+    }
+}

@@ -1,0 +1,314 @@
+//! Log replication (section 5.3) and commitment (section 5.4.2).
+//!
+//! The leader keeps a [`Progress`] per follower. It probes one message at a
+//! time until it finds where the follower's log matches its own, using the
+//! follower's conflict hint to skip a whole term per round trip, then streams
+//! entries optimistically (pipelining) within a bounded in-flight window, with
+//! at most `max_entries_per_msg` entries and `max_bytes_per_msg` bytes a
+//! message. Proposals made between two [`crate::RawNode::ready`] calls go out
+//! together, one message per follower.
+//!
+//! An entry is committed once a quorum stores it durably and it is of the
+//! leader's own term; earlier entries become committed only through it
+//! (Figure 8). The leader's own log counts only up to what is durable, so it
+//! can write its log in parallel with its followers.
+
+use crate::node::{Core, Transition};
+use crate::quorum::VoteResult;
+use crate::{
+    AppendEntries, AppendEntriesResponse, EntryPayload, Heartbeat, LogError, LogId, MessageBody, NodeId,
+    Progress, ProgressState,
+};
+use std::collections::BTreeMap;
+
+/// Heartbeat responses without progress, with appends outstanding, after which
+/// the leader assumes those appends were lost and probes again.
+const STALLED_HEARTBEATS: u32 = 3;
+
+/// The state only a leader has.
+#[derive(Debug)]
+pub(crate) struct Leader {
+    /// Every other member's progress, voters and learners alike.
+    progress: BTreeMap<NodeId, Progress>,
+    /// Ticks since the last heartbeat.
+    heartbeat_elapsed: u64,
+    /// Entries were proposed since the last broadcast.
+    broadcast_pending: bool,
+}
+
+impl Leader {
+    /// Takes leadership: every follower starts in Probe just past our last
+    /// entry, and we append a blank entry of our term so that earlier entries
+    /// can be committed (section 5.4.2) and reads can be served.
+    pub(crate) fn start(core: &mut Core) -> Self {
+        core.leader = Some(core.id);
+        core.election_elapsed = 0;
+        let next = core.log.last_index() + 1;
+        let max_inflight = core.config.max_inflight_msgs;
+        let progress = core
+            .voters
+            .ids()
+            .chain(core.learners.iter().copied())
+            .filter(|&id| id != core.id)
+            .map(|id| (id, Progress::new(next, max_inflight)))
+            .collect();
+        let mut leader = Self { progress, heartbeat_elapsed: 0, broadcast_pending: false };
+        core.append_new(EntryPayload::Blank);
+        leader.broadcast_append(core, true);
+        leader.maybe_commit(core);
+        leader
+    }
+
+    /// Every other member's replication progress.
+    pub(crate) fn progress(&self) -> &BTreeMap<NodeId, Progress> {
+        &self.progress
+    }
+
+    /// Whether proposals are waiting to be sent.
+    pub(crate) fn broadcast_pending(&self) -> bool {
+        self.broadcast_pending
+    }
+
+    /// Appends a new entry; it is sent at the next [`Leader::flush_broadcast`],
+    /// batched with every other proposal made before it.
+    pub(crate) fn propose(&mut self, core: &mut Core, payload: EntryPayload) -> LogId {
+        self.broadcast_pending = true;
+        core.append_new(payload)
+    }
+
+    /// Sends what was proposed since the last call.
+    pub(crate) fn flush_broadcast(&mut self, core: &mut Core) {
+        if self.broadcast_pending {
+            self.broadcast_pending = false;
+            self.broadcast_append(core, false);
+        }
+    }
+
+    /// Heartbeats, and the check-quorum round once per minimum election timeout.
+    pub(crate) fn tick(&mut self, core: &mut Core) -> Option<Transition> {
+        self.heartbeat_elapsed += 1;
+        core.election_elapsed += 1;
+        if core.election_elapsed >= core.config.election_timeout_min {
+            core.election_elapsed = 0;
+            if core.config.check_quorum && !self.quorum_active(core) {
+                return Some(Transition::Follower { term: core.term, leader: None });
+            }
+        }
+        if self.heartbeat_elapsed >= core.config.heartbeat_interval {
+            self.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat(core);
+        }
+        None
+    }
+
+    /// Whether a quorum of voters was heard from since the last round; resets
+    /// the record for the next round.
+    fn quorum_active(&mut self, core: &Core) -> bool {
+        let active = core.voters.vote_result(|id| {
+            Some(id == core.id || self.progress.get(&id).is_some_and(|pr| pr.recent_active))
+        });
+        for pr in self.progress.values_mut() {
+            pr.recent_active = false;
+        }
+        active == VoteResult::Won
+    }
+
+    /// Handles a message of the current term addressed to the leader.
+    pub(crate) fn step(&mut self, core: &mut Core, from: NodeId, body: MessageBody) -> Option<Transition> {
+        match body {
+            MessageBody::AppendEntriesResponse(response) => self.handle_append_response(core, from, response),
+            MessageBody::HeartbeatResponse => self.handle_heartbeat_response(core, from),
+            // Stale election traffic; another leader in our term cannot exist.
+            _ => {}
+        }
+        None
+    }
+
+    /// Our own log became durable further: it may complete a quorum.
+    pub(crate) fn on_persisted(&mut self, core: &mut Core) {
+        if self.maybe_commit(core) {
+            self.broadcast_append(core, true);
+        }
+    }
+
+    fn handle_append_response(&mut self, core: &mut Core, from: NodeId, response: AppendEntriesResponse) {
+        let Some(pr) = self.progress.get_mut(&from) else { return };
+        pr.recent_active = true;
+        match response {
+            AppendEntriesResponse::Success { match_index } => {
+                // A follower cannot hold entries we never had: ignore a bogus claim.
+                if match_index > core.log.last_index() {
+                    return;
+                }
+                if pr.maybe_update(match_index) {
+                    if pr.state() == ProgressState::Probe {
+                        pr.become_replicate();
+                    }
+                    if self.maybe_commit(core) {
+                        self.broadcast_append(core, true);
+                        return;
+                    }
+                }
+                if let Some(pr) = self.progress.get_mut(&from) {
+                    send_appends(core, from, pr, false);
+                }
+            }
+            AppendEntriesResponse::Conflict { rejected_index, hint_index, hint_term } => {
+                // Skip back over our entries of terms the follower lacks.
+                let match_hint = if hint_term > 0 {
+                    core.log.find_conflict_by_term(hint_index, hint_term).0
+                } else {
+                    hint_index
+                };
+                if pr.maybe_decr_to(rejected_index, match_hint) {
+                    if pr.state() == ProgressState::Replicate {
+                        pr.become_probe();
+                    }
+                    send_appends(core, from, pr, true);
+                }
+            }
+        }
+    }
+
+    fn handle_heartbeat_response(&mut self, core: &mut Core, from: NodeId) {
+        let Some(pr) = self.progress.get_mut(&from) else { return };
+        pr.recent_active = true;
+        pr.probe_sent = false;
+        if pr.match_index() >= core.log.last_index() {
+            return;
+        }
+        if pr.state() == ProgressState::Replicate && !pr.inflights.is_empty() {
+            pr.stalled_heartbeats += 1;
+            if pr.stalled_heartbeats >= STALLED_HEARTBEATS {
+                pr.become_probe();
+            }
+        }
+        send_appends(core, from, pr, false);
+    }
+
+    /// Advances the commit index to the highest index a quorum stores
+    /// durably, if that entry is of our term (Figure 8).
+    fn maybe_commit(&mut self, core: &mut Core) -> bool {
+        let persisted = core.log.persisted();
+        let index = core.voters.committed_index(|id| {
+            if id == core.id {
+                Some(persisted)
+            } else {
+                self.progress.get(&id).map(Progress::match_index)
+            }
+        });
+        if index > core.log.committed() && core.log.term(index) == Some(core.term) {
+            core.log.commit_to(index)
+        } else {
+            false
+        }
+    }
+
+    /// Sends every follower what it is missing; with `send_if_empty`, also
+    /// those that miss nothing, to tell them the new commit index.
+    fn broadcast_append(&mut self, core: &mut Core, send_if_empty: bool) {
+        for (&id, pr) in self.progress.iter_mut() {
+            send_appends(core, id, pr, send_if_empty);
+        }
+    }
+
+    fn broadcast_heartbeat(&mut self, core: &mut Core) {
+        let committed = core.log.committed();
+        for (&id, pr) in &self.progress {
+            let commit = committed.min(pr.match_index());
+            core.send(id, MessageBody::Heartbeat(Heartbeat { commit }));
+        }
+    }
+}
+
+/// Sends a follower appends: one probe in Probe state, or, in Replicate,
+/// messages until it has everything or the in-flight window is full.
+fn send_appends(core: &mut Core, to: NodeId, pr: &mut Progress, send_if_empty: bool) {
+    let mut send_if_empty = send_if_empty;
+    while !pr.is_paused() {
+        let prev_log_index = pr.next_index() - 1;
+        let Some(prev_log_term) = core.log.term(prev_log_index) else {
+            // The entries this follower needs were compacted away: it needs a
+            // snapshot, which this log cannot provide.
+            return;
+        };
+        let entries = core.log.entries_from(
+            pr.next_index(),
+            core.config.max_entries_per_msg,
+            core.config.max_bytes_per_msg,
+        );
+        if entries.is_empty() && !send_if_empty {
+            return;
+        }
+        send_if_empty = false;
+        match (pr.state(), entries.last()) {
+            (ProgressState::Replicate, Some(last)) => {
+                pr.optimistic_update(last.index);
+                pr.inflights.add(last.index);
+            }
+            (ProgressState::Probe, _) => pr.probe_sent = true,
+            _ => {}
+        }
+        let more = pr.state() == ProgressState::Replicate && !entries.is_empty();
+        let leader_commit = core.log.committed();
+        core.send(
+            to,
+            MessageBody::AppendEntries(AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+            }),
+        );
+        if !more {
+            return;
+        }
+    }
+}
+
+/// A follower's handling of the current leader's AppendEntries and heartbeats.
+/// The caller has recorded the sender as leader.
+pub(crate) fn follower_step(core: &mut Core, from: NodeId, body: MessageBody) -> Result<(), LogError> {
+    core.election_elapsed = 0;
+    match body {
+        MessageBody::AppendEntries(append) => handle_append(core, from, append),
+        MessageBody::Heartbeat(heartbeat) => {
+            // The leader sends at most our match index, which our log shares with it.
+            core.log.commit_to(heartbeat.commit);
+            core.send(from, MessageBody::HeartbeatResponse);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The receiver's side of AppendEntries (Figure 2).
+fn handle_append(core: &mut Core, from: NodeId, mut append: AppendEntries) -> Result<(), LogError> {
+    // Our committed prefix matches every leader's log: skip what it covers.
+    let committed = core.log.committed();
+    if append.prev_log_index < committed {
+        let skip = (committed - append.prev_log_index) as usize;
+        append.entries.drain(..skip.min(append.entries.len()));
+        append.prev_log_index = committed;
+        append.prev_log_term = core.log.term(committed).unwrap_or_default();
+    }
+
+    let prev = LogId::new(append.prev_log_term, append.prev_log_index);
+    if !core.log.matches(prev.index, prev.term) {
+        let (hint_index, hint_term) =
+            core.log.find_conflict_by_term(prev.index.min(core.log.last_index()), prev.term);
+        let response = AppendEntriesResponse::Conflict { rejected_index: prev.index, hint_index, hint_term };
+        core.send(from, MessageBody::AppendEntriesResponse(response));
+        return Ok(());
+    }
+
+    let last_new = prev.index + append.entries.len() as u64;
+    core.log.append_after(prev, append.entries)?;
+    // Only entries known to match the leader's may be committed here.
+    core.log.commit_to(append.leader_commit.min(last_new));
+    core.send(
+        from,
+        MessageBody::AppendEntriesResponse(AppendEntriesResponse::Success { match_index: last_new }),
+    );
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! The vocabulary of the protocol: node ids, terms, log indexes, entries and the
+//! persistent state every node keeps.
+//!
+//! Index 0 and term 0 mean "nothing": the first real entry has index 1, and a
+//! node that never took part in an election is in term 0.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// A node's identity, unique within a cluster. Never 0 (see [`crate::Config::validate`]).
+pub type NodeId = u64;
+/// A leader's term: Raft's logical clock. Increases monotonically on every node.
+pub type Term = u64;
+/// A position in the replicated log, starting at 1.
+pub type Index = u64;
+
+/// Identifies one log entry: by Log Matching, an index and a term name the same
+/// entry (and the same prefix) on every node that has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+pub struct LogId {
+    /// The term of the leader that created the entry. Compared first: a log
+    /// whose last term is higher is more up to date (section 5.4.1).
+    pub term: Term,
+    /// The entry's position in the log.
+    pub index: Index,
+}
+
+impl LogId {
+    /// Builds a log id.
+    pub fn new(term: Term, index: Index) -> Self {
+        Self { term, index }
+    }
+}
+
+/// One entry of the replicated log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The term of the leader that appended it.
+    pub term: Term,
+    /// Its position in the log.
+    pub index: Index,
+    /// What it carries.
+    pub payload: EntryPayload,
+}
+
+/// What an entry carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryPayload {
+    /// Appended by every new leader: committing an entry of its own term is how
+    /// a leader learns which earlier entries are committed (section 5.4.2).
+    Blank,
+    /// An application command, opaque to Raft.
+    Command(Bytes),
+}
+
+impl Entry {
+    /// This entry's log id.
+    pub fn log_id(&self) -> LogId {
+        LogId::new(self.term, self.index)
+    }
+
+    /// An estimate of the entry's size on the wire, used for the byte budgets of
+    /// messages: the payload plus a fixed header.
+    pub fn size(&self) -> u64 {
+        const HEADER: u64 = 24;
+        HEADER
+            + match &self.payload {
+                EntryPayload::Blank => 0,
+                EntryPayload::Command(data) => data.len() as u64,
+            }
+    }
+}
+
+/// The state a node must persist before it answers any message that depends on
+/// it (Figure 2, "Persistent state on all servers", less the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HardState {
+    /// The latest term this node has seen.
+    pub term: Term,
+    /// The candidate this node voted for in `term`, if any. Persisting it is
+    /// what stops a restarted node from voting twice in one term.
+    pub vote: Option<NodeId>,
+}
+
+/// The role a node currently plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Replicates the leader's log; campaigns when the leader goes quiet.
+    Follower,
+    /// Asks whether it could win an election, without disturbing anyone's term
+    /// (thesis section 9.6).
+    PreCandidate,
+    /// Campaigns for votes in a new term.
+    Candidate,
+    /// Accepts proposals and replicates them.
+    Leader,
+}
+
+/// Volatile state that callers usually want to observe: who leads, and what
+/// this node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoftState {
+    /// The leader this node knows of in the current term.
+    pub leader: Option<NodeId>,
+    /// This node's role.
+    pub role: Role,
+}
