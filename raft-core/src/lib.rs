@@ -84,6 +84,10 @@ mod config;
 mod election;
 mod log;
 mod message;
+#[cfg(raft_mutation)]
+pub mod mutation;
+#[cfg(not(raft_mutation))]
+mod mutation;
 mod node;
 mod progress;
 mod quorum;

@@ -14,6 +14,7 @@
 //! [`Transition`] rather than changing role themselves; [`RawNode`] applies it.
 
 use crate::election::Candidate;
+use crate::mutation::{mutated, Mutation};
 use crate::quorum::{JointConfig, MajorityConfig};
 use crate::replication::{self, Leader};
 use crate::rng::Rng;
@@ -228,7 +229,8 @@ impl Core {
         let independent = matches!(
             body,
             MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_) | MessageBody::PreVote(_)
-        );
+        ) || (mutated(Mutation::AckBeforePersist)
+            && matches!(body, MessageBody::AppendEntriesResponse(_)));
         let message = Message { from: self.id, to, term, body };
         if independent && term_durable {
             self.messages.push(message);

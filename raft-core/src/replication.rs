@@ -13,6 +13,7 @@
 //! (Figure 8). The leader's own log counts only up to what is durable, so it
 //! can write its log in parallel with its followers.
 
+use crate::mutation::{mutated, Mutation};
 use crate::node::{Core, Transition};
 use crate::quorum::VoteResult;
 use crate::{
@@ -197,7 +198,9 @@ impl Leader {
                 self.progress.get(&id).map(Progress::match_index)
             }
         });
-        if index > core.log.committed() && core.log.term(index) == Some(core.term) {
+        let of_our_term =
+            core.log.term(index) == Some(core.term) || mutated(Mutation::CommitEarlierTermByCount);
+        if index > core.log.committed() && of_our_term {
             core.log.commit_to(index)
         } else {
             false

@@ -1,0 +1,41 @@
+//! Deliberate protocol bugs, to prove that the simulator's checkers catch what
+//! they claim to. They exist only in builds made with
+//! `RUSTFLAGS="--cfg raft_mutation"`; in every other build [`mutated`] is the
+//! constant `false` and the bug paths compile away, so no normal build can
+//! reach them.
+
+/// A rule of the protocol that a mutated build breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutation {
+    /// Commit an entry of an earlier term by counting its replicas (the
+    /// Figure 8 bug).
+    CommitEarlierTermByCount,
+    /// Grant votes without the up-to-date log check (section 5.4.1).
+    VoteWithoutLogCheck,
+    /// Acknowledge appended entries before they are durable.
+    AckBeforePersist,
+}
+
+#[cfg(raft_mutation)]
+std::thread_local! {
+    static ACTIVE: std::cell::Cell<Option<Mutation>> = const { std::cell::Cell::new(None) };
+}
+
+/// Activates `mutation` (or none) for nodes run on this thread.
+#[cfg(raft_mutation)]
+pub fn set(mutation: Option<Mutation>) {
+    ACTIVE.with(|active| active.set(mutation));
+}
+
+/// Whether `mutation` is active on this thread.
+#[cfg(raft_mutation)]
+pub(crate) fn mutated(mutation: Mutation) -> bool {
+    ACTIVE.with(|active| active.get() == Some(mutation))
+}
+
+/// Always false: this build has no mutations.
+#[cfg(not(raft_mutation))]
+#[inline(always)]
+pub(crate) fn mutated(_: Mutation) -> bool {
+    false
+}

@@ -1,0 +1,206 @@
+//! One checker per safety property of Raft (Figure 3 of the paper), run after
+//! every step of a simulation.
+//!
+//! The checks are incremental, so they stay cheap on long runs:
+//! - **Election Safety**: at most one leader per term, recorded whenever a node
+//!   is seen as leader.
+//! - **Log Matching**: every entry a node writes is recorded by `(index, term)`
+//!   with its payload and its predecessor's term; a second entry with the same
+//!   `(index, term)` must agree on both. By induction on the index, that makes
+//!   any two logs that share an entry identical up to it.
+//! - **Leader Completeness**: a node seen as leader for the first time in a term
+//!   must hold every entry known to be committed.
+//! - **State Machine Safety**: every entry a node commits or applies must equal
+//!   the entry committed at that index anywhere, and a node applies in order
+//!   without gaps.
+//! - **Durability of commitment**: every committed entry stays on the durable
+//!   disks of a majority (checked by [`Checker::check_durable`]), and a node's
+//!   commit index never moves back while it runs.
+
+use raft_core::{Entry, Index, NodeId, RawNode, Role, Term};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+/// A broken safety property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which property.
+    pub property: &'static str,
+    /// What was seen.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} violated: {}", self.property, self.detail)
+    }
+}
+
+fn violation(property: &'static str, detail: String) -> Result<(), Violation> {
+    Err(Violation { property, detail })
+}
+
+/// The checkers' memory of a run.
+#[derive(Debug, Default)]
+pub struct Checker {
+    leaders: HashMap<Term, NodeId>,
+    entries: HashMap<(Index, Term), (Term, Entry)>,
+    committed: Vec<Entry>,
+    commit_seen: BTreeMap<NodeId, Index>,
+    applied: BTreeMap<NodeId, Index>,
+}
+
+impl Checker {
+    /// Every entry committed anywhere so far, in log order from index 1.
+    pub fn committed(&self) -> &[Entry] {
+        &self.committed
+    }
+
+    /// Log Matching, for entries `node` is about to write after the entry of
+    /// term `prev_term`.
+    pub fn on_write(&mut self, node: NodeId, prev_term: Term, entries: &[Entry]) -> Result<(), Violation> {
+        let mut prev_term = prev_term;
+        for entry in entries {
+            let key = (entry.index, entry.term);
+            match self.entries.get(&key) {
+                Some((seen_prev, seen)) if *seen_prev != prev_term || seen != entry => {
+                    return violation(
+                        "Log Matching",
+                        format!(
+                            "node {node} writes {entry:?} after term {prev_term}, but {seen:?} after term \
+                             {seen_prev} exists with the same index and term"
+                        ),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    self.entries.insert(key, (prev_term, entry.clone()));
+                }
+            }
+            prev_term = entry.term;
+        }
+        Ok(())
+    }
+
+    /// Election Safety and Leader Completeness, and the commit-side of State
+    /// Machine Safety, after any input to `node`.
+    pub fn on_step(&mut self, node: NodeId, raft: &RawNode) -> Result<(), Violation> {
+        if raft.role() == Role::Leader {
+            match self.leaders.get(&raft.term()) {
+                Some(&other) if other != node => {
+                    return violation(
+                        "Election Safety",
+                        format!("nodes {other} and {node} are both leaders of term {}", raft.term()),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    self.leaders.insert(raft.term(), node);
+                    self.check_leader_completeness(node, raft)?;
+                }
+            }
+        }
+        let commit = raft.log().committed();
+        let seen = self.commit_seen.entry(node).or_insert(0);
+        if commit < *seen {
+            return violation(
+                "Commit monotonicity",
+                format!("node {node} commit index went from {seen} to {commit}"),
+            );
+        }
+        if commit > *seen {
+            let from = (*seen).min(self.committed.len() as Index) + 1;
+            *seen = commit;
+            for index in from.max(raft.log().first_index())..=commit {
+                let Some(entry) = raft.log().entry(index) else {
+                    return violation(
+                        "State Machine Safety",
+                        format!("node {node} has commit index {commit} but no entry {index}"),
+                    );
+                };
+                self.observe_committed(node, entry)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_leader_completeness(&self, node: NodeId, raft: &RawNode) -> Result<(), Violation> {
+        for entry in &self.committed {
+            if entry.index >= raft.log().first_index() && !raft.log().matches(entry.index, entry.term) {
+                return violation(
+                    "Leader Completeness",
+                    format!(
+                        "node {node} leads term {} without committed entry {:?} (it has term {:?} there)",
+                        raft.term(),
+                        entry.log_id(),
+                        raft.log().term(entry.index)
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a committed entry, or checks it against the one recorded.
+    fn observe_committed(&mut self, node: NodeId, entry: &Entry) -> Result<(), Violation> {
+        let known = self.committed.len() as Index;
+        if entry.index <= known {
+            let recorded = &self.committed[entry.index as usize - 1];
+            if recorded != entry {
+                return violation(
+                    "State Machine Safety",
+                    format!("node {node} commits {entry:?} where {recorded:?} was committed"),
+                );
+            }
+        } else if entry.index == known + 1 {
+            self.committed.push(entry.clone());
+        }
+        Ok(())
+    }
+
+    /// State Machine Safety for entries `node` applies.
+    pub fn on_apply(&mut self, node: NodeId, entries: &[Entry]) -> Result<(), Violation> {
+        for entry in entries {
+            let applied = self.applied.entry(node).or_insert(0);
+            if entry.index != *applied + 1 {
+                return violation(
+                    "State Machine Safety",
+                    format!("node {node} applies index {} after {}", entry.index, applied),
+                );
+            }
+            *applied = entry.index;
+            self.observe_committed(node, entry)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets a node's volatile state when it crashes.
+    pub fn on_crash(&mut self, node: NodeId) {
+        self.commit_seen.remove(&node);
+        self.applied.remove(&node);
+    }
+
+    /// Every committed entry is on the durable disks of a majority of `voters`.
+    pub fn check_durable<'a>(
+        &self,
+        voters: usize,
+        disks: impl Iterator<Item = (NodeId, &'a [Entry])> + Clone,
+    ) -> Result<(), Violation> {
+        for entry in &self.committed {
+            let holders = disks
+                .clone()
+                .filter(|(_, log)| log.get(entry.index as usize - 1).is_some_and(|e| e == entry))
+                .count();
+            if holders <= voters / 2 {
+                return violation(
+                    "Durability of commitment",
+                    format!(
+                        "committed entry {:?} is durable on only {holders} of {voters} nodes",
+                        entry.log_id()
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,568 @@
+//! A cluster of [`RawNode`]s wired to a model of disks and a network, driven
+//! one input at a time. Scripted scenario tests drive it by hand;
+//! [`crate::Simulation`] drives it at random from a seed.
+//!
+//! **Disks.** Every `Ready` becomes a pending write on its node's disk. A
+//! write becomes durable only when the driver flushes it (in order); then its
+//! `persisted_messages` are released and the node hears `on_persisted`. A
+//! crash loses every pending write, and the messages waiting on it.
+//!
+//! **Network.** Messages wait in flight until delivered, each with a delivery
+//! time; the driver decides delays, loss and duplication. A cut link drops
+//! what crosses it, in one direction or both.
+//!
+//! Every input is followed by the [`Checker`]s; the first violation is kept
+//! and, in scripted use, fails the test at once.
+
+use crate::checker::{Checker, Violation};
+use bytes::Bytes;
+use raft_core::{
+    Config, Entry, HardState, InitialState, LogId, Message, MessageBody, NodeId, RawNode, Ready, Role,
+};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+
+/// A write issued by a node and not yet durable.
+#[derive(Debug)]
+struct PendingWrite {
+    number: u64,
+    hard_state: Option<HardState>,
+    entries: Vec<Entry>,
+    messages: Vec<Message>,
+    /// When the simulator lets it complete.
+    ready_at: u64,
+}
+
+/// What a node has on disk.
+#[derive(Debug, Default, Clone)]
+pub struct Disk {
+    /// The durable term and vote.
+    pub hard_state: HardState,
+    /// The durable log, from index 1.
+    pub entries: Vec<Entry>,
+}
+
+/// One simulated node: its disk survives crashes, everything else does not.
+#[derive(Debug)]
+pub struct SimNode {
+    /// The running node; `None` while crashed.
+    pub raft: Option<RawNode>,
+    /// Durable state.
+    pub disk: Disk,
+    pending: VecDeque<PendingWrite>,
+    config: Config,
+    incarnation: u64,
+}
+
+/// A message on the wire.
+#[derive(Debug, Clone)]
+struct InFlight {
+    deliver_at: u64,
+    seq: u64,
+    message: Message,
+}
+
+/// Counters for scenario assertions.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    /// Messages delivered.
+    pub delivered: u64,
+    /// AppendEntries refused by the consistency check.
+    pub append_conflicts: u64,
+}
+
+/// Nodes, disks, network and checkers.
+#[derive(Debug)]
+pub struct Cluster {
+    nodes: BTreeMap<NodeId, SimNode>,
+    voters: BTreeSet<NodeId>,
+    in_flight: Vec<InFlight>,
+    next_seq: u64,
+    cut: HashSet<(NodeId, NodeId)>,
+    /// Logical time, advanced by the driver.
+    pub now: u64,
+    /// Per-message delays, loss and duplication are drawn from this, if set;
+    /// otherwise messages are delivered in send order with no loss.
+    pub net: Option<NetModel>,
+    /// How long a write takes to become durable is drawn from this, if set;
+    /// otherwise writes wait for an explicit flush.
+    pub disk: Option<DiskModel>,
+    checker: Checker,
+    violation: Option<Violation>,
+    /// Scripted use: a violation panics at once with its description.
+    pub panic_on_violation: bool,
+    trace: Option<Vec<String>>,
+    seed: u64,
+    /// Counters.
+    pub stats: Stats,
+}
+
+/// How the simulated network treats messages.
+#[derive(Debug, Clone)]
+pub struct NetModel {
+    /// The source of every network decision.
+    pub rng: ChaCha8Rng,
+    /// Chance a message is lost.
+    pub drop_rate: f64,
+    /// Chance a message is delivered twice.
+    pub duplicate_rate: f64,
+    /// Delays are uniform in `1..=max_delay` steps, so messages overtake each other.
+    pub max_delay: u64,
+}
+
+impl NetModel {
+    /// Delivery delays for the copies of a message: none if it is lost, two if
+    /// it is duplicated.
+    fn delays(&mut self) -> Vec<u64> {
+        if self.rng.random_bool(self.drop_rate) {
+            return Vec::new();
+        }
+        let max = self.max_delay.max(1);
+        let mut delays = vec![self.rng.random_range(1..=max)];
+        if self.rng.random_bool(self.duplicate_rate) {
+            delays.push(self.rng.random_range(1..=max));
+        }
+        delays
+    }
+}
+
+/// How long simulated writes take to become durable.
+#[derive(Debug, Clone)]
+pub struct DiskModel {
+    /// The source of latencies.
+    pub rng: ChaCha8Rng,
+    /// Latencies are uniform in `1..=max_latency` steps.
+    pub max_latency: u64,
+}
+
+impl Cluster {
+    /// A cluster of voters `1..=n` with default configurations, as in a new
+    /// deployment: empty logs, term 0.
+    pub fn new(n: u64) -> Self {
+        Self::with_config(n, Config::new)
+    }
+
+    /// A cluster of voters `1..=n`, each configured by `config(id)`.
+    pub fn with_config(n: u64, config: impl Fn(NodeId) -> Config) -> Self {
+        let disks = (1..=n).map(|id| (id, Disk::default())).collect();
+        Self::with_disks(disks, config, 0)
+    }
+
+    /// A cluster restarted from the given disks (voters are the disks' ids):
+    /// how scenario tests set up the logs of the paper's figures.
+    pub fn with_disks(disks: BTreeMap<NodeId, Disk>, config: impl Fn(NodeId) -> Config, seed: u64) -> Self {
+        let voters: BTreeSet<NodeId> = disks.keys().copied().collect();
+        let nodes = disks
+            .into_iter()
+            .map(|(id, disk)| {
+                (
+                    id,
+                    SimNode {
+                        raft: None,
+                        disk,
+                        pending: VecDeque::new(),
+                        config: config(id),
+                        incarnation: 0,
+                    },
+                )
+            })
+            .collect();
+        let mut cluster = Self {
+            nodes,
+            voters,
+            in_flight: Vec::new(),
+            next_seq: 0,
+            cut: HashSet::new(),
+            now: 0,
+            net: None,
+            disk: None,
+            checker: Checker::default(),
+            violation: None,
+            panic_on_violation: true,
+            trace: None,
+            seed,
+            stats: Stats::default(),
+        };
+        for id in cluster.ids() {
+            cluster.restart(id);
+        }
+        cluster
+    }
+
+    /// Starts recording a human-readable trace of every event.
+    pub fn enable_trace(&mut self) {
+        self.trace = Some(Vec::new());
+    }
+
+    /// The trace recorded so far.
+    pub fn trace(&self) -> &[String] {
+        self.trace.as_deref().unwrap_or_default()
+    }
+
+    fn log_event(&mut self, event: impl FnOnce() -> String) {
+        if let Some(trace) = &mut self.trace {
+            trace.push(format!("{:>6} {}", self.now, event()));
+        }
+    }
+
+    /// Every node's id.
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// The voting members.
+    pub fn voters(&self) -> &BTreeSet<NodeId> {
+        &self.voters
+    }
+
+    /// A running node. Panics if it is down: scripted tests ask only for live nodes.
+    pub fn node(&self, id: NodeId) -> &RawNode {
+        self.try_node(id).unwrap_or_else(|| panic!("node {id} is down"))
+    }
+
+    /// A running node, if it is up.
+    pub fn try_node(&self, id: NodeId) -> Option<&RawNode> {
+        self.nodes.get(&id).and_then(|n| n.raft.as_ref())
+    }
+
+    /// A node's durable state.
+    pub fn disk(&self, id: NodeId) -> &Disk {
+        &self.nodes[&id].disk
+    }
+
+    /// Whether a node is running.
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.try_node(id).is_some()
+    }
+
+    /// The first violation seen, if any.
+    pub fn violation(&self) -> Option<&Violation> {
+        self.violation.as_ref()
+    }
+
+    /// The checkers' record of committed entries.
+    pub fn committed(&self) -> &[Entry] {
+        self.checker.committed()
+    }
+
+    /// The live leader of the highest term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter_map(|(&id, n)| n.raft.as_ref().map(|r| (id, r)))
+            .filter(|(_, r)| r.role() == Role::Leader)
+            .max_by_key(|(_, r)| r.term())
+            .map(|(id, _)| id)
+    }
+
+    fn record(&mut self, result: Result<(), Violation>) {
+        if let Err(v) = result {
+            if self.panic_on_violation {
+                panic!("{v}");
+            }
+            if self.violation.is_none() {
+                self.log_event(|| format!("VIOLATION {v}"));
+                self.violation = Some(v);
+            }
+        }
+    }
+
+    /// Gives node `id` an input, then processes everything it produces.
+    fn input(&mut self, id: NodeId, f: impl FnOnce(&mut RawNode)) {
+        let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) else { return };
+        f(raft);
+        self.drain(id);
+    }
+
+    /// Takes every `Ready` a node has and acts on it, checking as it goes.
+    fn drain(&mut self, id: NodeId) {
+        loop {
+            let node = self.nodes.get_mut(&id).expect("known node");
+            let Some(raft) = node.raft.as_mut() else { return };
+            let step_check = self.checker.on_step(id, raft);
+            if !raft.has_ready() {
+                self.record(step_check);
+                return;
+            }
+            let ready = raft.ready();
+            let prev_term = ready.entries.first().and_then(|e| raft.log().term(e.index - 1)).unwrap_or(0);
+            self.record(step_check);
+            let write_check = self.checker.on_write(id, prev_term, &ready.entries);
+            self.record(write_check);
+            self.process_ready(id, ready);
+        }
+    }
+
+    fn process_ready(&mut self, id: NodeId, ready: Ready) {
+        if let Some(soft) = ready.soft_state {
+            let term = self.node(id).term();
+            self.log_event(|| format!("n{id} is {:?} in term {term}, leader {:?}", soft.role, soft.leader));
+        }
+        for message in ready.messages {
+            self.send(message);
+        }
+        let apply_check = self.checker.on_apply(id, &ready.committed_entries);
+        self.record(apply_check);
+        let latency = self.disk.as_mut().map_or(0, |d| d.rng.random_range(1..=d.max_latency.max(1)));
+        let ready_at = self.now + latency;
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let ready_at = node.pending.back().map_or(ready_at, |w| w.ready_at.max(ready_at));
+        node.pending.push_back(PendingWrite {
+            number: ready.number,
+            hard_state: ready.hard_state,
+            entries: ready.entries,
+            messages: ready.persisted_messages,
+            ready_at,
+        });
+    }
+
+    /// Puts a message on the wire (or drops it, if its link is cut).
+    fn send(&mut self, message: Message) {
+        if self.cut.contains(&(message.from, message.to)) {
+            return;
+        }
+        let delays = match &mut self.net {
+            Some(net) => net.delays(),
+            None => vec![0],
+        };
+        for delay in delays {
+            let message = message.clone();
+            self.in_flight.push(InFlight { deliver_at: self.now + delay, seq: self.next_seq, message });
+            self.next_seq += 1;
+        }
+    }
+
+    /// Completes the oldest pending write of node `id`: it becomes durable,
+    /// its held messages are sent, and the node is told.
+    pub fn flush_one(&mut self, id: NodeId) -> bool {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        let Some(write) = node.pending.pop_front() else { return false };
+        if let Some(hs) = write.hard_state {
+            node.disk.hard_state = hs;
+        }
+        if let Some(first) = write.entries.first() {
+            node.disk.entries.truncate(first.index as usize - 1);
+            node.disk.entries.extend(write.entries);
+        }
+        for message in write.messages {
+            self.send(message);
+        }
+        self.input(id, |raft| raft.on_persisted(write.number));
+        true
+    }
+
+    /// Completes the pending writes of node `id` that are due by now.
+    pub fn flush_due(&mut self, id: NodeId) {
+        while self.nodes[&id].pending.front().is_some_and(|w| w.ready_at <= self.now) {
+            self.flush_one(id);
+        }
+    }
+
+    /// Delivers one message, if its recipient is up and the link not cut.
+    fn deliver(&mut self, message: Message) {
+        if self.cut.contains(&(message.from, message.to)) || !self.is_up(message.to) {
+            return;
+        }
+        self.stats.delivered += 1;
+        if matches!(
+            message.body,
+            MessageBody::AppendEntriesResponse(raft_core::AppendEntriesResponse::Conflict { .. })
+        ) {
+            self.stats.append_conflicts += 1;
+        }
+        self.log_event(|| describe(&message));
+        let to = message.to;
+        let mut result = Ok(());
+        self.input(to, |raft| {
+            if let Err(e) = raft.step(message) {
+                result =
+                    Err(Violation { property: "No step errors between honest nodes", detail: e.to_string() });
+            }
+        });
+        self.record(result);
+    }
+
+    /// Delivers every message due by now, in order of delivery time.
+    pub fn deliver_due(&mut self) {
+        loop {
+            let now = self.now;
+            let Some(pos) = self
+                .in_flight
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.deliver_at <= now)
+                .min_by_key(|(_, m)| (m.deliver_at, m.seq))
+                .map(|(i, _)| i)
+            else {
+                return;
+            };
+            let message = self.in_flight.swap_remove(pos).message;
+            self.deliver(message);
+        }
+    }
+
+    /// Ticks node `id` once.
+    pub fn tick(&mut self, id: NodeId) {
+        self.input(id, RawNode::tick);
+    }
+
+    /// Proposes a command at node `id`; returns its log id if `id` leads.
+    pub fn propose(&mut self, id: NodeId, command: impl Into<Bytes>) -> Option<LogId> {
+        let mut result = None;
+        let command = command.into();
+        self.input(id, |raft| result = raft.propose(command).ok());
+        result
+    }
+
+    /// Makes node `id` campaign now.
+    pub fn campaign(&mut self, id: NodeId) {
+        self.log_event(|| format!("n{id} campaigns"));
+        self.input(id, RawNode::campaign);
+    }
+
+    /// Crashes node `id`: pending writes, and the messages waiting on them, are lost.
+    pub fn crash(&mut self, id: NodeId) {
+        self.log_event(|| format!("n{id} crashes"));
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.raft = None;
+        node.pending.clear();
+        self.checker.on_crash(id);
+    }
+
+    /// Restarts node `id` from its disk (crashing it first if it is up).
+    pub fn restart(&mut self, id: NodeId) {
+        if self.is_up(id) {
+            self.crash(id);
+        }
+        self.log_event(|| format!("n{id} starts"));
+        let voters = self.voters.clone();
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.incarnation += 1;
+        let state = InitialState {
+            hard_state: node.disk.hard_state,
+            snapshot: LogId::default(),
+            entries: node.disk.entries.clone(),
+            voters,
+            learners: BTreeSet::new(),
+        };
+        let seed = self.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ node.incarnation.rotate_left(32);
+        match RawNode::new(node.config.clone(), state, seed) {
+            Ok(raft) => node.raft = Some(raft),
+            Err(e) => {
+                let v = Violation { property: "Restart from durable state", detail: e.to_string() };
+                self.record(Err(v));
+            }
+        }
+        self.drain(id);
+    }
+
+    /// Cuts the links between every node of `a` and every node of `b`, both ways.
+    pub fn partition(&mut self, a: &[NodeId], b: &[NodeId]) {
+        for &x in a {
+            for &y in b {
+                self.cut_link(x, y);
+                self.cut_link(y, x);
+            }
+        }
+    }
+
+    /// Cuts the link from `from` to `to` only.
+    pub fn cut_link(&mut self, from: NodeId, to: NodeId) {
+        self.log_event(|| format!("cut n{from} -> n{to}"));
+        self.cut.insert((from, to));
+    }
+
+    /// Cuts node `id` off from every other node.
+    pub fn isolate(&mut self, id: NodeId) {
+        let others: Vec<NodeId> = self.ids().into_iter().filter(|&o| o != id).collect();
+        self.partition(&[id], &others);
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.log_event(|| "heal all links".to_string());
+        self.cut.clear();
+    }
+
+    /// Drops every message in flight.
+    pub fn drop_in_flight(&mut self) {
+        self.in_flight.clear();
+    }
+
+    /// Whether messages or writes remain.
+    pub fn is_quiet(&self) -> bool {
+        self.in_flight.is_empty() && self.nodes.values().all(|n| n.pending.is_empty())
+    }
+
+    /// Scripted use: delivers every message and completes every write until
+    /// nothing is left (ticks do not advance).
+    pub fn stabilize(&mut self) {
+        for _ in 0..10_000 {
+            if self.is_quiet() {
+                return;
+            }
+            for id in self.ids() {
+                while self.flush_one(id) {}
+            }
+            let in_flight = std::mem::take(&mut self.in_flight);
+            for m in in_flight {
+                self.deliver(m.message);
+            }
+        }
+        panic!("the cluster did not stabilize");
+    }
+
+    /// Scripted use: ticks node `id` `n` times, stabilizing after each tick.
+    pub fn tick_n(&mut self, id: NodeId, n: u64) {
+        for _ in 0..n {
+            self.tick(id);
+            self.stabilize();
+        }
+    }
+
+    /// Scripted use: ticks every live node `n` times, stabilizing after each round.
+    pub fn tick_all(&mut self, n: u64) {
+        for _ in 0..n {
+            for id in self.ids() {
+                self.tick(id);
+            }
+            self.stabilize();
+        }
+    }
+
+    /// Checks that every committed entry is durable on a majority.
+    pub fn check_durable(&mut self) {
+        let voters = self.voters.len();
+        let disks = self.nodes.iter().map(|(&id, n)| (id, n.disk.entries.as_slice()));
+        let result = self.checker.check_durable(voters, disks);
+        self.record(result);
+    }
+
+    /// The terms of a node's log, from index 1: a compact picture of it.
+    pub fn log_terms(&self, id: NodeId) -> Vec<u64> {
+        let log = self.node(id).log();
+        (log.first_index()..=log.last_index()).filter_map(|i| log.term(i)).collect()
+    }
+}
+
+/// One line describing a message, for traces.
+fn describe(m: &Message) -> String {
+    let detail = match &m.body {
+        MessageBody::PreVote(r) | MessageBody::Vote(r) => {
+            format!("last {}@{}", r.last_log_index, r.last_log_term)
+        }
+        MessageBody::PreVoteResponse(r) | MessageBody::VoteResponse(r) => format!("granted={}", r.granted),
+        MessageBody::AppendEntries(a) => format!(
+            "prev {}@{} +{} commit {}",
+            a.prev_log_index,
+            a.prev_log_term,
+            a.entries.len(),
+            a.leader_commit
+        ),
+        MessageBody::AppendEntriesResponse(r) => format!("{r:?}"),
+        MessageBody::Heartbeat(h) => format!("commit {}", h.commit),
+        MessageBody::HeartbeatResponse => String::new(),
+    };
+    format!("n{} -> n{} {} t{} {}", m.from, m.to, m.body.kind(), m.term, detail)
+}

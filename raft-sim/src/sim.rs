@@ -1,0 +1,326 @@
+//! Randomized, seeded runs of a [`Cluster`]: everything that happens is drawn
+//! from one seed, so a failing run replays exactly.
+//!
+//! A run has two phases. In the **fault phase** clients propose while nodes
+//! crash and restart (losing unflushed writes), links are cut symmetrically
+//! or one way, and the network drops, duplicates, delays and so reorders
+//! messages. Then everything **heals**: crashed nodes restart, links are
+//! restored, the network turns reliable, and the run must show **liveness**:
+//! a leader is elected and a new proposal commits within
+//! [`LIVENESS_TICKS`] ticks. Safety is checked after every step of both.
+
+use crate::checker::Violation;
+use crate::cluster::{Cluster, DiskModel, NetModel};
+use bytes::Bytes;
+use raft_core::{Config, EntryPayload, NodeId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::fmt;
+
+/// Logical time units per tick.
+pub const TICK: u64 = 10;
+/// Ticks the healed cluster has to elect a leader and commit a proposal.
+pub const LIVENESS_TICKS: u64 = 300;
+/// Clients propose only while the leader has fewer uncommitted entries than
+/// this, as a runtime bounds its queue of pending proposals. Without it, a
+/// run with tiny message budgets on a slow network would be offered more load
+/// than it can replicate, and no bound on recovery time could hold.
+pub const MAX_UNCOMMITTED: u64 = 32;
+
+/// The shape of one run, derived from its seed.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// The seed everything is drawn from.
+    pub seed: u64,
+    /// Number of voters (3 or 5).
+    pub nodes: u64,
+    /// Steps (time units) of the fault phase.
+    pub fault_steps: u64,
+    /// Chance per step that a node crashes.
+    pub crash_rate: f64,
+    /// Chance per step that the partition changes.
+    pub partition_rate: f64,
+    /// Chance a message is dropped, and that it is duplicated.
+    pub drop_rate: f64,
+    /// Chance a message is duplicated.
+    pub duplicate_rate: f64,
+    /// Maximum message delay in steps (delays are uniform from 1).
+    pub max_delay: u64,
+    /// Chance per step that a client proposes.
+    pub propose_rate: f64,
+    /// Pre-vote on the nodes.
+    pub pre_vote: bool,
+    /// Check-quorum on the nodes.
+    pub check_quorum: bool,
+    /// The nodes' entry budget per AppendEntries; small budgets split batches
+    /// and so expose orderings that one big message would hide.
+    pub max_entries_per_msg: usize,
+    /// The nodes' in-flight window per follower.
+    pub max_inflight_msgs: usize,
+}
+
+impl SimOptions {
+    /// The run that `seed` stands for: its cluster size and fault mix are drawn
+    /// from the seed too, so a sweep of seeds covers many mixes.
+    pub fn from_seed(seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F_5EED);
+        let calm = rng.random_bool(0.2);
+        Self {
+            seed,
+            nodes: if rng.random_bool(0.5) { 3 } else { 5 },
+            fault_steps: 3000,
+            crash_rate: if calm { 0.0 } else { rng.random_range(0.0..0.004) },
+            partition_rate: if calm { 0.0 } else { rng.random_range(0.0..0.006) },
+            drop_rate: if calm { 0.0 } else { rng.random_range(0.0..0.2) },
+            duplicate_rate: rng.random_range(0.0..0.05),
+            max_delay: rng.random_range(1..=40),
+            propose_rate: rng.random_range(0.01..0.2),
+            pre_vote: rng.random_bool(0.8),
+            check_quorum: rng.random_bool(0.8),
+            max_entries_per_msg: [1, 2, 3, 64, 1024][rng.random_range(0..5)],
+            max_inflight_msgs: [1, 4, 256][rng.random_range(0..3)],
+        }
+    }
+}
+
+/// How a run ended badly.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The run's seed.
+    pub seed: u64,
+    /// The step at which it was detected.
+    pub step: u64,
+    /// What went wrong.
+    pub violation: Violation,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed {} failed at step {}: {}\n  replay: cargo run -p raft-sim --release -- replay {}",
+            self.seed, self.step, self.violation, self.seed
+        )
+    }
+}
+
+/// What a successful run did, for summaries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Outcome {
+    /// Entries committed.
+    pub committed: u64,
+    /// Ticks from the heal to the first commit after it.
+    pub recovery_ticks: u64,
+    /// The highest term reached.
+    pub max_term: u64,
+}
+
+/// One seeded run.
+#[derive(Debug)]
+pub struct Simulation {
+    options: SimOptions,
+    rng: ChaCha8Rng,
+    cluster: Cluster,
+    /// For each node: the time it comes back up, if down.
+    down_until: Vec<Option<u64>>,
+    tick_phase: Vec<u64>,
+    next_command: u64,
+    step: u64,
+}
+
+impl Simulation {
+    /// Sets up the run for `options`.
+    pub fn new(options: SimOptions) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+        let options_ = options.clone();
+        let config = move |id| Config {
+            pre_vote: options_.pre_vote,
+            check_quorum: options_.check_quorum,
+            max_entries_per_msg: options_.max_entries_per_msg,
+            max_inflight_msgs: options_.max_inflight_msgs,
+            ..Config::new(id)
+        };
+        let disks = (1..=options.nodes).map(|id| (id, Default::default())).collect();
+        let mut cluster = Cluster::with_disks(disks, config, rng.random());
+        cluster.panic_on_violation = false;
+        cluster.net = Some(NetModel {
+            rng: ChaCha8Rng::seed_from_u64(rng.random()),
+            drop_rate: options.drop_rate,
+            duplicate_rate: options.duplicate_rate,
+            max_delay: options.max_delay,
+        });
+        cluster.disk = Some(DiskModel { rng: ChaCha8Rng::seed_from_u64(rng.random()), max_latency: 12 });
+        let tick_phase = (0..options.nodes).map(|_| rng.random_range(0..TICK)).collect();
+        Self {
+            down_until: vec![None; options.nodes as usize],
+            options,
+            rng,
+            cluster,
+            tick_phase,
+            next_command: 0,
+            step: 0,
+        }
+    }
+
+    /// Records a trace of every event (for replays).
+    pub fn enable_trace(&mut self) {
+        self.cluster.enable_trace();
+    }
+
+    /// The cluster, for inspection after a run.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Runs the fault phase, heals, and checks liveness.
+    pub fn run(&mut self) -> Result<Outcome, Failure> {
+        while self.step < self.options.fault_steps {
+            self.fault_step();
+            self.advance()?;
+        }
+        self.heal();
+        let healed_at = self.step;
+        let deadline = healed_at + LIVENESS_TICKS * TICK;
+        let probe = self.command(true);
+        let mut proposed_in_term = None;
+        while self.step < deadline {
+            if let Some(leader) = self.cluster.leader() {
+                let term = self.cluster.node(leader).term();
+                if proposed_in_term != Some(term) {
+                    proposed_in_term = Some(term);
+                    self.cluster.propose(leader, probe.clone());
+                }
+            }
+            self.advance()?;
+            let committed = self.cluster.committed();
+            if committed.iter().rev().any(|e| matches!(&e.payload, EntryPayload::Command(c) if *c == probe)) {
+                let max_term = self.cluster.ids().iter().map(|&id| self.cluster.node(id).term()).max();
+                return Ok(Outcome {
+                    committed: committed.len() as u64,
+                    recovery_ticks: (self.step - healed_at) / TICK,
+                    max_term: max_term.unwrap_or(0),
+                });
+            }
+        }
+        Err(self.failure(Violation {
+            property: "Liveness",
+            detail: format!(
+                "no proposal committed within {LIVENESS_TICKS} ticks of healing (leader: {:?})",
+                self.cluster.leader()
+            ),
+        }))
+    }
+
+    fn failure(&self, violation: Violation) -> Failure {
+        Failure { seed: self.options.seed, step: self.step, violation }
+    }
+
+    /// A unique command; probes are marked so the liveness check can find them.
+    fn command(&mut self, probe: bool) -> Bytes {
+        self.next_command += 1;
+        let tag: &[u8] = if probe { b"probe" } else { b"cmd" };
+        Bytes::from([tag, &self.next_command.to_be_bytes()].concat())
+    }
+
+    /// One unit of time: due writes complete, due messages arrive, nodes tick.
+    fn advance(&mut self) -> Result<(), Failure> {
+        self.step += 1;
+        self.cluster.now = self.step;
+        let ids = self.cluster.ids();
+        for &id in &ids {
+            self.cluster.flush_due(id);
+        }
+        self.cluster.deliver_due();
+        for &id in &ids {
+            if self.step % TICK == self.tick_phase[id as usize - 1] {
+                self.cluster.tick(id);
+            }
+        }
+        if self.step % 100 == 0 {
+            self.cluster.check_durable();
+        }
+        match self.cluster.violation() {
+            Some(v) => Err(self.failure(v.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Faults and client load for one step of the fault phase.
+    fn fault_step(&mut self) {
+        let n = self.options.nodes;
+        for i in 0..n as usize {
+            let id = i as NodeId + 1;
+            match self.down_until[i] {
+                Some(t) if t <= self.step => {
+                    self.down_until[i] = None;
+                    self.cluster.restart(id);
+                }
+                None if self.rng.random_bool(self.options.crash_rate) => {
+                    self.cluster.crash(id);
+                    self.down_until[i] = Some(self.step + self.rng.random_range(1..40) * TICK);
+                }
+                _ => {}
+            }
+        }
+        if self.rng.random_bool(self.options.partition_rate) {
+            self.repartition();
+        }
+        if self.rng.random_bool(self.options.propose_rate) {
+            let target = self.cluster.leader().unwrap_or_else(|| self.rng.random_range(1..=n));
+            let backlog =
+                self.cluster.try_node(target).map_or(0, |r| r.log().last_index() - r.log().committed());
+            if backlog < MAX_UNCOMMITTED {
+                let command = self.command(false);
+                self.cluster.propose(target, command);
+            }
+        }
+    }
+
+    /// Heals the old partition and, most of the time, makes a new one.
+    fn repartition(&mut self) {
+        self.cluster.heal();
+        let ids = self.cluster.ids();
+        match self.rng.random_range(0..4) {
+            0 => {} // stay healed
+            1 => {
+                // One way: a random set of directed links fails.
+                for &a in &ids {
+                    for &b in &ids {
+                        if a != b && self.rng.random_bool(0.3) {
+                            self.cluster.cut_link(a, b);
+                        }
+                    }
+                }
+            }
+            _ => {
+                // A symmetric split into two sides.
+                let (a, b): (Vec<_>, Vec<_>) = ids.iter().partition(|_| self.rng.random_bool(0.5));
+                self.cluster.partition(&a, &b);
+            }
+        }
+        let drop_rate = if self.rng.random_bool(0.5) { self.options.drop_rate } else { 0.0 };
+        if let Some(net) = &mut self.cluster.net {
+            net.drop_rate = drop_rate;
+        }
+    }
+
+    /// Ends the fault phase: everything restarts and the network turns reliable.
+    fn heal(&mut self) {
+        for i in 0..self.options.nodes as usize {
+            if self.down_until[i].take().is_some() {
+                self.cluster.restart(i as NodeId + 1);
+            }
+        }
+        self.cluster.heal();
+        if let Some(net) = &mut self.cluster.net {
+            net.drop_rate = 0.0;
+            net.duplicate_rate = 0.0;
+            net.max_delay = net.max_delay.min(5);
+        }
+    }
+}
+
+/// Runs seed `seed` with the options it stands for.
+pub fn run_seed(seed: u64) -> Result<Outcome, Failure> {
+    Simulation::new(SimOptions::from_seed(seed)).run()
+}
