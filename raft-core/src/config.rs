@@ -130,9 +130,12 @@ mod tests {
         assert_eq!(Config::new(1).validate(), Ok(()));
     }
 
+    /// A change that makes a default configuration invalid.
+    type Breakage = fn(&mut Config);
+
     #[test]
     fn bad_configs_are_typed_errors() {
-        let cases: Vec<(fn(&mut Config), ConfigError)> = vec![
+        let cases: Vec<(Breakage, ConfigError)> = vec![
             (|c| c.id = 0, ConfigError::ZeroId),
             (|c| c.heartbeat_interval = 0, ConfigError::ZeroHeartbeat),
             (

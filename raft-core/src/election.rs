@@ -37,7 +37,7 @@ impl Candidate {
             VoteRequest { last_log_index: core.log.last_index(), last_log_term: core.log.last_term() };
         let term = if pre_vote { core.term + 1 } else { core.term };
         // Sorted order, so runs are deterministic.
-        let peers: Vec<NodeId> = core.voters.ids().into_iter().filter(|&id| id != core.id).collect();
+        let peers: Vec<NodeId> = core.voters.ids().filter(|&id| id != core.id).collect();
         for peer in peers {
             let body = if pre_vote { MessageBody::PreVote(request) } else { MessageBody::Vote(request) };
             core.send_with_term(peer, term, body);

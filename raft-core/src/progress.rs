@@ -133,6 +133,9 @@ pub struct Progress {
     /// be lost, and in Replicate nothing else would notice, so the leader
     /// falls back to Probe once this reaches a threshold.
     pub stalled_heartbeats: u32,
+    /// The highest commit index sent to the follower. A follower that was
+    /// paused when the commit index last advanced is told on its next ack.
+    pub commit_sent: Index,
 }
 
 impl Progress {
@@ -147,6 +150,7 @@ impl Progress {
             inflights: Inflights::new(max_inflight),
             recent_active: true,
             stalled_heartbeats: 0,
+            commit_sent: 0,
         }
     }
 

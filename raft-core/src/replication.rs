@@ -151,7 +151,9 @@ impl Leader {
                     }
                 }
                 if let Some(pr) = self.progress.get_mut(&from) {
-                    send_appends(core, from, pr, false);
+                    // If it missed the last commit broadcast, tell it now.
+                    let stale_commit = pr.commit_sent < core.log.committed().min(pr.match_index());
+                    send_appends(core, from, pr, stale_commit);
                 }
             }
             AppendEntriesResponse::Conflict { rejected_index, hint_index, hint_term } => {
@@ -217,8 +219,9 @@ impl Leader {
 
     fn broadcast_heartbeat(&mut self, core: &mut Core) {
         let committed = core.log.committed();
-        for (&id, pr) in &self.progress {
+        for (&id, pr) in self.progress.iter_mut() {
             let commit = committed.min(pr.match_index());
+            pr.commit_sent = pr.commit_sent.max(commit);
             core.send(id, MessageBody::Heartbeat(Heartbeat { commit }));
         }
     }
@@ -254,6 +257,7 @@ fn send_appends(core: &mut Core, to: NodeId, pr: &mut Progress, send_if_empty: b
         }
         let more = pr.state() == ProgressState::Replicate && !entries.is_empty();
         let leader_commit = core.log.committed();
+        pr.commit_sent = pr.commit_sent.max(leader_commit);
         core.send(
             to,
             MessageBody::AppendEntries(AppendEntries {

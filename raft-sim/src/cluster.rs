@@ -136,6 +136,20 @@ pub struct DiskModel {
     pub max_latency: u64,
 }
 
+impl Disk {
+    /// A disk holding a log with the given terms at indexes 1, 2, ... (one
+    /// blank entry each) and the given current term: how scenario tests draw
+    /// the logs of the paper's figures.
+    pub fn with_terms(term: u64, log_terms: &[u64]) -> Self {
+        let entries = log_terms
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| Entry { index: i as u64 + 1, term: t, payload: raft_core::EntryPayload::Blank })
+            .collect();
+        Self { hard_state: HardState { term, vote: None }, entries }
+    }
+}
+
 impl Cluster {
     /// A cluster of voters `1..=n` with default configurations, as in a new
     /// deployment: empty logs, term 0.
@@ -498,24 +512,52 @@ impl Cluster {
     /// Scripted use: delivers every message and completes every write until
     /// nothing is left (ticks do not advance).
     pub fn stabilize(&mut self) {
+        self.stabilize_dropping(|_| false);
+    }
+
+    /// Scripted use: like [`Cluster::stabilize`], but every message for which
+    /// `lost` holds is dropped instead of delivered.
+    pub fn stabilize_dropping(&mut self, mut lost: impl FnMut(&Message) -> bool) {
         for _ in 0..10_000 {
             if self.is_quiet() {
                 return;
             }
-            for id in self.ids() {
-                while self.flush_one(id) {}
-            }
-            let in_flight = std::mem::take(&mut self.in_flight);
-            for m in in_flight {
-                self.deliver(m.message);
+            self.flush_all();
+            for message in std::mem::take(&mut self.in_flight) {
+                if lost(&message.message) {
+                    self.log_event(|| format!("lost: {}", describe(&message.message)));
+                } else {
+                    self.deliver(message.message);
+                }
             }
         }
         panic!("the cluster did not stabilize");
     }
 
+    /// Scripted use: delivers the messages now in flight, once, without
+    /// completing any write (so responses that wait on a write stay held).
+    pub fn deliver_in_flight(&mut self) {
+        for message in std::mem::take(&mut self.in_flight) {
+            self.deliver(message.message);
+        }
+    }
+
+    /// Scripted use: completes every pending write of every node.
+    pub fn flush_all(&mut self) {
+        for id in self.ids() {
+            while self.flush_one(id) {}
+        }
+    }
+
+    /// The messages on the wire.
+    pub fn in_flight(&self) -> impl Iterator<Item = &Message> {
+        self.in_flight.iter().map(|m| &m.message)
+    }
+
     /// Scripted use: ticks node `id` `n` times, stabilizing after each tick.
     pub fn tick_n(&mut self, id: NodeId, n: u64) {
         for _ in 0..n {
+            self.now += 1;
             self.tick(id);
             self.stabilize();
         }
@@ -524,6 +566,7 @@ impl Cluster {
     /// Scripted use: ticks every live node `n` times, stabilizing after each round.
     pub fn tick_all(&mut self, n: u64) {
         for _ in 0..n {
+            self.now += 1;
             for id in self.ids() {
                 self.tick(id);
             }

@@ -63,7 +63,7 @@ impl SimOptions {
     /// The run that `seed` stands for: its cluster size and fault mix are drawn
     /// from the seed too, so a sweep of seeds covers many mixes.
     pub fn from_seed(seed: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F_5EED);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005E_ED0F_5EED);
         let calm = rng.random_bool(0.2);
         Self {
             seed,

@@ -9,6 +9,8 @@
 //! ```
 #![cfg(raft_mutation)]
 
+mod common;
+
 use raft_core::mutation::{self, Mutation};
 use raft_sim::{run_seed, Failure};
 
@@ -43,4 +45,17 @@ fn committing_an_earlier_term_entry_by_count_is_caught() {
 fn acknowledging_before_persisting_is_caught() {
     let failure = first_failure(Mutation::AckBeforePersist);
     println!("{failure}");
+}
+
+/// The Figure 8 script catches the commit-by-count bug deterministically:
+/// the mutated leader commits the term-2 entry, which S5 later overwrites.
+#[test]
+fn figure_8_scenario_catches_commit_by_count() {
+    mutation::set(Some(Mutation::CommitEarlierTermByCount));
+    let mut c = common::figure_8_old_entry_on_a_majority(false);
+    assert_eq!(c.node(1).log().committed(), 2, "the mutated leader commits the old entry by count");
+    common::figure_8_s5_takes_over(&mut c);
+    mutation::set(None);
+    let violation = c.violation().expect("the checkers catch the overwritten committed entry");
+    println!("{violation}");
 }

@@ -1,0 +1,185 @@
+//! No input from a peer can make a node panic or break its invariants: random
+//! and hostile messages (absurd terms and indexes, gaps, lies about logs) are
+//! stepped into nodes in every role, interleaved with ticks, `ready` and
+//! arbitrary persistence reports.
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use raft_core::{
+    AppendEntries, AppendEntriesResponse, Config, Entry, EntryPayload, HardState, Heartbeat, InitialState,
+    Message, MessageBody, RawNode, Role, VoteRequest, VoteResponse,
+};
+
+/// Numbers that are small (plausible) or extreme (hostile).
+fn number() -> impl Strategy<Value = u64> {
+    prop_oneof![4 => 0u64..12, 1 => Just(u64::MAX), 1 => Just(u64::MAX - 1), 1 => any::<u64>()]
+}
+
+fn entry() -> impl Strategy<Value = Entry> {
+    (number(), number(), prop::bool::ANY).prop_map(|(term, index, blank)| Entry {
+        term,
+        index,
+        payload: if blank { EntryPayload::Blank } else { EntryPayload::Command(Bytes::from_static(b"x")) },
+    })
+}
+
+fn body() -> impl Strategy<Value = MessageBody> {
+    let vote_request =
+        || (number(), number()).prop_map(|(i, t)| VoteRequest { last_log_index: i, last_log_term: t });
+    let vote_response = || prop::bool::ANY.prop_map(|granted| VoteResponse { granted });
+    prop_oneof![
+        vote_request().prop_map(MessageBody::PreVote),
+        vote_request().prop_map(MessageBody::Vote),
+        vote_response().prop_map(MessageBody::PreVoteResponse),
+        vote_response().prop_map(MessageBody::VoteResponse),
+        (number(), number(), prop::collection::vec(entry(), 0..4), number()).prop_map(
+            |(i, t, entries, c)| {
+                MessageBody::AppendEntries(AppendEntries {
+                    prev_log_index: i,
+                    prev_log_term: t,
+                    entries,
+                    leader_commit: c,
+                })
+            }
+        ),
+        // Consecutive entries after prev: the shape an honest leader sends, with hostile terms.
+        (number(), number(), prop::collection::vec(number(), 0..4), number()).prop_map(|(i, t, terms, c)| {
+            let entries = terms
+                .iter()
+                .enumerate()
+                .map(|(k, &term)| Entry {
+                    term,
+                    index: i.wrapping_add(k as u64 + 1),
+                    payload: EntryPayload::Blank,
+                })
+                .collect();
+            MessageBody::AppendEntries(AppendEntries {
+                prev_log_index: i,
+                prev_log_term: t,
+                entries,
+                leader_commit: c,
+            })
+        }),
+        number().prop_map(|m| MessageBody::AppendEntriesResponse(AppendEntriesResponse::Success {
+            match_index: m
+        })),
+        (number(), number(), number()).prop_map(|(r, i, t)| {
+            MessageBody::AppendEntriesResponse(AppendEntriesResponse::Conflict {
+                rejected_index: r,
+                hint_index: i,
+                hint_term: t,
+            })
+        }),
+        number().prop_map(|commit| MessageBody::Heartbeat(Heartbeat { commit })),
+        Just(MessageBody::HeartbeatResponse),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Input {
+    Step { from: u64, to_me: bool, term: u64, body: MessageBody },
+    Tick,
+    Propose,
+    Ready,
+    Persisted(u64),
+}
+
+fn input() -> impl Strategy<Value = Input> {
+    prop_oneof![
+        6 => (0u64..6, prop::bool::weighted(0.95), number(), body())
+            .prop_map(|(from, to_me, term, body)| Input::Step { from, to_me, term, body }),
+        2 => Just(Input::Tick),
+        1 => Just(Input::Propose),
+        2 => Just(Input::Ready),
+        1 => (0u64..40).prop_map(Input::Persisted),
+    ]
+}
+
+/// Node 1 of {1, 2, 3} with a short log, made `role` by honest messages first.
+fn node(role: Role) -> RawNode {
+    let entries =
+        (1..=5).map(|i| Entry { term: 1 + i / 3, index: i, payload: EntryPayload::Blank }).collect();
+    let state = InitialState {
+        hard_state: HardState { term: 2, vote: None },
+        entries,
+        voters: [1, 2, 3].into(),
+        ..Default::default()
+    };
+    let mut node = RawNode::new(Config::new(1), state, 7).unwrap();
+    if role != Role::Follower {
+        node.campaign();
+    }
+    let grant = |node: &mut RawNode, pre: bool| {
+        let term = if pre { node.term() + 1 } else { node.term() };
+        let body = VoteResponse { granted: true };
+        let body = if pre { MessageBody::PreVoteResponse(body) } else { MessageBody::VoteResponse(body) };
+        node.step(Message { from: 2, to: 1, term, body }).unwrap();
+    };
+    if matches!(role, Role::Candidate | Role::Leader) {
+        grant(&mut node, true);
+    }
+    if role == Role::Leader {
+        grant(&mut node, false);
+    }
+    assert_eq!(node.role(), role);
+    node
+}
+
+fn check_invariants(node: &RawNode) {
+    let log = node.log();
+    assert!(log.applied() <= log.committed(), "applied {} > committed {}", log.applied(), log.committed());
+    assert!(log.committed() <= log.last_index());
+    assert!(log.persisted() <= log.last_index());
+    assert!(log.last_term() <= node.term());
+    if let Some(progress) = node.progress() {
+        for pr in progress.values() {
+            assert!(pr.match_index() < pr.next_index());
+            assert!(pr.next_index() <= log.last_index() + 1);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn hostile_messages_never_panic_or_break_invariants(
+        role in prop_oneof![Just(Role::Follower), Just(Role::PreCandidate), Just(Role::Candidate), Just(Role::Leader)],
+        inputs in prop::collection::vec(input(), 1..40),
+    ) {
+        let mut node = node(role);
+        for input in inputs {
+            match input {
+                Input::Step { from, to_me, term, body } => {
+                    let to = if to_me { 1 } else { 9 };
+                    let _ = node.step(Message { from, to, term, body });
+                }
+                Input::Tick => node.tick(),
+                Input::Propose => { let _ = node.propose(Bytes::from_static(b"p")); }
+                Input::Ready => { let _ = node.ready(); }
+                Input::Persisted(n) => node.on_persisted(n),
+            }
+            check_invariants(&node);
+        }
+    }
+}
+
+#[test]
+fn malformed_appends_are_refused_without_changing_state() {
+    let mut node = node(Role::Follower);
+    let before = (node.term(), node.log().last_log_id());
+    let gap = AppendEntries {
+        prev_log_index: 5,
+        prev_log_term: 2,
+        entries: vec![Entry { term: 2, index: 7, payload: EntryPayload::Blank }],
+        leader_commit: 0,
+    };
+    let err =
+        node.step(Message { from: 2, to: 1, term: 3, body: MessageBody::AppendEntries(gap) }).unwrap_err();
+    assert!(err.to_string().contains("not consecutive"), "{err}");
+    assert_eq!((node.term(), node.log().last_log_id()), before);
+
+    let max_term = Message { from: 2, to: 1, term: u64::MAX, body: MessageBody::HeartbeatResponse };
+    assert!(node.step(max_term).is_err());
+    assert_eq!(node.term(), 2);
+}

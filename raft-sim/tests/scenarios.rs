@@ -1,0 +1,239 @@
+//! Scenario tests of the protocol core, each a short script over a simulated
+//! cluster: the paper's figures and the behaviours the extensions promise.
+//! Every step of every script also runs the safety checkers, which fail the
+//! test on any violation.
+
+mod common;
+
+use common::{figure_8_old_entry_on_a_majority, figure_8_s5_takes_over};
+use raft_core::{Config, MessageBody, Role};
+use raft_sim::{Cluster, Disk};
+
+fn no_pre_vote_no_check_quorum(id: u64) -> Config {
+    Config { pre_vote: false, check_quorum: false, ..Config::new(id) }
+}
+
+/// Elects node 1 in a fresh cluster of `n` and returns the cluster.
+fn with_leader_1(n: u64, config: impl Fn(u64) -> Config) -> Cluster {
+    let mut c = Cluster::with_config(n, config);
+    c.campaign(1);
+    c.stabilize();
+    assert_eq!(c.leader(), Some(1));
+    c
+}
+
+/// Figure 7: a new leader brings followers whose logs diverge in every way
+/// (missing entries, extra uncommitted entries, both) into line with its own.
+/// Each follower costs at most one rejected probe, thanks to the conflict hint.
+#[test]
+fn figure_7_leader_repairs_every_kind_of_divergent_follower() {
+    let leader = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6];
+    let followers: [&[u64]; 6] = [
+        &[1, 1, 1, 4, 4, 5, 5, 6, 6],          // (a) missing one entry
+        &[1, 1, 1, 4],                         // (b) missing many
+        &[1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6],    // (c) one extra uncommitted entry
+        &[1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7], // (d) extra entries of a later term
+        &[1, 1, 1, 4, 4, 4, 4],                // (e) missing and extra
+        &[1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3],    // (f) a whole divergent history
+    ];
+    let mut disks = vec![(1, Disk::with_terms(7, &leader))];
+    disks.extend(followers.iter().enumerate().map(|(i, log)| (i as u64 + 2, Disk::with_terms(7, log))));
+    let mut c = Cluster::with_disks(disks.into_iter().collect(), Config::new, 7);
+
+    c.campaign(1);
+    c.stabilize();
+    assert_eq!(c.leader(), Some(1));
+    assert_eq!(c.node(1).term(), 8);
+    let expected: Vec<u64> = leader.iter().copied().chain([8]).collect();
+    for id in 1..=7 {
+        assert_eq!(c.log_terms(id), expected, "node {id}");
+        assert_eq!(c.node(id).log().committed(), 11, "node {id}");
+    }
+    // (a), (b), (e) and (f) each need exactly one rejected probe; (c) and (d)
+    // match at index 10 and are truncated after it.
+    assert_eq!(c.stats.append_conflicts, 4);
+}
+
+/// Figure 8: an entry of an earlier term stored on a majority is still not
+/// committed by counting replicas; it is overwritten when a server with a
+/// later last term wins, and the checkers confirm nothing committed changed.
+#[test]
+fn figure_8_old_term_entry_is_not_committed_by_counting_replicas() {
+    let mut c = figure_8_old_entry_on_a_majority(true);
+    assert_eq!(c.leader(), Some(1));
+    assert_eq!(c.node(1).term(), 4);
+    for id in [1, 2, 3] {
+        assert_eq!(&c.log_terms(id)[..2], &[1, 2], "node {id} holds the term-2 entry");
+    }
+    // Not even index 1 is known committed: S1 restarted (the commit index is
+    // not persisted) and can relearn it only through an entry of term 4.
+    assert_eq!(c.node(1).log().committed(), 0, "the term-2 entry must not be committed by count");
+
+    figure_8_s5_takes_over(&mut c);
+    assert_eq!(c.leader(), Some(5));
+    for id in [2, 3, 4, 5] {
+        assert_eq!(c.log_terms(id), vec![1, 3, 5], "node {id}");
+    }
+}
+
+/// Figure 8, the other ending: the leader notices (after a few heartbeats
+/// without progress) that its term-4 entry was lost and resends it; once that
+/// entry reaches a majority it commits, and the earlier entry with it.
+#[test]
+fn figure_8_current_term_entry_commits_the_earlier_one() {
+    let mut c = figure_8_old_entry_on_a_majority(true);
+    c.tick_n(1, 4);
+    assert_eq!(c.node(1).log().committed(), 0, "still stalled");
+    c.tick_n(1, 6);
+    assert_eq!(c.node(1).log().committed(), 3);
+    assert_eq!(c.log_terms(2), vec![1, 2, 4]);
+}
+
+/// Section 5.2: two candidates splitting the votes elect nobody in that term;
+/// randomized timeouts elect a leader in a later one.
+#[test]
+fn split_vote_elects_no_one_then_a_later_term_resolves_it() {
+    let mut c = Cluster::with_config(4, no_pre_vote_no_check_quorum);
+    c.cut_link(1, 4);
+    c.cut_link(2, 3);
+    c.campaign(1);
+    c.campaign(2);
+    c.stabilize();
+    // 1 has votes from 1 and 3, 2 from 2 and 4: two of four each.
+    assert_eq!(c.leader(), None);
+    assert_eq!((c.node(1).role(), c.node(2).role()), (Role::Candidate, Role::Candidate));
+    assert_eq!((c.node(1).term(), c.node(2).term()), (1, 1));
+
+    c.heal();
+    c.tick_all(40);
+    let leader = c.leader().expect("a leader after the split vote");
+    assert!(c.node(leader).term() >= 2);
+}
+
+/// Thesis 9.6: a node cut off from the cluster keeps failing its pre-vote
+/// instead of raising its term, so on its return it does not depose the leader.
+#[test]
+fn pre_vote_stops_a_returning_partitioned_node_from_disrupting_the_cluster() {
+    let mut c = with_leader_1(3, Config::new);
+    c.isolate(3);
+    c.tick_all(100);
+    assert_eq!(c.node(3).term(), 1, "pre-vote failures must not raise the term");
+    assert_eq!(c.node(3).role(), Role::PreCandidate);
+
+    c.heal();
+    c.tick_all(20);
+    assert_eq!(c.leader(), Some(1));
+    for id in 1..=3 {
+        assert_eq!(c.node(id).term(), 1, "node {id}");
+    }
+}
+
+/// The same partition without pre-vote: the isolated node's term runs ahead,
+/// and its return forces the leader out. This is what pre-vote prevents.
+#[test]
+fn without_pre_vote_a_returning_partitioned_node_deposes_the_leader() {
+    let mut c = with_leader_1(3, no_pre_vote_no_check_quorum);
+    c.isolate(3);
+    c.tick_all(100);
+    assert!(c.node(3).term() > 2);
+    c.heal();
+    c.tick_all(40);
+    let leader = c.leader().expect("a leader");
+    assert!(c.node(leader).term() > 2, "the cluster had to move to node 3's term");
+}
+
+/// Check-quorum: a leader that cannot hear from a majority steps down within
+/// two minimum election timeouts (the round in progress when it was cut off
+/// may still count the followers as active), and the majority elects a new
+/// leader.
+#[test]
+fn check_quorum_makes_an_isolated_leader_step_down() {
+    let mut c = with_leader_1(3, Config::new);
+    c.isolate(1);
+    c.tick_n(1, 2 * Config::new(1).election_timeout_min);
+    assert_eq!(c.node(1).role(), Role::Follower);
+    assert_eq!(c.node(1).leader(), None);
+
+    c.tick_all(40);
+    let leader = c.leader().expect("the majority elects a leader");
+    assert_ne!(leader, 1);
+}
+
+/// Without check-quorum the isolated leader goes on believing it leads.
+#[test]
+fn without_check_quorum_an_isolated_leader_stays_leader() {
+    let mut c = with_leader_1(3, no_pre_vote_no_check_quorum);
+    c.isolate(1);
+    c.tick_n(1, 100);
+    assert_eq!(c.node(1).role(), Role::Leader);
+}
+
+/// Fast backtracking: a follower with a thousand entries of a stale term is
+/// repaired with one rejected probe, not a thousand.
+#[test]
+fn conflict_backtracking_skips_a_long_divergent_suffix_in_one_round_trip() {
+    let stale: Vec<u64> = std::iter::once(1).chain(std::iter::repeat_n(2, 1000)).collect();
+    let current: Vec<u64> = std::iter::once(1).chain(std::iter::repeat_n(3, 1000)).collect();
+    let disks = [
+        (1, Disk::with_terms(3, &current)),
+        (2, Disk::with_terms(3, &stale)),
+        (3, Disk::with_terms(3, &[1])),
+    ];
+    let mut c = Cluster::with_disks(disks.into_iter().collect(), Config::new, 1);
+    c.campaign(1);
+    c.stabilize();
+    assert_eq!(c.leader(), Some(1));
+    assert_eq!(c.log_terms(2), c.log_terms(1));
+    assert_eq!(c.log_terms(3), c.log_terms(1));
+    // One rejected probe for node 2 (a whole term skipped), one for node 3.
+    assert_eq!(c.stats.append_conflicts, 2);
+}
+
+/// Persist before acknowledging: a follower's answer to AppendEntries is held
+/// until the entries are durable.
+#[test]
+fn a_follower_acknowledges_entries_only_once_they_are_durable() {
+    let mut c = with_leader_1(3, Config::new);
+    c.propose(1, "x");
+    c.deliver_in_flight(); // the leader's AppendEntries reach the followers
+    c.deliver_in_flight(); // nothing comes back: the followers have not flushed
+    assert!(!c.in_flight().any(|m| matches!(m.body, MessageBody::AppendEntriesResponse(_))));
+    c.flush_all();
+    assert_eq!(c.in_flight().filter(|m| matches!(m.body, MessageBody::AppendEntriesResponse(_))).count(), 2);
+}
+
+/// The leader counts itself toward a quorum only once its own write is
+/// durable, even when a follower has already acknowledged.
+#[test]
+fn the_leader_counts_its_own_log_only_once_durable() {
+    let mut c = with_leader_1(3, Config::new);
+    c.crash(3);
+    let id = c.propose(1, "x").expect("leader accepts");
+    c.deliver_in_flight(); // AppendEntries reaches node 2
+    c.flush_one(2); // node 2's write is durable: its ack is released
+    c.deliver_in_flight(); // node 2's ack reaches the leader
+    assert_eq!(c.node(1).progress().unwrap()[&2].match_index(), id.index);
+    assert!(c.node(1).log().committed() < id.index, "the leader's own write is not durable yet");
+    c.flush_one(1);
+    assert_eq!(c.node(1).log().committed(), id.index);
+}
+
+/// A restarted node keeps its term and vote, so it cannot vote twice in a term.
+#[test]
+fn a_restarted_node_remembers_its_vote() {
+    let mut c = Cluster::with_config(3, no_pre_vote_no_check_quorum);
+    c.isolate(1);
+    c.cut_link(2, 3);
+    c.campaign(3); // node 2 grants its vote to 3; the reply is lost on the cut link
+    c.stabilize();
+    assert_eq!(c.node(2).vote(), Some(3));
+    c.restart(2);
+    assert_eq!((c.node(2).term(), c.node(2).vote()), (1, Some(3)));
+    c.heal();
+    c.isolate(3);
+    // Node 1 campaigns in term 1 too (its term is 0, so term 1): node 2 refuses.
+    c.campaign(1);
+    c.stabilize();
+    assert_ne!(c.node(1).role(), Role::Leader);
+    assert_eq!(c.node(2).vote(), Some(3));
+}
