@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, docs, every crate's
+# tests (including the simulator's 5,000-seed sweep), and the mutation tests
+# that prove the simulator's checkers catch deliberate bugs.
+#
+#   RAFT_SIM_SEEDS=100000 scripts/test.sh    # a longer sweep
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+target="${CARGO_TARGET_DIR:-target}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+step "cargo test (seed sweep: ${RAFT_SIM_SEEDS:-5000} seeds)"
+cargo test --workspace --locked
+
+step "mutation tests: the simulator must catch deliberately broken cores"
+# A separate target directory: the cfg changes every crate's build.
+RUSTFLAGS="--cfg raft_mutation" CARGO_TARGET_DIR="$target/mutation" \
+    cargo test -p raft-sim --release --locked --test mutations
