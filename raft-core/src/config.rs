@@ -38,12 +38,18 @@ pub struct Config {
     /// The byte budget of one AppendEntries message (see [`crate::Entry::size`]).
     /// A single entry larger than the budget is still sent, alone.
     pub max_bytes_per_msg: u64,
+    /// A learner may be promoted to voter only while its log is within this
+    /// many entries of the leader's...
+    pub learner_catch_up_lag: u64,
+    /// ...and has been for this many consecutive heartbeat rounds.
+    pub learner_catch_up_rounds: u32,
 }
 
 impl Config {
     /// A configuration with the defaults for node `id`: election timeout of 10
     /// to 20 ticks, heartbeat every 2 ticks, pre-vote and check-quorum on, 256
-    /// messages in flight, at most 1024 entries or 1 MiB per message.
+    /// messages in flight, at most 1024 entries or 1 MiB per message, and
+    /// learners promotable once within 64 entries for 3 heartbeat rounds.
     pub fn new(id: NodeId) -> Self {
         Self {
             id,
@@ -55,6 +61,8 @@ impl Config {
             max_inflight_msgs: 256,
             max_entries_per_msg: 1024,
             max_bytes_per_msg: 1024 * 1024,
+            learner_catch_up_lag: 64,
+            learner_catch_up_rounds: 3,
         }
     }
 
@@ -86,6 +94,9 @@ impl Config {
         }
         if self.max_bytes_per_msg == 0 {
             return Err(ConfigError::Zero("max_bytes_per_msg"));
+        }
+        if self.learner_catch_up_rounds == 0 {
+            return Err(ConfigError::Zero("learner_catch_up_rounds"));
         }
         Ok(())
     }

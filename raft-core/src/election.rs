@@ -37,7 +37,7 @@ impl Candidate {
             VoteRequest { last_log_index: core.log.last_index(), last_log_term: core.log.last_term() };
         let term = if pre_vote { core.term + 1 } else { core.term };
         // Sorted order, so runs are deterministic.
-        let peers: Vec<NodeId> = core.voters.ids().filter(|&id| id != core.id).collect();
+        let peers: Vec<NodeId> = core.quorum.ids().filter(|&id| id != core.id).collect();
         for peer in peers {
             let body = if pre_vote { MessageBody::PreVote(request) } else { MessageBody::Vote(request) };
             core.send_with_term(peer, term, body);
@@ -76,7 +76,7 @@ impl Candidate {
     }
 
     fn record(&mut self, core: &Core, from: NodeId, granted: bool) -> Option<Transition> {
-        if !core.voters.contains(from) {
+        if !core.quorum.contains(from) {
             return None;
         }
         self.votes.entry(from).or_insert(granted);
@@ -85,7 +85,7 @@ impl Candidate {
 
     /// Won: move on to the election (or leadership). Lost: back to follower.
     fn outcome(&self, core: &Core) -> Option<Transition> {
-        match core.voters.vote_result(|id| self.votes.get(&id).copied()) {
+        match core.quorum.vote_result(|id| self.votes.get(&id).copied()) {
             VoteResult::Won if self.pre_vote => Some(Transition::Candidate),
             VoteResult::Won => Some(Transition::Leader),
             VoteResult::Lost => Some(Transition::Follower { term: core.term, leader: None }),

@@ -83,6 +83,7 @@
 mod config;
 mod election;
 mod log;
+mod membership;
 mod message;
 #[cfg(raft_mutation)]
 pub mod mutation;
@@ -97,10 +98,11 @@ mod types;
 
 pub use config::{Config, ConfigError};
 pub use log::{LogError, RaftLog};
+pub use membership::{Membership, MembershipError, MembershipLog};
 pub use message::{
     AppendEntries, AppendEntriesResponse, Heartbeat, Message, MessageBody, VoteRequest, VoteResponse,
 };
-pub use node::{InitError, InitialState, ProposeError, RawNode, Ready, StepError};
+pub use node::{InitError, InitialState, MembershipChangeError, ProposeError, RawNode, Ready, StepError};
 pub use progress::{Inflights, Progress, ProgressState};
 pub use quorum::{JointConfig, MajorityConfig, VoteResult};
 pub use types::{Entry, EntryPayload, HardState, Index, LogId, NodeId, Role, SoftState, Term};

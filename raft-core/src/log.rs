@@ -11,7 +11,8 @@
 //! - `persisted <= last_index`: entries up to `persisted` are durable here;
 //! - entries from `unstable_from` on have not yet been handed to storage.
 
-use crate::{Entry, Index, LogId, Term};
+use crate::membership::MembershipLog;
+use crate::{Entry, EntryPayload, Index, LogId, Membership, Term};
 use std::collections::VecDeque;
 use thiserror::Error;
 
@@ -24,6 +25,9 @@ pub struct RaftLog {
     persisted: Index,
     applied: Index,
     unstable_from: Index,
+    memberships: MembershipLog,
+    /// Bumped whenever the configuration in force changes.
+    membership_version: u64,
 }
 
 /// A log that breaks the invariants, or an append that would rewrite committed
@@ -63,17 +67,51 @@ pub enum LogError {
 
 impl RaftLog {
     /// A log restored from storage: everything in it is durable.
-    pub(crate) fn restore(snapshot: LogId, entries: Vec<Entry>) -> Result<Self, LogError> {
+    pub(crate) fn restore(
+        snapshot: LogId,
+        membership: Membership,
+        entries: Vec<Entry>,
+    ) -> Result<Self, LogError> {
         check_run(snapshot, &entries)?;
         let last = entries.last().map_or(snapshot.index, |e| e.index);
-        Ok(Self {
+        let mut log = Self {
             snapshot,
-            entries: entries.into(),
+            entries: VecDeque::with_capacity(entries.len()),
             committed: snapshot.index,
             persisted: last,
             applied: snapshot.index,
             unstable_from: last + 1,
-        })
+            memberships: MembershipLog::new(snapshot.index, membership),
+            membership_version: 0,
+        };
+        for entry in entries {
+            log.push(entry);
+        }
+        Ok(log)
+    }
+
+    /// The configuration in force: the last one in the log.
+    pub fn membership(&self) -> &Membership {
+        self.memberships.current()
+    }
+
+    /// The configuration entries in the log, with the one before them.
+    pub fn memberships(&self) -> &MembershipLog {
+        &self.memberships
+    }
+
+    /// Changes whenever the configuration in force changes.
+    pub(crate) fn membership_version(&self) -> u64 {
+        self.membership_version
+    }
+
+    /// Appends an entry, recording it if it holds a configuration.
+    fn push(&mut self, entry: Entry) {
+        if let EntryPayload::Membership(m) = &entry.payload {
+            self.memberships.push(entry.index, m.clone());
+            self.membership_version += 1;
+        }
+        self.entries.push_back(entry);
     }
 
     /// The first index held in memory (one past the snapshot).
@@ -188,7 +226,7 @@ impl RaftLog {
     pub(crate) fn append(&mut self, entry: Entry) {
         debug_assert_eq!(entry.index, self.last_index() + 1);
         debug_assert!(entry.term >= self.last_term());
-        self.entries.push_back(entry);
+        self.push(entry);
     }
 
     /// Merges entries from the leader that follow `(prev)`, which the caller
@@ -206,7 +244,9 @@ impl RaftLog {
             }
             self.truncate_from(first_new);
         }
-        self.entries.extend(entries.into_iter().skip(conflict));
+        for entry in entries.into_iter().skip(conflict) {
+            self.push(entry);
+        }
         Ok(())
     }
 
@@ -214,6 +254,9 @@ impl RaftLog {
     fn truncate_from(&mut self, index: Index) {
         let keep = (index - self.first_index()) as usize;
         self.entries.truncate(keep);
+        if self.memberships.truncate_from(index) {
+            self.membership_version += 1;
+        }
         self.unstable_from = self.unstable_from.min(index);
         self.persisted = self.persisted.min(index - 1);
     }
@@ -321,14 +364,14 @@ mod tests {
     /// A log with the given terms at indexes 1, 2, ...
     fn log(terms: &[Term]) -> RaftLog {
         let entries = terms.iter().enumerate().map(|(i, &t)| entry(i as Index + 1, t)).collect();
-        RaftLog::restore(LogId::default(), entries).unwrap()
+        RaftLog::restore(LogId::default(), Membership::default(), entries).unwrap()
     }
 
     #[test]
     fn restore_rejects_gaps_and_decreasing_terms() {
-        let gap = RaftLog::restore(LogId::default(), vec![entry(1, 1), entry(3, 1)]);
+        let gap = RaftLog::restore(LogId::default(), Membership::default(), vec![entry(1, 1), entry(3, 1)]);
         assert!(matches!(gap, Err(LogError::NotContiguous { expected: 2, found: 3, .. })));
-        let down = RaftLog::restore(LogId::default(), vec![entry(1, 2), entry(2, 1)]);
+        let down = RaftLog::restore(LogId::default(), Membership::default(), vec![entry(1, 2), entry(2, 1)]);
         assert!(matches!(down, Err(LogError::TermDecreases { index: 2, .. })));
     }
 

@@ -14,6 +14,8 @@ pub enum Mutation {
     VoteWithoutLogCheck,
     /// Acknowledge appended entries before they are durable.
     AckBeforePersist,
+    /// Switch straight to the new configuration, skipping the joint one.
+    SkipJointConsensus,
 }
 
 #[cfg(raft_mutation)]

@@ -15,12 +15,12 @@
 
 use crate::election::Candidate;
 use crate::mutation::{mutated, Mutation};
-use crate::quorum::{JointConfig, MajorityConfig};
+use crate::quorum::JointConfig;
 use crate::replication::{self, Leader};
 use crate::rng::Rng;
 use crate::{
-    Config, ConfigError, Entry, EntryPayload, HardState, Index, LogError, LogId, Message, MessageBody,
-    NodeId, RaftLog, Role, SoftState, Term,
+    Config, ConfigError, Entry, EntryPayload, HardState, Index, LogError, LogId, Membership, MembershipError,
+    Message, MessageBody, NodeId, RaftLog, Role, SoftState, Term,
 };
 use bytes::Bytes;
 use std::collections::{BTreeSet, VecDeque};
@@ -34,13 +34,11 @@ pub struct InitialState {
     pub hard_state: HardState,
     /// The last entry covered by the latest snapshot (`LogId::default()` if none).
     pub snapshot: LogId,
+    /// The configuration in force at the snapshot (for a new cluster, its
+    /// initial configuration). Configuration entries in `entries` override it.
+    pub membership: Membership,
     /// The log entries after the snapshot, in order.
     pub entries: Vec<Entry>,
-    /// The voting members of the cluster.
-    pub voters: BTreeSet<NodeId>,
-    /// Non-voting members: they receive the log but neither vote nor count
-    /// toward any quorum.
-    pub learners: BTreeSet<NodeId>,
 }
 
 /// Why a node could not be created.
@@ -63,9 +61,9 @@ pub enum InitError {
         /// The persisted term.
         term: Term,
     },
-    /// A node is listed as both voter and learner.
-    #[error("node {0} is both a voter and a learner")]
-    VoterAndLearner(NodeId),
+    /// The stored configuration is invalid.
+    #[error("stored membership is invalid: {0}")]
+    Membership(#[from] MembershipError),
 }
 
 /// Why a message was refused. The node's state is unchanged by a refused message.
@@ -111,6 +109,41 @@ pub enum ProposeError {
     NotLeader {
         /// The current leader, if known.
         leader: Option<NodeId>,
+    },
+}
+
+/// Why a membership change was refused. Nothing was appended.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MembershipChangeError {
+    /// Only the leader changes the membership.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// A change is still in flight (or this leader has not yet committed an
+    /// entry of its term, so it cannot know whether one is): one at a time.
+    #[error("a membership change is already in progress")]
+    ChangeInProgress,
+    /// The target configuration is invalid.
+    #[error("invalid target membership: {0}")]
+    Invalid(#[from] MembershipError),
+    /// A new voter must first join as a learner and catch up.
+    #[error("node {node} must join as a learner and catch up before it can vote")]
+    NotALearner {
+        /// The node.
+        node: NodeId,
+    },
+    /// A learner is too far behind to be promoted yet; promoting it would
+    /// weaken availability. Retry once it has caught up.
+    #[error("learner {node} has not caught up (match {match_index}, leader's last index {last_index})")]
+    NotCaughtUp {
+        /// The learner.
+        node: NodeId,
+        /// What it has.
+        match_index: Index,
+        /// What the leader has.
+        last_index: Index,
     },
 }
 
@@ -184,8 +217,9 @@ pub(crate) struct Core {
     pub(crate) vote: Option<NodeId>,
     pub(crate) leader: Option<NodeId>,
     pub(crate) log: RaftLog,
-    pub(crate) voters: JointConfig,
-    pub(crate) learners: BTreeSet<NodeId>,
+    /// The quorum rule of the configuration in force, kept in step with the log.
+    pub(crate) quorum: JointConfig,
+    membership_version: u64,
     /// Ticks since the election timer was last reset; on a leader, ticks since
     /// the last check-quorum round.
     pub(crate) election_elapsed: u64,
@@ -252,9 +286,29 @@ impl Core {
         self.randomized_election_timeout = self.config.election_timeout_min + self.rng.below(span);
     }
 
-    /// Whether this node may campaign: only voters may.
+    /// Whether this node may campaign: a voter of the configuration in force
+    /// may; so may a voter of the configuration before it while that one is
+    /// not known to be committed, since the cluster may still need it to
+    /// commit the change that removes it (thesis section 4.2.2; its own vote
+    /// does not count then, only the new configuration's voters do).
     pub(crate) fn promotable(&self) -> bool {
-        self.voters.contains(self.id)
+        if self.quorum.contains(self.id) {
+            return true;
+        }
+        let memberships = self.log.memberships();
+        let current = memberships.current_index();
+        current > self.log.committed() && current > 0 && memberships.at(current - 1).is_voter(self.id)
+    }
+
+    /// Brings the quorum rule in step with the configuration in the log.
+    /// Returns whether it changed.
+    pub(crate) fn refresh_membership(&mut self) -> bool {
+        if self.membership_version == self.log.membership_version() {
+            return false;
+        }
+        self.membership_version = self.log.membership_version();
+        self.quorum = self.log.membership().quorum();
+        true
     }
 
     /// Whether this node believes a leader is live and so ignores requests to
@@ -305,10 +359,9 @@ impl RawNode {
     /// from the OS in production, from the simulator's seed in tests).
     pub fn new(config: Config, state: InitialState, seed: u64) -> Result<Self, InitError> {
         config.validate()?;
-        if let Some(&id) = state.voters.intersection(&state.learners).next() {
-            return Err(InitError::VoterAndLearner(id));
-        }
-        let log = RaftLog::restore(state.snapshot, state.entries)?;
+        state.membership.validate()?;
+        let log = RaftLog::restore(state.snapshot, state.membership, state.entries)?;
+        log.membership().validate()?;
         if log.last_term() > state.hard_state.term {
             return Err(InitError::EntryFromTheFuture {
                 index: log.last_index(),
@@ -322,9 +375,9 @@ impl RawNode {
             term: state.hard_state.term,
             vote: state.hard_state.vote,
             leader: None,
+            quorum: log.membership().quorum(),
+            membership_version: log.membership_version(),
             log,
-            voters: JointConfig::new(MajorityConfig::new(state.voters)),
-            learners: state.learners,
             election_elapsed: 0,
             randomized_election_timeout: 0,
             rng: Rng::new(seed),
@@ -352,6 +405,7 @@ impl RawNode {
             _ => self.core.tick_election(),
         };
         self.transition(transition);
+        self.after_input();
     }
 
     /// Starts an election now, as if the election timeout had elapsed (with a
@@ -385,6 +439,12 @@ impl RawNode {
     /// term is answered with this node's term, so a stale leader or candidate
     /// learns of it and steps down, and is otherwise ignored.
     pub fn step(&mut self, message: Message) -> Result<(), StepError> {
+        let result = self.step_inner(message);
+        self.after_input();
+        result
+    }
+
+    fn step_inner(&mut self, message: Message) -> Result<(), StepError> {
         self.validate(&message)?;
         let Message { from, term, .. } = message;
         if term > self.core.term {
@@ -431,6 +491,39 @@ impl RawNode {
         };
         self.transition(transition);
         Ok(())
+    }
+
+    /// Changes the cluster's membership to `voters` and `learners` (thesis
+    /// 4.3): through a joint configuration when the voters change, which the
+    /// leader leaves on its own once it commits. Returns the id of the entry
+    /// that starts the change. New voters must be learners that have caught
+    /// up (see [`Config::learner_catch_up_lag`]); one change at a time.
+    pub fn change_membership(
+        &mut self,
+        voters: BTreeSet<NodeId>,
+        learners: BTreeSet<NodeId>,
+    ) -> Result<LogId, MembershipChangeError> {
+        let RoleState::Leader(leader) = &mut self.role else {
+            return Err(MembershipChangeError::NotLeader { leader: self.core.leader });
+        };
+        let result = leader.change_membership(&mut self.core, Membership::new(voters, learners));
+        self.after_input();
+        result
+    }
+
+    /// Follows up on any input: keeps the quorum rule in step with the log's
+    /// configuration and lets a leader finish a membership change (leave the
+    /// joint configuration, or step down once a configuration without it is
+    /// committed).
+    fn after_input(&mut self) {
+        let changed = self.core.refresh_membership();
+        if let RoleState::Leader(leader) = &mut self.role {
+            if changed {
+                leader.reconcile_progress(&self.core);
+            }
+            let transition = leader.advance_membership(&mut self.core);
+            self.transition(transition);
+        }
     }
 
     /// Dispatches a message of the current term to the role's handler.
@@ -599,6 +692,7 @@ impl RawNode {
         if let RoleState::Leader(leader) = &mut self.role {
             leader.on_persisted(&mut self.core);
         }
+        self.after_input();
     }
 
     /// This node's id.
@@ -641,14 +735,9 @@ impl RawNode {
         &self.core.log
     }
 
-    /// The voting members.
-    pub fn voters(&self) -> &JointConfig {
-        &self.core.voters
-    }
-
-    /// The non-voting members.
-    pub fn learners(&self) -> &BTreeSet<NodeId> {
-        &self.core.learners
+    /// The configuration in force (the last one in the log, committed or not).
+    pub fn membership(&self) -> &Membership {
+        self.core.log.membership()
     }
 
     /// The leader's view of every follower's replication progress; `None` on

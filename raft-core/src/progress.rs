@@ -136,6 +136,9 @@ pub struct Progress {
     /// The highest commit index sent to the follower. A follower that was
     /// paused when the commit index last advanced is told on its next ack.
     pub commit_sent: Index,
+    /// Consecutive heartbeat rounds in which the follower was within the
+    /// configured lag of the leader's log: what a learner needs for promotion.
+    pub caught_up_rounds: u32,
 }
 
 impl Progress {
@@ -151,6 +154,7 @@ impl Progress {
             recent_active: true,
             stalled_heartbeats: 0,
             commit_sent: 0,
+            caught_up_rounds: 0,
         }
     }
 

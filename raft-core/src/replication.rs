@@ -14,11 +14,11 @@
 //! can write its log in parallel with its followers.
 
 use crate::mutation::{mutated, Mutation};
-use crate::node::{Core, Transition};
+use crate::node::{Core, MembershipChangeError, Transition};
 use crate::quorum::VoteResult;
 use crate::{
-    AppendEntries, AppendEntriesResponse, EntryPayload, Heartbeat, LogError, LogId, MessageBody, NodeId,
-    Progress, ProgressState,
+    AppendEntries, AppendEntriesResponse, EntryPayload, Heartbeat, Index, LogError, LogId, Membership,
+    MembershipError, MessageBody, NodeId, Progress, ProgressState,
 };
 use std::collections::BTreeMap;
 
@@ -35,6 +35,9 @@ pub(crate) struct Leader {
     heartbeat_elapsed: u64,
     /// Entries were proposed since the last broadcast.
     broadcast_pending: bool,
+    /// The index of this leader's first entry. Until it commits, this leader
+    /// cannot know whether a configuration change is in flight.
+    term_start: Index,
 }
 
 impl Leader {
@@ -44,20 +47,98 @@ impl Leader {
     pub(crate) fn start(core: &mut Core) -> Self {
         core.leader = Some(core.id);
         core.election_elapsed = 0;
-        let next = core.log.last_index() + 1;
-        let max_inflight = core.config.max_inflight_msgs;
-        let progress = core
-            .voters
-            .ids()
-            .chain(core.learners.iter().copied())
-            .filter(|&id| id != core.id)
-            .map(|id| (id, Progress::new(next, max_inflight)))
-            .collect();
-        let mut leader = Self { progress, heartbeat_elapsed: 0, broadcast_pending: false };
+        let mut leader = Self {
+            progress: BTreeMap::new(),
+            heartbeat_elapsed: 0,
+            broadcast_pending: false,
+            term_start: core.log.last_index() + 1,
+        };
+        leader.reconcile_progress(core);
         core.append_new(EntryPayload::Blank);
         leader.broadcast_append(core, true);
         leader.maybe_commit(core);
         leader
+    }
+
+    /// Tracks progress for exactly the members of the configuration in force:
+    /// new members start in Probe just past our log, departed ones are dropped.
+    pub(crate) fn reconcile_progress(&mut self, core: &Core) {
+        let membership = core.log.membership();
+        self.progress.retain(|&id, _| membership.contains(id));
+        let next = core.log.last_index() + 1;
+        for id in membership.members().filter(|&id| id != core.id) {
+            self.progress.entry(id).or_insert_with(|| Progress::new(next, core.config.max_inflight_msgs));
+        }
+    }
+
+    /// Validates a membership change and appends its first entry.
+    pub(crate) fn change_membership(
+        &mut self,
+        core: &mut Core,
+        target: Membership,
+    ) -> Result<LogId, MembershipChangeError> {
+        if target.voters.is_empty() {
+            return Err(MembershipError::NoVoters.into());
+        }
+        target.validate()?;
+        let memberships = core.log.memberships();
+        let current = memberships.current();
+        if current.is_joint()
+            || memberships.current_index() > core.log.committed()
+            || core.log.committed() < self.term_start
+        {
+            return Err(MembershipChangeError::ChangeInProgress);
+        }
+        let last_index = core.log.last_index();
+        for &node in target.voters.difference(&current.voters) {
+            if node == core.id || current.outgoing.contains(&node) {
+                continue;
+            }
+            let Some(pr) = self.progress.get(&node).filter(|_| current.is_learner(node)) else {
+                return Err(MembershipChangeError::NotALearner { node });
+            };
+            let caught_up = pr.match_index().saturating_add(core.config.learner_catch_up_lag) >= last_index
+                && pr.caught_up_rounds >= core.config.learner_catch_up_rounds;
+            if !caught_up {
+                return Err(MembershipChangeError::NotCaughtUp {
+                    node,
+                    match_index: pr.match_index(),
+                    last_index,
+                });
+            }
+        }
+        let direct = target.voters == current.voters || mutated(Mutation::SkipJointConsensus);
+        let entry = if direct { target } else { current.enter_joint(&target) };
+        Ok(self.append_membership(core, entry))
+    }
+
+    /// Appends a configuration entry; it is in force from now on.
+    fn append_membership(&mut self, core: &mut Core, membership: Membership) -> LogId {
+        let id = self.propose(core, EntryPayload::Membership(membership));
+        if core.refresh_membership() {
+            self.reconcile_progress(core);
+        }
+        id
+    }
+
+    /// Finishes a membership change once its entry commits: a joint
+    /// configuration is left by appending the new one; a leader that is not a
+    /// voter of the committed configuration steps down.
+    pub(crate) fn advance_membership(&mut self, core: &mut Core) -> Option<Transition> {
+        let memberships = core.log.memberships();
+        if memberships.current_index() > core.log.committed() {
+            return None;
+        }
+        let current = memberships.current();
+        if current.is_joint() {
+            let next = current.leave_joint();
+            self.append_membership(core, next);
+            None
+        } else if !current.is_voter(core.id) {
+            Some(Transition::Follower { term: core.term, leader: None })
+        } else {
+            None
+        }
     }
 
     /// Every other member's replication progress.
@@ -97,6 +178,7 @@ impl Leader {
         }
         if self.heartbeat_elapsed >= core.config.heartbeat_interval {
             self.heartbeat_elapsed = 0;
+            self.count_caught_up_rounds(core);
             self.broadcast_heartbeat(core);
         }
         None
@@ -105,13 +187,26 @@ impl Leader {
     /// Whether a quorum of voters was heard from since the last round; resets
     /// the record for the next round.
     fn quorum_active(&mut self, core: &Core) -> bool {
-        let active = core.voters.vote_result(|id| {
+        let active = core.quorum.vote_result(|id| {
             Some(id == core.id || self.progress.get(&id).is_some_and(|pr| pr.recent_active))
         });
         for pr in self.progress.values_mut() {
             pr.recent_active = false;
         }
         active == VoteResult::Won
+    }
+
+    /// One round of the learners' catch-up check: a member within the
+    /// configured lag of our log gains a round, one behind it starts over.
+    fn count_caught_up_rounds(&mut self, core: &Core) {
+        let last_index = core.log.last_index();
+        for pr in self.progress.values_mut() {
+            if pr.match_index().saturating_add(core.config.learner_catch_up_lag) >= last_index {
+                pr.caught_up_rounds = pr.caught_up_rounds.saturating_add(1);
+            } else {
+                pr.caught_up_rounds = 0;
+            }
+        }
     }
 
     /// Handles a message of the current term addressed to the leader.
@@ -193,7 +288,7 @@ impl Leader {
     /// durably, if that entry is of our term (Figure 8).
     fn maybe_commit(&mut self, core: &mut Core) -> bool {
         let persisted = core.log.persisted();
-        let index = core.voters.committed_index(|id| {
+        let index = core.quorum.committed_index(|id| {
             if id == core.id {
                 Some(persisted)
             } else {

@@ -51,6 +51,9 @@ pub enum EntryPayload {
     Blank,
     /// An application command, opaque to Raft.
     Command(Bytes),
+    /// A new cluster configuration, in force on each node from the moment
+    /// the entry is in its log.
+    Membership(crate::Membership),
 }
 
 impl Entry {
@@ -67,6 +70,9 @@ impl Entry {
             + match &self.payload {
                 EntryPayload::Blank => 0,
                 EntryPayload::Command(data) => data.len() as u64,
+                EntryPayload::Membership(m) => {
+                    8 * (m.voters.len() + m.outgoing.len() + m.learners.len()) as u64
+                }
             }
     }
 }

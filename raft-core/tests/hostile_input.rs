@@ -7,7 +7,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use raft_core::{
     AppendEntries, AppendEntriesResponse, Config, Entry, EntryPayload, HardState, Heartbeat, InitialState,
-    Message, MessageBody, RawNode, Role, VoteRequest, VoteResponse,
+    Membership, Message, MessageBody, RawNode, Role, VoteRequest, VoteResponse,
 };
 
 /// Numbers that are small (plausible) or extreme (hostile).
@@ -102,7 +102,7 @@ fn node(role: Role) -> RawNode {
     let state = InitialState {
         hard_state: HardState { term: 2, vote: None },
         entries,
-        voters: [1, 2, 3].into(),
+        membership: Membership::new([1, 2, 3], []),
         ..Default::default()
     };
     let mut node = RawNode::new(Config::new(1), state, 7).unwrap();

@@ -14,11 +14,17 @@
 //!   the entry committed at that index anywhere, and a node applies in order
 //!   without gaps.
 //! - **Durability of commitment**: every committed entry stays on the durable
-//!   disks of a majority (checked by [`Checker::check_durable`]), and a node's
-//!   commit index never moves back while it runs.
+//!   disks of a quorum of the latest committed configuration (checked by
+//!   [`Checker::check_durable`]), and a node's commit index never moves back
+//!   while it runs.
+//! - **Membership changes**: a leader never has more than one configuration
+//!   change in flight, and every quorum of a configuration intersects every
+//!   quorum of the configuration before it (checked by brute force over all
+//!   subsets of members, not with the core's own quorum code), so no two
+//!   disjoint majorities can ever decide.
 
-use raft_core::{Entry, Index, NodeId, RawNode, Role, Term};
-use std::collections::{BTreeMap, HashMap};
+use raft_core::{Entry, EntryPayload, Index, Membership, NodeId, RawNode, Role, Term};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 /// A broken safety property.
@@ -48,6 +54,10 @@ pub struct Checker {
     committed: Vec<Entry>,
     commit_seen: BTreeMap<NodeId, Index>,
     applied: BTreeMap<NodeId, Index>,
+    /// The configuration of the latest committed configuration entry.
+    committed_membership: Option<Membership>,
+    /// Pairs of configurations already shown to have intersecting quorums.
+    intersecting: std::collections::HashSet<(Membership, Membership)>,
 }
 
 impl Checker {
@@ -79,6 +89,46 @@ impl Checker {
             }
             prev_term = entry.term;
         }
+        Ok(())
+    }
+
+    /// Every quorum of `next` must intersect every quorum of `previous`, the
+    /// configuration it follows in a log.
+    pub fn on_membership(&mut self, previous: &Membership, next: &Membership) -> Result<(), Violation> {
+        let key = (previous.clone(), next.clone());
+        if self.intersecting.contains(&key) {
+            return Ok(());
+        }
+        let members: Vec<NodeId> =
+            previous.members().chain(next.members()).collect::<BTreeSet<_>>().into_iter().collect();
+        if members.len() > 16 {
+            return Ok(()); // too many subsets to enumerate; the simulator never gets here
+        }
+        let quorums = |m: &Membership| -> Vec<u32> {
+            (0u32..1 << members.len()).filter(|&set| is_quorum(m, &members, set)).collect()
+        };
+        let (a, b) = (quorums(previous), quorums(next));
+        for &qa in &a {
+            if let Some(&qb) = b.iter().find(|&&qb| qa & qb == 0) {
+                let names = |set: u32| -> Vec<NodeId> {
+                    members
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| set & (1 << i) != 0)
+                        .map(|(_, &id)| id)
+                        .collect()
+                };
+                return violation(
+                    "Quorum intersection",
+                    format!(
+                        "{:?} can decide under {previous:?} while the disjoint {:?} decides under {next:?}",
+                        names(qa),
+                        names(qb)
+                    ),
+                );
+            }
+        }
+        self.intersecting.insert(key);
         Ok(())
     }
 
@@ -121,6 +171,19 @@ impl Checker {
                 self.observe_committed(node, entry)?;
             }
         }
+        if raft.role() == Role::Leader {
+            // Judged against what is committed anywhere: a new leader may not
+            // yet know that its predecessor's last change committed.
+            let committed = self.committed.len() as Index;
+            let in_flight =
+                raft.log().memberships().entries().iter().filter(|(index, _)| *index > committed).count();
+            if in_flight > 1 {
+                return violation(
+                    "One membership change at a time",
+                    format!("leader {node} has {in_flight} uncommitted configuration entries"),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -153,6 +216,9 @@ impl Checker {
                 );
             }
         } else if entry.index == known + 1 {
+            if let EntryPayload::Membership(m) = &entry.payload {
+                self.committed_membership = Some(m.clone());
+            }
             self.committed.push(entry.clone());
         }
         Ok(())
@@ -180,22 +246,31 @@ impl Checker {
         self.applied.remove(&node);
     }
 
-    /// Every committed entry is on the durable disks of a majority of `voters`.
-    pub fn check_durable<'a>(
+    /// Every committed entry is on the durable disks of a quorum of the latest
+    /// committed configuration (`initial` if none was committed yet) or of a
+    /// newer one from `newer`: a configuration is in force from the moment it
+    /// is appended, so entries after it may be committed by its quorum alone.
+    pub fn check_durable(
         &self,
-        voters: usize,
-        disks: impl Iterator<Item = (NodeId, &'a [Entry])> + Clone,
+        initial: &Membership,
+        newer: &[Membership],
+        disks: &BTreeMap<NodeId, &[Entry]>,
     ) -> Result<(), Violation> {
+        let committed = self.committed_membership.as_ref().unwrap_or(initial);
+        let quorums: Vec<_> = std::iter::once(committed).chain(newer).map(Membership::quorum).collect();
         for entry in &self.committed {
-            let holders = disks
-                .clone()
-                .filter(|(_, log)| log.get(entry.index as usize - 1).is_some_and(|e| e == entry))
-                .count();
-            if holders <= voters / 2 {
+            let holds = |id: NodeId| {
+                disks
+                    .get(&id)
+                    .is_some_and(|log| log.get(entry.index as usize - 1).is_some_and(|e| e == entry))
+            };
+            if !quorums.iter().any(|q| q.vote_result(|id| Some(holds(id))) == raft_core::VoteResult::Won) {
+                let holders: Vec<NodeId> = disks.keys().copied().filter(|&id| holds(id)).collect();
                 return violation(
                     "Durability of commitment",
                     format!(
-                        "committed entry {:?} is durable on only {holders} of {voters} nodes",
+                        "committed entry {:?} is durable only on {holders:?}, not a quorum of {committed:?} \
+                         or of any newer configuration",
                         entry.log_id()
                     ),
                 );
@@ -203,4 +278,15 @@ impl Checker {
         }
         Ok(())
     }
+}
+
+/// Whether the members in `set` (bits over `members`) form a quorum of `m`:
+/// a majority of the voters, and of the outgoing voters too when joint.
+fn is_quorum(m: &Membership, members: &[NodeId], set: u32) -> bool {
+    let majority = |voters: &BTreeSet<NodeId>| {
+        let have =
+            members.iter().enumerate().filter(|(i, id)| set & (1 << i) != 0 && voters.contains(id)).count();
+        voters.is_empty() || have > voters.len() / 2
+    };
+    majority(&m.voters) && majority(&m.outgoing)
 }

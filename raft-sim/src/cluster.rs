@@ -17,11 +17,12 @@
 use crate::checker::{Checker, Violation};
 use bytes::Bytes;
 use raft_core::{
-    Config, Entry, HardState, InitialState, LogId, Message, MessageBody, NodeId, RawNode, Ready, Role,
+    Config, Entry, HardState, InitialState, LogId, Membership, Message, MessageBody, NodeId, RawNode, Ready,
+    Role,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 /// A write issued by a node and not yet durable.
 #[derive(Debug)]
@@ -76,7 +77,7 @@ pub struct Stats {
 #[derive(Debug)]
 pub struct Cluster {
     nodes: BTreeMap<NodeId, SimNode>,
-    voters: BTreeSet<NodeId>,
+    initial: Membership,
     in_flight: Vec<InFlight>,
     next_seq: u64,
     cut: HashSet<(NodeId, NodeId)>,
@@ -166,7 +167,18 @@ impl Cluster {
     /// A cluster restarted from the given disks (voters are the disks' ids):
     /// how scenario tests set up the logs of the paper's figures.
     pub fn with_disks(disks: BTreeMap<NodeId, Disk>, config: impl Fn(NodeId) -> Config, seed: u64) -> Self {
-        let voters: BTreeSet<NodeId> = disks.keys().copied().collect();
+        let initial = Membership::new(disks.keys().copied(), []);
+        Self::with_membership(disks, initial, config, seed)
+    }
+
+    /// A cluster whose initial configuration is `initial`; nodes with a disk
+    /// but outside it are spares, which a membership change can add.
+    pub fn with_membership(
+        disks: BTreeMap<NodeId, Disk>,
+        initial: Membership,
+        config: impl Fn(NodeId) -> Config,
+        seed: u64,
+    ) -> Self {
         let nodes = disks
             .into_iter()
             .map(|(id, disk)| {
@@ -184,7 +196,7 @@ impl Cluster {
             .collect();
         let mut cluster = Self {
             nodes,
-            voters,
+            initial,
             in_flight: Vec::new(),
             next_seq: 0,
             cut: HashSet::new(),
@@ -223,11 +235,6 @@ impl Cluster {
     /// Every node's id.
     pub fn ids(&self) -> Vec<NodeId> {
         self.nodes.keys().copied().collect()
-    }
-
-    /// The voting members.
-    pub fn voters(&self) -> &BTreeSet<NodeId> {
-        &self.voters
     }
 
     /// A running node. Panics if it is down: scripted tests ask only for live nodes.
@@ -304,6 +311,16 @@ impl Cluster {
             self.record(step_check);
             let write_check = self.checker.on_write(id, prev_term, &ready.entries);
             self.record(write_check);
+            for entry in &ready.entries {
+                if let raft_core::EntryPayload::Membership(next) = &entry.payload {
+                    let raft = self.try_node(id).expect("running");
+                    let previous = raft.log().memberships().at(entry.index - 1).clone();
+                    let (index, term) = (entry.index, entry.term);
+                    self.log_event(|| format!("n{id} writes config {index}@{term}: {next:?}"));
+                    let check = self.checker.on_membership(&previous, next);
+                    self.record(check);
+                }
+            }
             self.process_ready(id, ready);
         }
     }
@@ -450,15 +467,14 @@ impl Cluster {
             self.crash(id);
         }
         self.log_event(|| format!("n{id} starts"));
-        let voters = self.voters.clone();
+        let membership = self.initial.clone();
         let node = self.nodes.get_mut(&id).expect("known node");
         node.incarnation += 1;
         let state = InitialState {
             hard_state: node.disk.hard_state,
             snapshot: LogId::default(),
+            membership,
             entries: node.disk.entries.clone(),
-            voters,
-            learners: BTreeSet::new(),
         };
         let seed = self.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ node.incarnation.rotate_left(32);
         match RawNode::new(node.config.clone(), state, seed) {
@@ -574,12 +590,35 @@ impl Cluster {
         }
     }
 
-    /// Checks that every committed entry is durable on a majority.
+    /// Checks that every committed entry is durable on a quorum.
     pub fn check_durable(&mut self) {
-        let voters = self.voters.len();
-        let disks = self.nodes.iter().map(|(&id, n)| (id, n.disk.entries.as_slice()));
-        let result = self.checker.check_durable(voters, disks);
+        let disks: BTreeMap<NodeId, &[Entry]> =
+            self.nodes.iter().map(|(&id, n)| (id, n.disk.entries.as_slice())).collect();
+        let committed = self.checker.committed().len() as u64;
+        let newer: Vec<Membership> = self
+            .nodes
+            .values()
+            .filter_map(|n| n.raft.as_ref())
+            .flat_map(|r| r.log().memberships().entries().iter())
+            .filter(|(index, _)| *index > committed)
+            .map(|(_, m)| m.clone())
+            .collect();
+        let result = self.checker.check_durable(&self.initial, &newer, &disks);
         self.record(result);
+    }
+
+    /// Asks node `id` to change the membership.
+    pub fn change_membership(
+        &mut self,
+        id: NodeId,
+        voters: impl IntoIterator<Item = NodeId>,
+        learners: impl IntoIterator<Item = NodeId>,
+    ) -> Result<LogId, raft_core::MembershipChangeError> {
+        let (voters, learners) = (voters.into_iter().collect(), learners.into_iter().collect());
+        self.log_event(|| format!("n{id} changes membership to voters {voters:?} learners {learners:?}"));
+        let mut result = Err(raft_core::MembershipChangeError::NotLeader { leader: None });
+        self.input(id, |raft| result = raft.change_membership(voters, learners));
+        result
     }
 
     /// The terms of a node's log, from index 1: a compact picture of it.

@@ -12,7 +12,7 @@
 use crate::checker::Violation;
 use crate::cluster::{Cluster, DiskModel, NetModel};
 use bytes::Bytes;
-use raft_core::{Config, EntryPayload, NodeId};
+use raft_core::{Config, EntryPayload, Membership, NodeId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
@@ -32,8 +32,13 @@ pub const MAX_UNCOMMITTED: u64 = 32;
 pub struct SimOptions {
     /// The seed everything is drawn from.
     pub seed: u64,
-    /// Number of voters (3 or 5).
+    /// Number of voters in the initial configuration (3 or 5).
     pub nodes: u64,
+    /// Further nodes outside the initial configuration, which membership
+    /// changes may add.
+    pub spares: u64,
+    /// Chance per step that the leader is asked to change the membership.
+    pub churn_rate: f64,
     /// Steps (time units) of the fault phase.
     pub fault_steps: u64,
     /// Chance per step that a node crashes.
@@ -68,6 +73,8 @@ impl SimOptions {
         Self {
             seed,
             nodes: if rng.random_bool(0.5) { 3 } else { 5 },
+            spares: 2,
+            churn_rate: if rng.random_bool(0.3) { 0.0 } else { rng.random_range(0.0..0.01) },
             fault_steps: 3000,
             crash_rate: if calm { 0.0 } else { rng.random_range(0.0..0.004) },
             partition_rate: if calm { 0.0 } else { rng.random_range(0.0..0.006) },
@@ -140,8 +147,10 @@ impl Simulation {
             max_inflight_msgs: options_.max_inflight_msgs,
             ..Config::new(id)
         };
-        let disks = (1..=options.nodes).map(|id| (id, Default::default())).collect();
-        let mut cluster = Cluster::with_disks(disks, config, rng.random());
+        let total = options.nodes + options.spares;
+        let disks = (1..=total).map(|id| (id, Default::default())).collect();
+        let initial = Membership::new(1..=options.nodes, []);
+        let mut cluster = Cluster::with_membership(disks, initial, config, rng.random());
         cluster.panic_on_violation = false;
         cluster.net = Some(NetModel {
             rng: ChaCha8Rng::seed_from_u64(rng.random()),
@@ -150,9 +159,9 @@ impl Simulation {
             max_delay: options.max_delay,
         });
         cluster.disk = Some(DiskModel { rng: ChaCha8Rng::seed_from_u64(rng.random()), max_latency: 12 });
-        let tick_phase = (0..options.nodes).map(|_| rng.random_range(0..TICK)).collect();
+        let tick_phase = (0..total).map(|_| rng.random_range(0..TICK)).collect();
         Self {
-            down_until: vec![None; options.nodes as usize],
+            down_until: vec![None; total as usize],
             options,
             rng,
             cluster,
@@ -247,7 +256,7 @@ impl Simulation {
 
     /// Faults and client load for one step of the fault phase.
     fn fault_step(&mut self) {
-        let n = self.options.nodes;
+        let n = self.options.nodes + self.options.spares;
         for i in 0..n as usize {
             let id = i as NodeId + 1;
             match self.down_until[i] {
@@ -265,6 +274,9 @@ impl Simulation {
         if self.rng.random_bool(self.options.partition_rate) {
             self.repartition();
         }
+        if self.rng.random_bool(self.options.churn_rate) {
+            self.churn();
+        }
         if self.rng.random_bool(self.options.propose_rate) {
             let target = self.cluster.leader().unwrap_or_else(|| self.rng.random_range(1..=n));
             let backlog =
@@ -274,6 +286,53 @@ impl Simulation {
                 self.cluster.propose(target, command);
             }
         }
+    }
+
+    /// Asks the leader for a random membership change: add, promote, demote
+    /// or remove a node, or replace a voter with a learner. Many are refused
+    /// (a change in flight, a learner not caught up); that is part of the test.
+    fn churn(&mut self) {
+        let Some(leader) = self.cluster.leader() else { return };
+        let m = self.cluster.node(leader).membership().clone();
+        let all: Vec<NodeId> = (1..=self.options.nodes + self.options.spares).collect();
+        let pick = |rng: &mut ChaCha8Rng, from: Vec<NodeId>| -> Option<NodeId> {
+            (!from.is_empty()).then(|| from[rng.random_range(0..from.len())])
+        };
+        let outsiders: Vec<NodeId> = all.iter().copied().filter(|&id| !m.contains(id)).collect();
+        let voters: Vec<NodeId> = m.voters.iter().copied().collect();
+        let learners: Vec<NodeId> = m.learners.iter().copied().collect();
+        let (mut next_voters, mut next_learners) = (m.voters.clone(), m.learners.clone());
+        match self.rng.random_range(0..6) {
+            0 => next_learners.extend(pick(&mut self.rng, outsiders)),
+            1 => {
+                let Some(x) = pick(&mut self.rng, learners) else { return };
+                next_learners.remove(&x);
+                next_voters.insert(x);
+            }
+            2 if voters.len() > 1 => {
+                let Some(x) = pick(&mut self.rng, voters) else { return };
+                next_voters.remove(&x);
+            }
+            3 if voters.len() > 1 => {
+                let Some(x) = pick(&mut self.rng, voters) else { return };
+                next_voters.remove(&x);
+                next_learners.insert(x);
+            }
+            4 => {
+                let (Some(out), Some(x)) = (pick(&mut self.rng, voters), pick(&mut self.rng, learners))
+                else {
+                    return;
+                };
+                next_voters.remove(&out);
+                next_learners.remove(&x);
+                next_voters.insert(x);
+            }
+            _ => {
+                let Some(x) = pick(&mut self.rng, learners) else { return };
+                next_learners.remove(&x);
+            }
+        }
+        let _ = self.cluster.change_membership(leader, next_voters, next_learners);
     }
 
     /// Heals the old partition and, most of the time, makes a new one.
@@ -306,7 +365,7 @@ impl Simulation {
 
     /// Ends the fault phase: everything restarts and the network turns reliable.
     fn heal(&mut self) {
-        for i in 0..self.options.nodes as usize {
+        for i in 0..self.down_until.len() {
             if self.down_until[i].take().is_some() {
                 self.cluster.restart(i as NodeId + 1);
             }

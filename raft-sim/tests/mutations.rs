@@ -47,6 +47,12 @@ fn acknowledging_before_persisting_is_caught() {
     println!("{failure}");
 }
 
+#[test]
+fn skipping_joint_consensus_is_caught() {
+    let failure = first_failure(Mutation::SkipJointConsensus);
+    println!("{failure}");
+}
+
 /// The Figure 8 script catches the commit-by-count bug deterministically:
 /// the mutated leader commits the term-2 entry, which S5 later overwrites.
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{figure_8_old_entry_on_a_majority, figure_8_s5_takes_over};
+use common::{carries_entry, figure_8_old_entry_on_a_majority, figure_8_s5_takes_over};
 use raft_core::{Config, MessageBody, Role};
 use raft_sim::{Cluster, Disk};
 
@@ -236,4 +236,103 @@ fn a_restarted_node_remembers_its_vote() {
     c.stabilize();
     assert_ne!(c.node(1).role(), Role::Leader);
     assert_eq!(c.node(2).vote(), Some(3));
+}
+
+/// Thesis 4.2.2: a leader that removes itself and loses leadership before the
+/// new configuration commits must still campaign, or a cluster whose joint
+/// configuration needs its vote deadlocks. Here {1, 2} becomes {2}: node 1
+/// holds the uncommitted C_new (where it is only a learner), node 2 only the
+/// joint configuration, which needs both votes, and node 1 refuses node 2's
+/// shorter log. Node 1 must win on node 2's vote alone, commit C_new, and then
+/// step down for node 2. (Found by simulator seed 1179.)
+#[test]
+fn a_removed_leader_still_campaigns_until_the_new_configuration_commits() {
+    let mut c = with_leader_1(2, Config::new);
+    c.change_membership(1, [2], [1]).expect("the change starts");
+    let joint_index = c.node(1).log().last_index();
+    // The joint configuration commits; the leader's C_new never reaches node 2.
+    c.stabilize_dropping(|m| carries_entry(m, joint_index + 1));
+    assert!(c.node(1).membership().learners.contains(&1), "node 1 holds C_new");
+    assert!(c.node(2).membership().is_joint(), "node 2 holds only the joint configuration");
+    c.restart(1);
+    c.restart(2);
+
+    c.tick_all(100);
+    assert_eq!(c.leader(), Some(2));
+    assert_eq!(c.node(2).membership(), &raft_core::Membership::new([2], [1]));
+    assert!(c.node(2).log().committed() > joint_index + 1);
+}
+
+/// Joint consensus end to end: replace every voter of a 3-node cluster with
+/// three new nodes, which first join as learners and catch up.
+#[test]
+fn replacing_every_voter_of_a_three_node_cluster() {
+    let disks = (1..=6).map(|id| (id, Disk::default())).collect();
+    let mut c = Cluster::with_membership(disks, raft_core::Membership::new([1, 2, 3], []), Config::new, 0);
+    c.campaign(1);
+    c.stabilize();
+    c.change_membership(1, [1, 2, 3], [4, 5, 6]).expect("learners join");
+    c.tick_all(8); // learners catch up for the configured number of rounds
+    c.change_membership(1, [4, 5, 6], []).expect("the replacement starts");
+    c.tick_all(30);
+    let leader = c.leader().expect("a leader among the new voters");
+    assert!([4, 5, 6].contains(&leader));
+    assert_eq!(c.node(leader).membership(), &raft_core::Membership::new([4, 5, 6], []));
+    let id = c.propose(leader, "after the replacement").expect("the new cluster accepts proposals");
+    c.stabilize();
+    for node in [4, 5, 6] {
+        assert!(c.node(node).log().committed() >= id.index, "node {node}");
+    }
+}
+
+/// A leader that removes itself steps down once the configuration without it
+/// commits, and the remaining voters carry on.
+#[test]
+fn removing_the_leader() {
+    let mut c = with_leader_1(3, Config::new);
+    c.change_membership(1, [2, 3], []).expect("the change starts");
+    c.stabilize();
+    assert_ne!(c.node(1).role(), Role::Leader, "the removed leader stepped down");
+    c.tick_all(40);
+    let leader = c.leader().expect("a new leader");
+    assert!([2, 3].contains(&leader));
+    assert_eq!(c.node(leader).membership(), &raft_core::Membership::new([2, 3], []));
+}
+
+/// A learner that never catches up is never promoted: the change is refused
+/// with a typed error, and the voters stay as they were.
+#[test]
+fn a_learner_that_never_catches_up_is_never_promoted() {
+    let disks = (1..=4).map(|id| (id, Disk::default())).collect();
+    let mut c = Cluster::with_membership(disks, raft_core::Membership::new([1, 2, 3], []), Config::new, 0);
+    c.campaign(1);
+    c.stabilize();
+    c.isolate(4);
+    c.change_membership(1, [1, 2, 3], [4]).expect("the learner joins");
+    for i in 0..200 {
+        c.propose(1, format!("entry {i}"));
+    }
+    c.tick_all(10);
+    let err = c.change_membership(1, [1, 2, 3, 4], []).unwrap_err();
+    assert!(matches!(err, raft_core::MembershipChangeError::NotCaughtUp { node: 4, .. }), "{err}");
+    assert_eq!(c.node(1).membership(), &raft_core::Membership::new([1, 2, 3], [4]));
+    // A brand-new node cannot skip the learner stage either.
+    let err = c.change_membership(1, [1, 2, 3, 5], [4]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            raft_core::MembershipChangeError::Invalid(_)
+                | raft_core::MembershipChangeError::NotALearner { node: 5 }
+        ),
+        "{err}"
+    );
+}
+
+/// One change at a time: a second change while one is in flight is refused.
+#[test]
+fn a_second_membership_change_while_one_is_in_flight_is_refused() {
+    let mut c = with_leader_1(3, Config::new);
+    c.change_membership(1, [1, 2], [3]).expect("the first change starts");
+    let err = c.change_membership(1, [1, 2, 3], []).unwrap_err();
+    assert_eq!(err, raft_core::MembershipChangeError::ChangeInProgress);
 }
