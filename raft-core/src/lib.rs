@@ -105,4 +105,4 @@ pub use message::{
 pub use node::{InitError, InitialState, MembershipChangeError, ProposeError, RawNode, Ready, StepError};
 pub use progress::{Inflights, Progress, ProgressState};
 pub use quorum::{JointConfig, MajorityConfig, VoteResult};
-pub use types::{Entry, EntryPayload, HardState, Index, LogId, NodeId, Role, SoftState, Term};
+pub use types::{Entry, EntryPayload, HardState, Index, LogId, NodeId, Role, SoftState, Term, MAX_TERM};

@@ -12,6 +12,7 @@
 //! - entries from `unstable_from` on have not yet been handed to storage.
 
 use crate::membership::MembershipLog;
+use crate::mutation::{mutated, Mutation};
 use crate::{Entry, EntryPayload, Index, LogId, Membership, Term};
 use std::collections::VecDeque;
 use thiserror::Error;
@@ -232,22 +233,29 @@ impl RaftLog {
     /// Merges entries from the leader that follow `(prev)`, which the caller
     /// has checked matches. Entries already present are kept; the first
     /// conflicting one and everything after it is replaced (section 5.3).
-    pub(crate) fn append_after(&mut self, prev: LogId, entries: Vec<Entry>) -> Result<(), LogError> {
+    /// Returns the index the log was truncated from, if it was.
+    pub(crate) fn append_after(
+        &mut self,
+        prev: LogId,
+        entries: Vec<Entry>,
+    ) -> Result<Option<Index>, LogError> {
         check_run(prev, &entries)?;
         let Some(conflict) = entries.iter().position(|e| !self.matches(e.index, e.term)) else {
-            return Ok(());
+            return Ok(None);
         };
         let first_new = entries[conflict].index;
+        let mut truncated = None;
         if first_new <= self.last_index() {
             if first_new <= self.committed {
                 return Err(LogError::ConflictsWithCommitted { index: first_new, committed: self.committed });
             }
             self.truncate_from(first_new);
+            truncated = Some(first_new);
         }
         for entry in entries.into_iter().skip(conflict) {
             self.push(entry);
         }
-        Ok(())
+        Ok(truncated)
     }
 
     /// Drops every entry from `index` on.
@@ -295,6 +303,9 @@ impl RaftLog {
     /// The highest index that may be applied: committed, and durable here (so
     /// that a restarted node never finds its state machine ahead of its log).
     fn applicable(&self) -> Index {
+        if mutated(Mutation::ApplyBeforePersist) {
+            return self.committed;
+        }
         self.committed.min(self.persisted)
     }
 

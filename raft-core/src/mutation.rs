@@ -16,6 +16,8 @@ pub enum Mutation {
     AckBeforePersist,
     /// Switch straight to the new configuration, skipping the joint one.
     SkipJointConsensus,
+    /// Apply committed entries before they are durable locally.
+    ApplyBeforePersist,
 }
 
 #[cfg(raft_mutation)]

@@ -20,7 +20,7 @@ use crate::replication::{self, Leader};
 use crate::rng::Rng;
 use crate::{
     Config, ConfigError, Entry, EntryPayload, HardState, Index, LogError, LogId, Membership, MembershipError,
-    Message, MessageBody, NodeId, RaftLog, Role, SoftState, Term,
+    Message, MessageBody, NodeId, RaftLog, Role, SoftState, Term, MAX_TERM,
 };
 use bytes::Bytes;
 use std::collections::{BTreeSet, VecDeque};
@@ -64,6 +64,9 @@ pub enum InitError {
     /// The stored configuration is invalid.
     #[error("stored membership is invalid: {0}")]
     Membership(#[from] MembershipError),
+    /// The stored term exceeds [`MAX_TERM`]: the storage is corrupt.
+    #[error("stored term {0} exceeds MAX_TERM")]
+    TermTooLarge(Term),
 }
 
 /// Why a message was refused. The node's state is unchanged by a refused message.
@@ -152,8 +155,11 @@ pub enum MembershipChangeError {
 /// The contract, in order (see the crate documentation for why):
 /// 1. Send [`Ready::messages`] at any time, even before anything is written.
 /// 2. Durably write [`Ready::hard_state`] and [`Ready::entries`] (removing any
-///    stored entry at or after the first new entry's index first). Writes of
-///    successive `Ready`s must become durable in the order they were produced.
+///    stored entry at or after the first new entry's index first). The hard
+///    state must be durable no later than the entries (write it first, or
+///    both atomically): an entry of a term the disk does not know is refused at
+///    restart. Writes of successive `Ready`s must become durable in the order
+///    they were produced.
 /// 3. Once this `Ready`'s writes and those of every earlier `Ready` are
 ///    durable, send [`Ready::persisted_messages`] and call
 ///    [`RawNode::on_persisted`] with [`Ready::number`].
@@ -254,15 +260,20 @@ impl Core {
     }
 
     /// Queues a message, holding it until the next write is durable if it
-    /// depends on state not yet on disk. A leader's replication messages and a
-    /// pre-vote request depend only on the term being durable; every response
-    /// vouches for the responder's log or vote, so it always waits.
+    /// depends on state not yet on disk. A leader's replication messages, a
+    /// heartbeat response and a pre-vote request depend only on the term being
+    /// durable (so a slow disk does not silence a follower toward its leader);
+    /// the other responses vouch for the responder's log or vote, so they
+    /// always wait.
     pub(crate) fn send_with_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
         let term_durable = !self.durability.hard_state_dirty
             && self.durability.persisted_ready >= self.durability.last_hard_state_ready;
         let independent = matches!(
             body,
-            MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_) | MessageBody::PreVote(_)
+            MessageBody::AppendEntries(_)
+                | MessageBody::Heartbeat(_)
+                | MessageBody::HeartbeatResponse
+                | MessageBody::PreVote(_)
         ) || (mutated(Mutation::AckBeforePersist)
             && matches!(body, MessageBody::AppendEntriesResponse(_)));
         let message = Message { from: self.id, to, term, body };
@@ -270,6 +281,20 @@ impl Core {
             self.messages.push(message);
         } else {
             self.persisted_messages.push(message);
+        }
+    }
+
+    /// The log was truncated from `index`: writes still in flight can make
+    /// durable at most what precedes it. Without this, a write of entries that
+    /// were since replaced, and then appended again, could report them
+    /// durable while the write that removes them is still pending.
+    pub(crate) fn log_truncated(&mut self, index: Index) {
+        let kept = index - 1;
+        let kept = LogId::new(self.log.term(kept).unwrap_or_default(), kept);
+        for (_, last) in self.durability.pending_writes.iter_mut() {
+            if last.index > kept.index {
+                *last = kept;
+            }
         }
     }
 
@@ -292,6 +317,9 @@ impl Core {
     /// commit the change that removes it (thesis section 4.2.2; its own vote
     /// does not count then, only the new configuration's voters do).
     pub(crate) fn promotable(&self) -> bool {
+        if self.term >= MAX_TERM {
+            return false;
+        }
         if self.quorum.contains(self.id) {
             return true;
         }
@@ -359,6 +387,9 @@ impl RawNode {
     /// from the OS in production, from the simulator's seed in tests).
     pub fn new(config: Config, state: InitialState, seed: u64) -> Result<Self, InitError> {
         config.validate()?;
+        if state.hard_state.term > MAX_TERM {
+            return Err(InitError::TermTooLarge(state.hard_state.term));
+        }
         state.membership.validate()?;
         let log = RaftLog::restore(state.snapshot, state.membership, state.entries)?;
         log.membership().validate()?;
@@ -430,7 +461,10 @@ impl RawNode {
     }
 
     /// Handles a message from a peer. A message that is malformed (or
-    /// addressed elsewhere) is refused with an error and changes nothing.
+    /// addressed elsewhere) is refused with an error and changes nothing. An
+    /// append that would rewrite committed entries ([`StepError::Log`]) is
+    /// refused too, after the node has adopted the sender's term and leader as
+    /// any message of a newer term makes it.
     ///
     /// Terms first (Figure 2): a message from a newer term makes this node a
     /// follower in that term, except that a pre-vote request (and its granted
@@ -568,8 +602,13 @@ impl RawNode {
         }
         let malformed =
             |reason| StepError::Malformed { from: message.from, kind: message.body.kind(), reason };
-        if message.term == Term::MAX {
-            return Err(malformed("term is at its maximum"));
+        if message.term > MAX_TERM {
+            return Err(malformed("term exceeds MAX_TERM"));
+        }
+        if let MessageBody::PreVote(request) | MessageBody::Vote(request) = &message.body {
+            if request.last_log_term > message.term {
+                return Err(malformed("candidate's last log term exceeds the term it campaigns in"));
+            }
         }
         if let MessageBody::AppendEntries(append) = &message.body {
             let prev = LogId::new(append.prev_log_term, append.prev_log_index);

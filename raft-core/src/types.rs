@@ -14,6 +14,12 @@ pub type Term = u64;
 /// A position in the replicated log, starting at 1.
 pub type Index = u64;
 
+/// The largest term a node accepts, from a peer or from its own storage. Real
+/// clusters never come near it (a new term per microsecond would take 292,000
+/// years); a claim beyond it is corruption or hostility and is refused, which
+/// also guarantees that `term + 1` can never overflow.
+pub const MAX_TERM: Term = u64::MAX / 2;
+
 /// Identifies one log entry: by Log Matching, an index and a term name the same
 /// entry (and the same prefix) on every node that has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]

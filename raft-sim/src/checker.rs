@@ -13,6 +13,8 @@
 //! - **State Machine Safety**: every entry a node commits or applies must equal
 //!   the entry committed at that index anywhere, and a node applies in order
 //!   without gaps.
+//! - **Apply only what is durable**: when a node crashes, everything it applied
+//!   is on its disk.
 //! - **Durability of commitment**: every committed entry stays on the durable
 //!   disks of a quorum of the latest committed configuration (checked by
 //!   [`Checker::check_durable`]), and a node's commit index never moves back
@@ -240,10 +242,20 @@ impl Checker {
         Ok(())
     }
 
-    /// Forgets a node's volatile state when it crashes.
-    pub fn on_crash(&mut self, node: NodeId) {
+    /// A node crashes: everything it applied must be on its durable disk (a
+    /// restarted node never finds its state machine ahead of its log). Then
+    /// its volatile state is forgotten.
+    pub fn on_crash(&mut self, node: NodeId, disk: &[Entry]) -> Result<(), Violation> {
         self.commit_seen.remove(&node);
-        self.applied.remove(&node);
+        let applied = self.applied.remove(&node).unwrap_or(0);
+        let durable = disk.len() as Index;
+        if applied > durable {
+            return violation(
+                "Apply only what is durable",
+                format!("node {node} crashed having applied {applied} entries, {durable} of them durable"),
+            );
+        }
+        Ok(())
     }
 
     /// Every committed entry is on the durable disks of a quorum of the latest

@@ -93,6 +93,10 @@ pub struct Cluster {
     violation: Option<Violation>,
     /// Scripted use: a violation panics at once with its description.
     pub panic_on_violation: bool,
+    /// Let inputs accumulate and take `Ready`s only at [`Cluster::drain_all`],
+    /// as a runtime that steps several messages before each `ready()` would.
+    pub defer_ready: bool,
+    dirty: std::collections::BTreeSet<NodeId>,
     trace: Option<Vec<String>>,
     seed: u64,
     /// Counters.
@@ -206,6 +210,8 @@ impl Cluster {
             checker: Checker::default(),
             violation: None,
             panic_on_violation: true,
+            defer_ready: false,
+            dirty: Default::default(),
             trace: None,
             seed,
             stats: Stats::default(),
@@ -293,7 +299,21 @@ impl Cluster {
     fn input(&mut self, id: NodeId, f: impl FnOnce(&mut RawNode)) {
         let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) else { return };
         f(raft);
-        self.drain(id);
+        if self.defer_ready {
+            // Check now all the same, so no transient state escapes the checkers.
+            let check = self.checker.on_step(id, raft);
+            self.record(check);
+            self.dirty.insert(id);
+        } else {
+            self.drain(id);
+        }
+    }
+
+    /// Takes the `Ready`s of every node that had input since the last call.
+    pub fn drain_all(&mut self) {
+        while let Some(id) = self.dirty.pop_first() {
+            self.drain(id);
+        }
     }
 
     /// Takes every `Ready` a node has and acts on it, checking as it goes.
@@ -458,7 +478,8 @@ impl Cluster {
         let node = self.nodes.get_mut(&id).expect("known node");
         node.raft = None;
         node.pending.clear();
-        self.checker.on_crash(id);
+        let check = self.checker.on_crash(id, &node.disk.entries);
+        self.record(check);
     }
 
     /// Restarts node `id` from its disk (crashing it first if it is up).

@@ -62,6 +62,9 @@ pub struct SimOptions {
     pub max_entries_per_msg: usize,
     /// The nodes' in-flight window per follower.
     pub max_inflight_msgs: usize,
+    /// Take `Ready`s once per step rather than after every input, so one
+    /// `Ready` batches several inputs.
+    pub batch_ready: bool,
 }
 
 impl SimOptions {
@@ -86,6 +89,7 @@ impl SimOptions {
             check_quorum: rng.random_bool(0.8),
             max_entries_per_msg: [1, 2, 3, 64, 1024][rng.random_range(0..5)],
             max_inflight_msgs: [1, 4, 256][rng.random_range(0..3)],
+            batch_ready: rng.random_bool(0.5),
         }
     }
 }
@@ -152,6 +156,7 @@ impl Simulation {
         let initial = Membership::new(1..=options.nodes, []);
         let mut cluster = Cluster::with_membership(disks, initial, config, rng.random());
         cluster.panic_on_violation = false;
+        cluster.defer_ready = options.batch_ready;
         cluster.net = Some(NetModel {
             rng: ChaCha8Rng::seed_from_u64(rng.random()),
             drop_rate: options.drop_rate,
@@ -245,6 +250,7 @@ impl Simulation {
                 self.cluster.tick(id);
             }
         }
+        self.cluster.drain_all();
         if self.step % 100 == 0 {
             self.cluster.check_durable();
         }

@@ -53,6 +53,12 @@ fn skipping_joint_consensus_is_caught() {
     println!("{failure}");
 }
 
+#[test]
+fn applying_before_persisting_is_caught() {
+    let failure = first_failure(Mutation::ApplyBeforePersist);
+    println!("{failure}");
+}
+
 /// The Figure 8 script catches the commit-by-count bug deterministically:
 /// the mutated leader commits the term-2 entry, which S5 later overwrites.
 #[test]

@@ -336,3 +336,42 @@ fn a_second_membership_change_while_one_is_in_flight_is_refused() {
     let err = c.change_membership(1, [1, 2, 3], []).unwrap_err();
     assert_eq!(err, raft_core::MembershipChangeError::ChangeInProgress);
 }
+
+/// Persist before sending a vote: node 2 grants node 3 its vote in term 1 and
+/// crashes before the vote is durable, so the grant must never have left.
+/// Otherwise node 3 leads term 1 and, once node 2 has restarted with no vote,
+/// so does node 1. (From review.)
+#[test]
+fn a_vote_lost_in_a_crash_was_never_sent() {
+    let mut c = Cluster::with_config(3, no_pre_vote_no_check_quorum);
+    c.partition(&[1], &[3]);
+    c.campaign(3);
+    c.flush_one(3); // node 3's term and self-vote are durable: its requests go out
+    c.deliver_in_flight(); // node 2 grants (its write is still pending)
+    c.deliver_in_flight(); // whatever node 2 already released reaches node 3
+    c.crash(2);
+    c.drop_in_flight();
+    c.restart(2);
+    assert_eq!(c.node(2).term(), 0);
+    c.campaign(1);
+    c.stabilize();
+    assert_eq!(c.node(1).role(), Role::Leader);
+    assert_ne!(c.node(3).role(), Role::Leader, "two leaders in term 1");
+}
+
+/// Heartbeat responses do not wait for the follower's disk: a leader on a
+/// healthy network keeps its followers' check-quorum votes while their writes
+/// are slow. (From review.)
+#[test]
+fn a_slow_follower_disk_does_not_depose_the_leader() {
+    let mut c = with_leader_1(3, Config::new);
+    c.propose(1, "x"); // the followers get a write they will not finish
+    for _ in 0..2 * Config::new(1).election_timeout_min {
+        c.now += 1;
+        c.tick(1);
+        while c.flush_one(1) {} // only the leader's disk is quick
+        c.deliver_in_flight();
+        c.deliver_in_flight();
+    }
+    assert_eq!(c.node(1).role(), Role::Leader, "leader stepped down with every link up");
+}
