@@ -84,9 +84,16 @@ impl Candidate {
     }
 
     /// Won: move on to the election (or leadership). Lost: back to follower.
-    fn outcome(&self, core: &Core) -> Option<Transition> {
+    ///
+    /// A candidate takes leadership only once its own term and vote are
+    /// durable. Other voters' grants arrive only after that (the requests wait
+    /// for the write), but a candidate whose own vote is a quorum (a single
+    /// voter) could otherwise lead a term it may forget in a crash, and then
+    /// vote for another node in the same term.
+    pub(crate) fn outcome(&self, core: &Core) -> Option<Transition> {
         match core.quorum.vote_result(|id| self.votes.get(&id).copied()) {
             VoteResult::Won if self.pre_vote => Some(Transition::Candidate),
+            VoteResult::Won if !core.hard_state_durable() => None,
             VoteResult::Won => Some(Transition::Leader),
             VoteResult::Lost => Some(Transition::Follower { term: core.term, leader: None }),
             VoteResult::Pending => None,

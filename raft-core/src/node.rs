@@ -266,8 +266,7 @@ impl Core {
     /// the other responses vouch for the responder's log or vote, so they
     /// always wait.
     pub(crate) fn send_with_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
-        let term_durable = !self.durability.hard_state_dirty
-            && self.durability.persisted_ready >= self.durability.last_hard_state_ready;
+        let term_durable = self.hard_state_durable();
         let independent = matches!(
             body,
             MessageBody::AppendEntries(_)
@@ -296,6 +295,12 @@ impl Core {
                 *last = kept;
             }
         }
+    }
+
+    /// Whether the current term and vote are on disk.
+    pub(crate) fn hard_state_durable(&self) -> bool {
+        !self.durability.hard_state_dirty
+            && self.durability.persisted_ready >= self.durability.last_hard_state_ready
     }
 
     /// Marks the term or vote as changed, to be persisted with the next `Ready`.
@@ -728,9 +733,16 @@ impl RawNode {
             durability.pending_writes.pop_front();
             self.core.log.persisted_to(last);
         }
-        if let RoleState::Leader(leader) = &mut self.role {
-            leader.on_persisted(&mut self.core);
-        }
+        let transition = match &mut self.role {
+            RoleState::Leader(leader) => {
+                leader.on_persisted(&mut self.core);
+                None
+            }
+            // A candidate's own vote counts once it is durable.
+            RoleState::Candidate(candidate) => candidate.outcome(&self.core),
+            _ => None,
+        };
+        self.transition(transition);
         self.after_input();
     }
 

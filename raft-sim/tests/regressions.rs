@@ -34,3 +34,12 @@ fn seed_2960_entries_committed_under_an_appended_configuration() {
 fn seed_160_overload_with_one_entry_per_message() {
     passes(160);
 }
+
+/// After membership changes left a single voter, it led term 5 on its own
+/// vote before that vote was durable, crashed, forgot it, and voted for
+/// another node in term 5. Script:
+/// `a_single_voter_leads_only_once_its_own_vote_is_durable`.
+#[test]
+fn seed_3980_single_voter_leads_only_once_its_vote_is_durable() {
+    passes(3980);
+}

@@ -375,3 +375,21 @@ fn a_slow_follower_disk_does_not_depose_the_leader() {
     }
     assert_eq!(c.node(1).role(), Role::Leader, "leader stepped down with every link up");
 }
+
+/// A single voter wins on its own vote, but takes leadership only once that
+/// vote is durable: otherwise a crash could make it forget that it led the
+/// term, and vote for another node in the same term. (Found by simulator
+/// seed 3980: two leaders of one term after a membership change left a
+/// single voter.)
+#[test]
+fn a_single_voter_leads_only_once_its_own_vote_is_durable() {
+    let mut c = Cluster::with_config(1, Config::new);
+    c.campaign(1);
+    assert_eq!(c.node(1).role(), Role::Candidate, "its vote for itself is not durable yet");
+    c.crash(1);
+    c.restart(1);
+    assert_eq!(c.node(1).term(), 0, "the term-1 vote never reached the disk");
+    c.campaign(1);
+    c.flush_all();
+    assert_eq!((c.node(1).role(), c.node(1).term()), (Role::Leader, 1));
+}
