@@ -25,16 +25,31 @@ pub(crate) struct Candidate {
     pre_vote: bool,
 }
 
+/// How a round of votes starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Campaign {
+    /// Ask whether a quorum would vote, without changing any term.
+    PreVote,
+    /// Ask for votes in a new term.
+    Election,
+    /// Ask for votes in a new term because the leader handed over leadership.
+    Transfer,
+}
+
 impl Candidate {
     /// Starts a round: asks every other voter for its (pre-)vote. The caller
     /// has already incremented the term and voted for itself for a real
     /// election. Returns the transition if the round is already decided (a
     /// single-voter cluster).
-    pub(crate) fn start(core: &mut Core, pre_vote: bool) -> (Self, Option<Transition>) {
+    pub(crate) fn start(core: &mut Core, campaign: Campaign) -> (Self, Option<Transition>) {
+        let pre_vote = campaign == Campaign::PreVote;
         core.leader = None;
         core.reset_election_timer();
-        let request =
-            VoteRequest { last_log_index: core.log.last_index(), last_log_term: core.log.last_term() };
+        let request = VoteRequest {
+            last_log_index: core.log.last_index(),
+            last_log_term: core.log.last_term(),
+            leadership_transfer: campaign == Campaign::Transfer,
+        };
         let term = if pre_vote { core.term + 1 } else { core.term };
         // Sorted order, so runs are deterministic.
         let peers: Vec<NodeId> = core.quorum.ids().filter(|&id| id != core.id).collect();
@@ -92,7 +107,7 @@ impl Candidate {
     /// vote for another node in the same term.
     pub(crate) fn outcome(&self, core: &Core) -> Option<Transition> {
         match core.quorum.vote_result(|id| self.votes.get(&id).copied()) {
-            VoteResult::Won if self.pre_vote => Some(Transition::Candidate),
+            VoteResult::Won if self.pre_vote => Some(Transition::Candidate(Campaign::Election)),
             VoteResult::Won if !core.hard_state_durable() => None,
             VoteResult::Won => Some(Transition::Leader),
             VoteResult::Lost => Some(Transition::Follower { term: core.term, leader: None }),

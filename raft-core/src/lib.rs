@@ -102,7 +102,9 @@ pub use membership::{Membership, MembershipError, MembershipLog};
 pub use message::{
     AppendEntries, AppendEntriesResponse, Heartbeat, Message, MessageBody, VoteRequest, VoteResponse,
 };
-pub use node::{InitError, InitialState, MembershipChangeError, ProposeError, RawNode, Ready, StepError};
+pub use node::{
+    InitError, InitialState, MembershipChangeError, ProposeError, RawNode, Ready, StepError, TransferError,
+};
 pub use progress::{Inflights, Progress, ProgressState};
 pub use quorum::{JointConfig, MajorityConfig, VoteResult};
 pub use types::{Entry, EntryPayload, HardState, Index, LogId, NodeId, Role, SoftState, Term, MAX_TERM};

@@ -46,6 +46,9 @@ pub enum MessageBody {
     /// A node's answer to a [`MessageBody::Heartbeat`]; also what a node sends to
     /// a leader of a stale term so that it learns the newer term and steps down.
     HeartbeatResponse,
+    /// Sent by a leader handing over leadership, once the target's log is as
+    /// up to date as its own: "campaign now" (thesis section 3.10).
+    TimeoutNow,
 }
 
 impl MessageBody {
@@ -60,6 +63,7 @@ impl MessageBody {
             MessageBody::AppendEntriesResponse(_) => "AppendEntriesResponse",
             MessageBody::Heartbeat(_) => "Heartbeat",
             MessageBody::HeartbeatResponse => "HeartbeatResponse",
+            MessageBody::TimeoutNow => "TimeoutNow",
         }
     }
 }
@@ -72,6 +76,10 @@ pub struct VoteRequest {
     pub last_log_index: Index,
     /// The term of the candidate's last log entry.
     pub last_log_term: Term,
+    /// The candidate campaigns because the leader handed leadership to it
+    /// ([`MessageBody::TimeoutNow`]): voters must not ignore it for having
+    /// heard from that leader recently.
+    pub leadership_transfer: bool,
 }
 
 /// The answer to a vote or pre-vote request.

@@ -13,7 +13,7 @@
 //! operation cannot be called on a follower. A role's handlers return a
 //! [`Transition`] rather than changing role themselves; [`RawNode`] applies it.
 
-use crate::election::Candidate;
+use crate::election::{Campaign, Candidate};
 use crate::mutation::{mutated, Mutation};
 use crate::quorum::JointConfig;
 use crate::replication::{self, Leader};
@@ -113,6 +113,31 @@ pub enum ProposeError {
         /// The current leader, if known.
         leader: Option<NodeId>,
     },
+    /// The leader is handing leadership to `target` and accepts no proposals
+    /// until that ends; retry at the new leader.
+    #[error("leadership is being transferred to node {target}")]
+    TransferInProgress {
+        /// The node leadership is being handed to.
+        target: NodeId,
+    },
+}
+
+/// Why a leadership transfer could not start.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TransferError {
+    /// Only the leader hands over leadership.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// The target is not a member of the cluster.
+    #[error("node {0} is not a member of the cluster")]
+    UnknownNode(NodeId),
+    /// The target does not vote (a learner, or leaving the configuration),
+    /// so it cannot be elected.
+    #[error("node {0} is not a voter")]
+    NotAVoter(NodeId),
 }
 
 /// Why a membership change was refused. Nothing was appended.
@@ -131,6 +156,9 @@ pub enum MembershipChangeError {
     /// The target configuration is invalid.
     #[error("invalid target membership: {0}")]
     Invalid(#[from] MembershipError),
+    /// Leadership is being handed over; change the membership at the new leader.
+    #[error("leadership is being transferred")]
+    TransferInProgress,
     /// A new voter must first join as a learner and catch up.
     #[error("node {node} must join as a learner and catch up before it can vote")]
     NotALearner {
@@ -209,7 +237,7 @@ pub(crate) enum Transition {
     /// Start a pre-vote round.
     PreCandidate,
     /// Start an election in the next term.
-    Candidate,
+    Candidate(Campaign),
     /// Take leadership of the current term.
     Leader,
 }
@@ -272,6 +300,7 @@ impl Core {
             MessageBody::AppendEntries(_)
                 | MessageBody::Heartbeat(_)
                 | MessageBody::HeartbeatResponse
+                | MessageBody::TimeoutNow
                 | MessageBody::PreVote(_)
         ) || (mutated(Mutation::AckBeforePersist)
             && matches!(body, MessageBody::AppendEntriesResponse(_)));
@@ -356,11 +385,21 @@ impl Core {
         }
     }
 
+    /// How an election timeout starts a campaign: with a pre-vote round if
+    /// configured.
+    fn campaign_transition(&self) -> Transition {
+        if self.config.pre_vote {
+            Transition::PreCandidate
+        } else {
+            Transition::Candidate(Campaign::Election)
+        }
+    }
+
     /// The election timer on a node that is not leader.
     fn tick_election(&mut self) -> Option<Transition> {
         self.election_elapsed += 1;
         if self.promotable() && self.election_elapsed >= self.randomized_election_timeout {
-            Some(if self.config.pre_vote { Transition::PreCandidate } else { Transition::Candidate })
+            Some(self.campaign_transition())
         } else {
             None
         }
@@ -449,8 +488,7 @@ impl RawNode {
     /// learner.
     pub fn campaign(&mut self) {
         if self.core.promotable() && !matches!(self.role, RoleState::Leader(_)) {
-            let transition =
-                if self.core.config.pre_vote { Transition::PreCandidate } else { Transition::Candidate };
+            let transition = self.core.campaign_transition();
             self.transition(Some(transition));
         }
     }
@@ -460,9 +498,24 @@ impl RawNode {
     /// committed, or never, if a new leader overwrites it.
     pub fn propose(&mut self, command: Bytes) -> Result<LogId, ProposeError> {
         match &mut self.role {
-            RoleState::Leader(leader) => Ok(leader.propose(&mut self.core, EntryPayload::Command(command))),
+            RoleState::Leader(leader) => match leader.transfer_target() {
+                Some(target) => Err(ProposeError::TransferInProgress { target }),
+                None => Ok(leader.propose(&mut self.core, EntryPayload::Command(command))),
+            },
             _ => Err(ProposeError::NotLeader { leader: self.core.leader }),
         }
+    }
+
+    /// Hands leadership to `target` (thesis section 3.10): the leader stops
+    /// accepting proposals, brings the target's log up to date, and tells it
+    /// to campaign at once. If the target has not taken over within an
+    /// election timeout, the transfer is abandoned and the leader carries on.
+    /// Asking for this node itself does nothing.
+    pub fn transfer_leadership(&mut self, target: NodeId) -> Result<(), TransferError> {
+        let RoleState::Leader(leader) = &mut self.role else {
+            return Err(TransferError::NotLeader { leader: self.core.leader });
+        };
+        leader.transfer_leadership(&mut self.core, target)
     }
 
     /// Handles a message from a peer. A message that is malformed (or
@@ -488,7 +541,9 @@ impl RawNode {
         let Message { from, term, .. } = message;
         if term > self.core.term {
             match &message.body {
-                MessageBody::PreVote(_) | MessageBody::Vote(_) if self.core.in_lease(&self.role) => {
+                MessageBody::PreVote(request) | MessageBody::Vote(request)
+                    if !request.leadership_transfer && self.core.in_lease(&self.role) =>
+                {
                     return Ok(());
                 }
                 MessageBody::PreVote(_) => {}
@@ -581,6 +636,9 @@ impl RawNode {
             (RoleState::Candidate(candidate), MessageBody::VoteResponse(response)) => {
                 Ok(candidate.record_vote(core, from, response))
             }
+            (RoleState::Follower, MessageBody::TimeoutNow) if core.promotable() => {
+                Ok(Some(Transition::Candidate(Campaign::Transfer)))
+            }
             (role, body @ (MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_))) => {
                 // A leader exists in our term: a (pre-)candidate concedes.
                 if !matches!(role, RoleState::Follower) {
@@ -640,15 +698,15 @@ impl RawNode {
         match transition {
             Transition::Follower { term, leader } => self.become_follower(term, leader),
             Transition::PreCandidate => {
-                let (candidate, next) = Candidate::start(&mut self.core, true);
+                let (candidate, next) = Candidate::start(&mut self.core, Campaign::PreVote);
                 self.role = RoleState::PreCandidate(candidate);
                 self.transition(next);
             }
-            Transition::Candidate => {
+            Transition::Candidate(campaign) => {
                 self.core.term += 1;
                 self.core.vote = Some(self.core.id);
                 self.core.hard_state_changed();
-                let (candidate, next) = Candidate::start(&mut self.core, false);
+                let (candidate, next) = Candidate::start(&mut self.core, campaign);
                 self.role = RoleState::Candidate(candidate);
                 self.transition(next);
             }

@@ -14,7 +14,7 @@
 //! can write its log in parallel with its followers.
 
 use crate::mutation::{mutated, Mutation};
-use crate::node::{Core, MembershipChangeError, Transition};
+use crate::node::{Core, MembershipChangeError, TransferError, Transition};
 use crate::quorum::VoteResult;
 use crate::{
     AppendEntries, AppendEntriesResponse, EntryPayload, Heartbeat, Index, LogError, LogId, Membership,
@@ -38,6 +38,19 @@ pub(crate) struct Leader {
     /// The index of this leader's first entry. Until it commits, this leader
     /// cannot know whether a configuration change is in flight.
     term_start: Index,
+    /// A leadership transfer in progress.
+    transfer: Option<Transfer>,
+}
+
+/// A leadership transfer in progress.
+#[derive(Debug, Clone, Copy)]
+struct Transfer {
+    /// The node leadership is handed to.
+    target: NodeId,
+    /// Ticks since it started; it is abandoned after an election timeout.
+    elapsed: u64,
+    /// TimeoutNow has been sent.
+    sent: bool,
 }
 
 impl Leader {
@@ -52,6 +65,7 @@ impl Leader {
             heartbeat_elapsed: 0,
             broadcast_pending: false,
             term_start: core.log.last_index() + 1,
+            transfer: None,
         };
         leader.reconcile_progress(core);
         core.append_new(EntryPayload::Blank);
@@ -81,6 +95,9 @@ impl Leader {
             return Err(MembershipError::NoVoters.into());
         }
         target.validate()?;
+        if self.transfer.is_some() {
+            return Err(MembershipChangeError::TransferInProgress);
+        }
         let memberships = core.log.memberships();
         let current = memberships.current();
         if current.is_joint()
@@ -166,8 +183,59 @@ impl Leader {
         }
     }
 
+    /// The node leadership is being handed to, if a transfer is in progress.
+    pub(crate) fn transfer_target(&self) -> Option<NodeId> {
+        self.transfer.map(|t| t.target)
+    }
+
+    /// Starts handing leadership to `target`.
+    pub(crate) fn transfer_leadership(
+        &mut self,
+        core: &mut Core,
+        target: NodeId,
+    ) -> Result<(), TransferError> {
+        if target == core.id {
+            return Ok(());
+        }
+        let membership = core.log.membership();
+        if !membership.contains(target) {
+            return Err(TransferError::UnknownNode(target));
+        }
+        if !membership.voters.contains(&target) {
+            return Err(TransferError::NotAVoter(target));
+        }
+        self.transfer = Some(Transfer { target, elapsed: 0, sent: false });
+        if !self.maybe_send_timeout_now(core) {
+            if let Some(pr) = self.progress.get_mut(&target) {
+                // Re-sync from what it is known to hold now, rather than wait
+                // for heartbeats to notice appends lost in flight.
+                pr.become_probe();
+                send_appends(core, target, pr, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the transfer target to campaign once its log matches ours.
+    fn maybe_send_timeout_now(&mut self, core: &mut Core) -> bool {
+        let Some(transfer) = &mut self.transfer else { return false };
+        let caught_up =
+            self.progress.get(&transfer.target).is_some_and(|pr| pr.match_index() == core.log.last_index());
+        if caught_up && !transfer.sent {
+            transfer.sent = true;
+            core.send(transfer.target, MessageBody::TimeoutNow);
+        }
+        caught_up
+    }
+
     /// Heartbeats, and the check-quorum round once per minimum election timeout.
     pub(crate) fn tick(&mut self, core: &mut Core) -> Option<Transition> {
+        if let Some(transfer) = &mut self.transfer {
+            transfer.elapsed += 1;
+            if transfer.elapsed >= core.config.election_timeout_min {
+                self.transfer = None;
+            }
+        }
         self.heartbeat_elapsed += 1;
         core.election_elapsed += 1;
         if core.election_elapsed >= core.config.election_timeout_min {
@@ -239,6 +307,9 @@ impl Leader {
                 if pr.maybe_update(match_index) {
                     if pr.state() == ProgressState::Probe {
                         pr.become_replicate();
+                    }
+                    if self.transfer_target() == Some(from) {
+                        self.maybe_send_timeout_now(core);
                     }
                     if self.maybe_commit(core) {
                         self.broadcast_append(core, true);

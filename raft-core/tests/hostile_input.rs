@@ -24,8 +24,13 @@ fn entry() -> impl Strategy<Value = Entry> {
 }
 
 fn body() -> impl Strategy<Value = MessageBody> {
-    let vote_request =
-        || (number(), number()).prop_map(|(i, t)| VoteRequest { last_log_index: i, last_log_term: t });
+    let vote_request = || {
+        (number(), number(), prop::bool::ANY).prop_map(|(i, t, transfer)| VoteRequest {
+            last_log_index: i,
+            last_log_term: t,
+            leadership_transfer: transfer,
+        })
+    };
     let vote_response = || prop::bool::ANY.prop_map(|granted| VoteResponse { granted });
     prop_oneof![
         vote_request().prop_map(MessageBody::PreVote),
@@ -72,6 +77,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
         }),
         number().prop_map(|commit| MessageBody::Heartbeat(Heartbeat { commit })),
         Just(MessageBody::HeartbeatResponse),
+        Just(MessageBody::TimeoutNow),
     ]
 }
 
@@ -119,6 +125,9 @@ fn node(role: Role) -> RawNode {
         grant(&mut node, true);
     }
     if role == Role::Leader {
+        // The candidate's term and vote become durable; then a vote arrives.
+        let ready = node.ready();
+        node.on_persisted(ready.number);
         grant(&mut node, false);
     }
     assert_eq!(node.role(), role);

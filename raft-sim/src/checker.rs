@@ -15,10 +15,10 @@
 //!   without gaps.
 //! - **Apply only what is durable**: when a node crashes, everything it applied
 //!   is on its disk.
-//! - **Durability of commitment**: every committed entry stays on the durable
-//!   disks of a quorum of the latest committed configuration (checked by
-//!   [`Checker::check_durable`]), and a node's commit index never moves back
-//!   while it runs.
+//! - **Durability of commitment**: every committed entry stays on durable
+//!   disks that meet every quorum of every configuration that could still
+//!   elect a leader (checked by [`Checker::check_durable`]), and a node's
+//!   commit index never moves back while it runs.
 //! - **Membership changes**: a leader never has more than one configuration
 //!   change in flight, and every quorum of a configuration intersects every
 //!   quorum of the configuration before it (checked by brute force over all
@@ -258,10 +258,10 @@ impl Checker {
         Ok(())
     }
 
-    /// Every committed entry is on the durable disks of a quorum of the latest
-    /// committed configuration (`initial` if none was committed yet) or of a
-    /// newer one from `newer`: a configuration is in force from the moment it
-    /// is appended, so entries after it may be committed by its quorum alone.
+    /// Every committed entry is durable on nodes that meet every quorum of
+    /// every configuration that could still elect a leader: the latest
+    /// committed one (`initial` if none was committed yet) and any newer one
+    /// in a log or on a disk. Then no leader can be elected without it.
     pub fn check_durable(
         &self,
         initial: &Membership,
@@ -269,27 +269,36 @@ impl Checker {
         disks: &BTreeMap<NodeId, &[Entry]>,
     ) -> Result<(), Violation> {
         let committed = self.committed_membership.as_ref().unwrap_or(initial);
-        let quorums: Vec<_> = std::iter::once(committed).chain(newer).map(Membership::quorum).collect();
         for entry in &self.committed {
-            let holds = |id: NodeId| {
-                disks
-                    .get(&id)
-                    .is_some_and(|log| log.get(entry.index as usize - 1).is_some_and(|e| e == entry))
+            let holds = |id: &NodeId| {
+                disks.get(id).is_some_and(|log| log.get(entry.index as usize - 1).is_some_and(|e| e == entry))
             };
-            if !quorums.iter().any(|q| q.vote_result(|id| Some(holds(id))) == raft_core::VoteResult::Won) {
-                let holders: Vec<NodeId> = disks.keys().copied().filter(|&id| holds(id)).collect();
-                return violation(
-                    "Durability of commitment",
-                    format!(
-                        "committed entry {:?} is durable only on {holders:?}, not a quorum of {committed:?} \
-                         or of any newer configuration",
-                        entry.log_id()
-                    ),
-                );
+            for membership in std::iter::once(committed).chain(newer) {
+                if !meets_every_quorum(membership, holds) {
+                    let holders: Vec<NodeId> = disks.keys().copied().filter(holds).collect();
+                    return violation(
+                        "Durability of commitment",
+                        format!(
+                            "committed entry {:?} is durable only on {holders:?}, which misses a quorum of \
+                             {membership:?}",
+                            entry.log_id()
+                        ),
+                    );
+                }
             }
         }
         Ok(())
     }
+}
+
+/// Whether the nodes for which `holds` is true meet every quorum of `m`: they
+/// leave too few voters of one half (both halves must agree in a joint
+/// configuration) to make a majority without them.
+fn meets_every_quorum(m: &Membership, holds: impl Fn(&NodeId) -> bool) -> bool {
+    let blocks = |voters: &BTreeSet<NodeId>| {
+        !voters.is_empty() && voters.iter().filter(|id| !holds(id)).count() <= voters.len() / 2
+    };
+    blocks(&m.voters) || blocks(&m.outgoing)
 }
 
 /// Whether the members in `set` (bits over `members`) form a quorum of `m`:

@@ -466,6 +466,18 @@ impl Cluster {
         result
     }
 
+    /// Asks node `id` to hand leadership to `target`.
+    pub fn transfer_leadership(
+        &mut self,
+        id: NodeId,
+        target: NodeId,
+    ) -> Result<(), raft_core::TransferError> {
+        self.log_event(|| format!("n{id} transfers leadership to n{target}"));
+        let mut result = Err(raft_core::TransferError::NotLeader { leader: None });
+        self.input(id, |raft| result = raft.transfer_leadership(target));
+        result
+    }
+
     /// Makes node `id` campaign now.
     pub fn campaign(&mut self, id: NodeId) {
         self.log_event(|| format!("n{id} campaigns"));
@@ -616,14 +628,23 @@ impl Cluster {
         let disks: BTreeMap<NodeId, &[Entry]> =
             self.nodes.iter().map(|(&id, n)| (id, n.disk.entries.as_slice())).collect();
         let committed = self.checker.committed().len() as u64;
-        let newer: Vec<Membership> = self
+        // Configurations newer than the committed one, in running logs and on
+        // disks (a crashed leader's C_new may still decide after it restarts).
+        let in_logs = self
             .nodes
             .values()
             .filter_map(|n| n.raft.as_ref())
             .flat_map(|r| r.log().memberships().entries().iter())
             .filter(|(index, _)| *index > committed)
-            .map(|(_, m)| m.clone())
-            .collect();
+            .map(|(_, m)| m.clone());
+        let on_disks =
+            self.nodes.values().flat_map(|n| n.disk.entries.iter().skip(committed as usize)).filter_map(
+                |e| match &e.payload {
+                    raft_core::EntryPayload::Membership(m) => Some(m.clone()),
+                    _ => None,
+                },
+            );
+        let newer: Vec<Membership> = in_logs.chain(on_disks).collect();
         let result = self.checker.check_durable(&self.initial, &newer, &disks);
         self.record(result);
     }
@@ -665,7 +686,7 @@ fn describe(m: &Message) -> String {
         ),
         MessageBody::AppendEntriesResponse(r) => format!("{r:?}"),
         MessageBody::Heartbeat(h) => format!("commit {}", h.commit),
-        MessageBody::HeartbeatResponse => String::new(),
+        MessageBody::HeartbeatResponse | MessageBody::TimeoutNow => String::new(),
     };
     format!("n{} -> n{} {} t{} {}", m.from, m.to, m.body.kind(), m.term, detail)
 }

@@ -37,7 +37,8 @@ pub struct SimOptions {
     /// Further nodes outside the initial configuration, which membership
     /// changes may add.
     pub spares: u64,
-    /// Chance per step that the leader is asked to change the membership.
+    /// Chance per step that the leader is asked to change the membership
+    /// (and half that, to hand over leadership).
     pub churn_rate: f64,
     /// Steps (time units) of the fault phase.
     pub fault_steps: u64,
@@ -90,6 +91,25 @@ impl SimOptions {
             max_entries_per_msg: [1, 2, 3, 64, 1024][rng.random_range(0..5)],
             max_inflight_msgs: [1, 4, 256][rng.random_range(0..3)],
             batch_ready: rng.random_bool(0.5),
+        }
+        .with_storm(rng.random_bool(0.15))
+    }
+
+    /// An election storm: frequent crashes and partitions with one entry per
+    /// message, so leaders change while entries of earlier terms are half
+    /// replicated: the ground where Figure 8 bugs grow.
+    fn with_storm(self, storm: bool) -> Self {
+        if !storm {
+            return self;
+        }
+        Self {
+            crash_rate: 0.006,
+            partition_rate: 0.008,
+            max_entries_per_msg: 1,
+            max_inflight_msgs: 1,
+            drop_rate: self.drop_rate.max(0.1),
+            propose_rate: self.propose_rate.max(0.1),
+            ..self
         }
     }
 }
@@ -196,13 +216,14 @@ impl Simulation {
         let healed_at = self.step;
         let deadline = healed_at + LIVENESS_TICKS * TICK;
         let probe = self.command(true);
-        let mut proposed_in_term = None;
+        let mut accepted_in_term = None;
         while self.step < deadline {
             if let Some(leader) = self.cluster.leader() {
+                // Propose once per term, retrying while the leader refuses
+                // (during a leadership transfer, say).
                 let term = self.cluster.node(leader).term();
-                if proposed_in_term != Some(term) {
-                    proposed_in_term = Some(term);
-                    self.cluster.propose(leader, probe.clone());
+                if accepted_in_term != Some(term) && self.cluster.propose(leader, probe.clone()).is_some() {
+                    accepted_in_term = Some(term);
                 }
             }
             self.advance()?;
@@ -282,6 +303,12 @@ impl Simulation {
         }
         if self.rng.random_bool(self.options.churn_rate) {
             self.churn();
+        }
+        if self.rng.random_bool(self.options.churn_rate / 2.0) {
+            if let Some(leader) = self.cluster.leader() {
+                let target = self.rng.random_range(1..=n);
+                let _ = self.cluster.transfer_leadership(leader, target);
+            }
         }
         if self.rng.random_bool(self.options.propose_rate) {
             let target = self.cluster.leader().unwrap_or_else(|| self.rng.random_range(1..=n));

@@ -1,5 +1,6 @@
 //! Proof that the checkers are not vacuous: a core with a deliberate bug is
-//! caught, by the sweep and by the scenario built for that bug.
+//! caught by the seed sweep CI runs (or, for the Figure 8 bug, by the script
+//! of Figure 8).
 //!
 //! The bugs exist only in builds with `--cfg raft_mutation`, so this file is
 //! empty otherwise. Run it with:
@@ -36,12 +37,6 @@ fn voting_without_the_log_check_is_caught() {
 }
 
 #[test]
-fn committing_an_earlier_term_entry_by_count_is_caught() {
-    let failure = first_failure(Mutation::CommitEarlierTermByCount);
-    println!("{failure}");
-}
-
-#[test]
 fn acknowledging_before_persisting_is_caught() {
     let failure = first_failure(Mutation::AckBeforePersist);
     println!("{failure}");
@@ -61,6 +56,9 @@ fn applying_before_persisting_is_caught() {
 
 /// The Figure 8 script catches the commit-by-count bug deterministically:
 /// the mutated leader commits the term-2 entry, which S5 later overwrites.
+/// (The random sweep needs three leaders in a rare order to expose this bug,
+/// since every new leader appends an entry of its term at once; it caught it
+/// within 5,000 seeds under earlier schedules but is not relied on for it.)
 #[test]
 fn figure_8_scenario_catches_commit_by_count() {
     mutation::set(Some(Mutation::CommitEarlierTermByCount));

@@ -43,3 +43,18 @@ fn seed_160_overload_with_one_entry_per_message() {
 fn seed_3980_single_voter_leads_only_once_its_vote_is_durable() {
     passes(3980);
 }
+
+/// The durability checker asked whether the holders of a committed entry
+/// formed a quorum of the joint configuration, where what matters is that
+/// they meet every quorum of it (and of every newer configuration, including
+/// one on a crashed leader's disk: seed 1107).
+#[test]
+fn seed_685_holders_meet_every_quorum_of_a_joint_configuration() {
+    passes(685);
+}
+
+/// See `seed_685_holders_meet_every_quorum_of_a_joint_configuration`.
+#[test]
+fn seed_1107_configuration_on_a_crashed_leaders_disk() {
+    passes(1107);
+}

@@ -393,3 +393,55 @@ fn a_single_voter_leads_only_once_its_own_vote_is_durable() {
     c.flush_all();
     assert_eq!((c.node(1).role(), c.node(1).term()), (Role::Leader, 1));
 }
+
+/// Thesis 3.10: leadership moves to a follower that was behind. The leader
+/// refuses proposals while it catches the target up, then the target takes
+/// over in the next term, with every entry.
+#[test]
+fn leadership_transfer_to_a_lagging_follower() {
+    let mut c = with_leader_1(3, Config::new);
+    c.isolate(3);
+    for i in 0..20 {
+        c.propose(1, format!("entry {i}"));
+    }
+    c.stabilize();
+    c.heal();
+    let last = c.node(1).log().last_index();
+    assert!(c.node(3).log().last_index() < last, "node 3 lags");
+
+    c.transfer_leadership(1, 3).expect("the transfer starts");
+    assert_eq!(c.propose(1, "during the transfer"), None, "proposals wait for the new leader");
+    c.stabilize();
+    assert_eq!(c.leader(), Some(3));
+    assert_eq!(c.node(3).term(), 2);
+    assert!(c.node(3).log().last_index() > last, "node 3 has every entry and its own");
+    assert!(c.propose(3, "at the new leader").is_some());
+}
+
+/// A transfer whose target never answers is abandoned after an election
+/// timeout, and the leader takes proposals again.
+#[test]
+fn leadership_transfer_times_out_and_the_leader_resumes() {
+    let mut c = with_leader_1(3, Config::new);
+    c.isolate(3);
+    c.propose(1, "x");
+    c.stabilize();
+    c.transfer_leadership(1, 3).expect("the transfer starts");
+    assert_eq!(c.propose(1, "y"), None);
+    c.tick_n(1, Config::new(1).election_timeout_min);
+    assert_eq!(c.leader(), Some(1));
+    assert!(c.propose(1, "z").is_some(), "the transfer was abandoned");
+}
+
+/// Leadership can only go to a voter that exists.
+#[test]
+fn leadership_transfer_to_a_learner_or_an_unknown_node_is_refused() {
+    let disks = (1..=4).map(|id| (id, Disk::default())).collect();
+    let mut c = Cluster::with_membership(disks, raft_core::Membership::new([1, 2, 3], [4]), Config::new, 0);
+    c.campaign(1);
+    c.stabilize();
+    assert_eq!(c.transfer_leadership(1, 4), Err(raft_core::TransferError::NotAVoter(4)));
+    assert_eq!(c.transfer_leadership(1, 9), Err(raft_core::TransferError::UnknownNode(9)));
+    assert_eq!(c.transfer_leadership(2, 3), Err(raft_core::TransferError::NotLeader { leader: Some(1) }));
+    assert!(c.propose(1, "still leading").is_some());
+}
