@@ -43,6 +43,14 @@ pub struct Config {
     pub learner_catch_up_lag: u64,
     /// ...and has been for this many consecutive heartbeat rounds.
     pub learner_catch_up_rounds: u32,
+    /// Allow lease-based reads ([`crate::ReadMode::Lease`]): served without a
+    /// heartbeat round while the leader's lease holds. Off by default; needs
+    /// `check_quorum`. See the `read` section of the crate documentation for
+    /// the clock assumption it makes.
+    pub lease_reads: bool,
+    /// The most, in ticks, by which any node's clock may run ahead of
+    /// another's over an election timeout. The lease is shortened by this.
+    pub max_clock_drift_ticks: u64,
 }
 
 impl Config {
@@ -63,6 +71,8 @@ impl Config {
             max_bytes_per_msg: 1024 * 1024,
             learner_catch_up_lag: 64,
             learner_catch_up_rounds: 3,
+            lease_reads: false,
+            max_clock_drift_ticks: 1,
         }
     }
 
@@ -98,6 +108,15 @@ impl Config {
         if self.learner_catch_up_rounds == 0 {
             return Err(ConfigError::Zero("learner_catch_up_rounds"));
         }
+        if self.lease_reads && !self.check_quorum {
+            return Err(ConfigError::LeaseReadsNeedCheckQuorum);
+        }
+        if self.max_clock_drift_ticks >= self.election_timeout_min {
+            return Err(ConfigError::DriftNotBelowElection {
+                drift: self.max_clock_drift_ticks,
+                election_min: self.election_timeout_min,
+            });
+        }
         Ok(())
     }
 }
@@ -130,6 +149,17 @@ pub enum ConfigError {
     /// A limit that must be positive is zero.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    /// Lease reads are safe only if an isolated leader steps down.
+    #[error("lease_reads requires check_quorum")]
+    LeaseReadsNeedCheckQuorum,
+    /// A drift as long as the election timeout leaves no lease at all.
+    #[error("max_clock_drift_ticks ({drift}) must be below election_timeout_min ({election_min})")]
+    DriftNotBelowElection {
+        /// The configured drift bound.
+        drift: u64,
+        /// The configured minimum election timeout.
+        election_min: u64,
+    },
 }
 
 #[cfg(test)]
@@ -157,6 +187,17 @@ mod tests {
             (|c| c.max_inflight_msgs = 0, ConfigError::Zero("max_inflight_msgs")),
             (|c| c.max_entries_per_msg = 0, ConfigError::Zero("max_entries_per_msg")),
             (|c| c.max_bytes_per_msg = 0, ConfigError::Zero("max_bytes_per_msg")),
+            (
+                |c| {
+                    c.lease_reads = true;
+                    c.check_quorum = false
+                },
+                ConfigError::LeaseReadsNeedCheckQuorum,
+            ),
+            (
+                |c| c.max_clock_drift_ticks = 10,
+                ConfigError::DriftNotBelowElection { drift: 10, election_min: 10 },
+            ),
         ];
         for (mutate, expected) in cases {
             let mut config = Config::new(1);

@@ -92,6 +92,7 @@ mod mutation;
 mod node;
 mod progress;
 mod quorum;
+mod read;
 mod replication;
 mod rng;
 mod types;
@@ -100,10 +101,12 @@ pub use config::{Config, ConfigError};
 pub use log::{LogError, RaftLog};
 pub use membership::{Membership, MembershipError, MembershipLog};
 pub use message::{
-    AppendEntries, AppendEntriesResponse, Heartbeat, Message, MessageBody, VoteRequest, VoteResponse,
+    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody,
+    ReadIndexRequest, ReadState, VoteRequest, VoteResponse,
 };
 pub use node::{
-    InitError, InitialState, MembershipChangeError, ProposeError, RawNode, Ready, StepError, TransferError,
+    InitError, InitialState, MembershipChangeError, ProposeError, RawNode, ReadError, ReadMode, Ready,
+    StepError, TransferError,
 };
 pub use progress::{Inflights, Progress, ProgressState};
 pub use quorum::{JointConfig, MajorityConfig, VoteResult};

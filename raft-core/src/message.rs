@@ -45,10 +45,17 @@ pub enum MessageBody {
     Heartbeat(Heartbeat),
     /// A node's answer to a [`MessageBody::Heartbeat`]; also what a node sends to
     /// a leader of a stale term so that it learns the newer term and steps down.
-    HeartbeatResponse,
+    HeartbeatResponse(HeartbeatResponse),
     /// Sent by a leader handing over leadership, once the target's log is as
     /// up to date as its own: "campaign now" (thesis section 3.10).
     TimeoutNow,
+    /// Sent by a follower to its leader on behalf of a client's linearizable
+    /// read: "at which index may I serve read `ctx`?"
+    ReadIndex(ReadIndexRequest),
+    /// The leader's answer to [`MessageBody::ReadIndex`], once it has
+    /// confirmed it still leads: the read may be served once the follower has
+    /// applied `index`.
+    ReadIndexResponse(ReadState),
 }
 
 impl MessageBody {
@@ -62,8 +69,10 @@ impl MessageBody {
             MessageBody::AppendEntries(_) => "AppendEntries",
             MessageBody::AppendEntriesResponse(_) => "AppendEntriesResponse",
             MessageBody::Heartbeat(_) => "Heartbeat",
-            MessageBody::HeartbeatResponse => "HeartbeatResponse",
+            MessageBody::HeartbeatResponse(_) => "HeartbeatResponse",
             MessageBody::TimeoutNow => "TimeoutNow",
+            MessageBody::ReadIndex(_) => "ReadIndex",
+            MessageBody::ReadIndexResponse(_) => "ReadIndexResponse",
         }
     }
 }
@@ -134,4 +143,33 @@ pub struct Heartbeat {
     /// is known to share with the leader, so it may adopt it as its commit index
     /// without a consistency check.
     pub commit: Index,
+    /// The leader's latest read round: an answer echoing it confirms, for the
+    /// reads of that round, that the leader still led when they were made.
+    pub round: u64,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// The read round of the heartbeat answered (0 when answering a stale term).
+    pub round: u64,
+}
+
+/// A follower's request for a read index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexRequest {
+    /// The caller's id for the read, returned in the [`ReadState`].
+    pub ctx: u64,
+    /// The caller accepts a lease-based confirmation.
+    pub lease: bool,
+}
+
+/// A read that has become safe: it may be served from the state machine once
+/// that has applied `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadState {
+    /// The caller's id for the read.
+    pub ctx: u64,
+    /// The commit index at the time the read was made.
+    pub index: Index,
 }

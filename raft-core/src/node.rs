@@ -20,7 +20,7 @@ use crate::replication::{self, Leader};
 use crate::rng::Rng;
 use crate::{
     Config, ConfigError, Entry, EntryPayload, HardState, Index, LogError, LogId, Membership, MembershipError,
-    Message, MessageBody, NodeId, RaftLog, Role, SoftState, Term, MAX_TERM,
+    Message, MessageBody, NodeId, RaftLog, ReadIndexRequest, ReadState, Role, SoftState, Term, MAX_TERM,
 };
 use bytes::Bytes;
 use std::collections::{BTreeSet, VecDeque};
@@ -122,6 +122,28 @@ pub enum ProposeError {
     },
 }
 
+/// How a read is confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// ReadIndex: a heartbeat round confirms leadership. Always safe.
+    ReadIndex,
+    /// Served at once while the leader's lease holds (falls back to
+    /// ReadIndex otherwise). Needs [`Config::lease_reads`]; safe only under the
+    /// clock-drift bound [`Config::max_clock_drift_ticks`].
+    Lease,
+}
+
+/// Why a read could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ReadError {
+    /// No leader is known to ask.
+    #[error("no leader is known")]
+    NoLeader,
+    /// A lease read was asked for but lease reads are off.
+    #[error("lease reads are disabled (Config::lease_reads)")]
+    LeaseReadsDisabled,
+}
+
 /// Why a leadership transfer could not start.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TransferError {
@@ -209,6 +231,9 @@ pub struct Ready {
     pub persisted_messages: Vec<Message>,
     /// Committed entries to apply, in order.
     pub committed_entries: Vec<Entry>,
+    /// Reads that have become safe: serve each once the state machine has
+    /// applied its `index` (see [`RawNode::read_index`]).
+    pub read_states: Vec<ReadState>,
     /// The role and leader, if they changed since the last `Ready`.
     pub soft_state: Option<SoftState>,
 }
@@ -261,6 +286,10 @@ pub(crate) struct Core {
     rng: Rng,
     messages: Vec<Message>,
     persisted_messages: Vec<Message>,
+    /// Reads confirmed since the last `Ready`.
+    pub(crate) read_states: Vec<ReadState>,
+    /// Ticks since this node started: the clock of lease reads.
+    pub(crate) ticks: u64,
     durability: Durability,
 }
 
@@ -299,8 +328,10 @@ impl Core {
             body,
             MessageBody::AppendEntries(_)
                 | MessageBody::Heartbeat(_)
-                | MessageBody::HeartbeatResponse
+                | MessageBody::HeartbeatResponse(_)
                 | MessageBody::TimeoutNow
+                | MessageBody::ReadIndex(_)
+                | MessageBody::ReadIndexResponse(_)
                 | MessageBody::PreVote(_)
         ) || (mutated(Mutation::AckBeforePersist)
             && matches!(body, MessageBody::AppendEntriesResponse(_)));
@@ -458,6 +489,8 @@ impl RawNode {
             rng: Rng::new(seed),
             messages: Vec::new(),
             persisted_messages: Vec::new(),
+            read_states: Vec::new(),
+            ticks: 0,
             durability: Durability {
                 next_ready: 1,
                 persisted_ready: 0,
@@ -475,6 +508,7 @@ impl RawNode {
     /// their election timeout, a leader toward its next heartbeat and
     /// check-quorum round.
     pub fn tick(&mut self) {
+        self.core.ticks += 1;
         let transition = match &mut self.role {
             RoleState::Leader(leader) => leader.tick(&mut self.core),
             _ => self.core.tick_election(),
@@ -504,6 +538,35 @@ impl RawNode {
             },
             _ => Err(ProposeError::NotLeader { leader: self.core.leader }),
         }
+    }
+
+    /// Asks for a linearizable read, identified by `ctx` (the caller's own
+    /// id for it). When it is safe, [`Ready::read_states`] hands back
+    /// `ReadState { ctx, index }`: serve the read from the state machine once
+    /// it has applied `index`. On a follower, the leader is asked.
+    ///
+    /// A read whose node loses leadership (or whose leader does) before it is
+    /// confirmed is never answered: when [`Ready::soft_state`] reports a
+    /// change, retry the reads still waiting. Stale reads need no call at all:
+    /// read the local state machine.
+    pub fn read_index(&mut self, ctx: u64, mode: ReadMode) -> Result<(), ReadError> {
+        let lease = mode == ReadMode::Lease;
+        if lease && !self.core.config.lease_reads {
+            return Err(ReadError::LeaseReadsDisabled);
+        }
+        match &mut self.role {
+            RoleState::Leader(leader) => {
+                let me = self.core.id;
+                leader.read(&mut self.core, ctx, me, lease)
+            }
+            _ => match self.core.leader {
+                Some(leader) => {
+                    self.core.send(leader, MessageBody::ReadIndex(ReadIndexRequest { ctx, lease }))
+                }
+                None => return Err(ReadError::NoLeader),
+            },
+        }
+        Ok(())
     }
 
     /// Hands leadership to `target` (thesis section 3.10): the leader stops
@@ -556,7 +619,7 @@ impl RawNode {
         } else if term < self.core.term {
             let reply = match message.body {
                 MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_) => {
-                    Some(MessageBody::HeartbeatResponse)
+                    Some(MessageBody::HeartbeatResponse(crate::HeartbeatResponse::default()))
                 }
                 MessageBody::PreVote(_) => {
                     Some(MessageBody::PreVoteResponse(crate::VoteResponse { granted: false }))
@@ -638,6 +701,10 @@ impl RawNode {
             }
             (RoleState::Follower, MessageBody::TimeoutNow) if core.promotable() => {
                 Ok(Some(Transition::Candidate(Campaign::Transfer)))
+            }
+            (RoleState::Follower, MessageBody::ReadIndexResponse(state)) if core.leader == Some(from) => {
+                core.read_states.push(state);
+                Ok(None)
             }
             (role, body @ (MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_))) => {
                 // A leader exists in our term: a (pre-)candidate concedes.
@@ -736,8 +803,9 @@ impl RawNode {
             || core.log.has_applicable()
             || !core.messages.is_empty()
             || !core.persisted_messages.is_empty()
+            || !core.read_states.is_empty()
             || self.soft_state() != core.durability.reported
-            || matches!(&self.role, RoleState::Leader(leader) if leader.broadcast_pending())
+            || matches!(&self.role, RoleState::Leader(leader) if leader.has_pending_work())
     }
 
     /// Collects what the caller must persist, send and apply; see [`Ready`]
@@ -770,6 +838,7 @@ impl RawNode {
             messages: std::mem::take(&mut core.messages),
             persisted_messages: std::mem::take(&mut core.persisted_messages),
             committed_entries: core.log.take_applicable(),
+            read_states: std::mem::take(&mut core.read_states),
             soft_state: (reported != soft_state).then_some(soft_state),
         }
     }

@@ -16,9 +16,10 @@
 use crate::mutation::{mutated, Mutation};
 use crate::node::{Core, MembershipChangeError, TransferError, Transition};
 use crate::quorum::VoteResult;
+use crate::read::ReadQueue;
 use crate::{
-    AppendEntries, AppendEntriesResponse, EntryPayload, Heartbeat, Index, LogError, LogId, Membership,
-    MembershipError, MessageBody, NodeId, Progress, ProgressState,
+    AppendEntries, AppendEntriesResponse, EntryPayload, Heartbeat, HeartbeatResponse, Index, LogError, LogId,
+    Membership, MembershipError, MessageBody, NodeId, Progress, ProgressState,
 };
 use std::collections::BTreeMap;
 
@@ -40,6 +41,11 @@ pub(crate) struct Leader {
     term_start: Index,
     /// A leadership transfer in progress.
     transfer: Option<Transfer>,
+    /// Reads waiting for this leader to confirm it leads.
+    reads: ReadQueue,
+    /// TimeoutNow went out this term: its target may be elected whatever the
+    /// followers' leases say, so lease reads are off until the term ends.
+    lease_revoked: bool,
 }
 
 /// A leadership transfer in progress.
@@ -66,6 +72,8 @@ impl Leader {
             broadcast_pending: false,
             term_start: core.log.last_index() + 1,
             transfer: None,
+            reads: ReadQueue::default(),
+            lease_revoked: false,
         };
         leader.reconcile_progress(core);
         core.append_new(EntryPayload::Blank);
@@ -163,9 +171,18 @@ impl Leader {
         &self.progress
     }
 
-    /// Whether proposals are waiting to be sent.
-    pub(crate) fn broadcast_pending(&self) -> bool {
-        self.broadcast_pending
+    /// Whether proposals or reads are waiting to be sent.
+    pub(crate) fn has_pending_work(&self) -> bool {
+        self.broadcast_pending || self.reads.has_unassigned()
+    }
+
+    /// Registers a read from `origin` (this node, or a follower asking).
+    /// During a leadership transfer no lease is trusted: the target may be
+    /// elected at once.
+    pub(crate) fn read(&mut self, core: &mut Core, ctx: u64, origin: NodeId, lease: bool) {
+        let own_term_committed = core.log.committed() >= self.term_start;
+        let lease = lease && self.transfer.is_none() && !self.lease_revoked;
+        self.reads.register(core, ctx, origin, lease, own_term_committed);
     }
 
     /// Appends a new entry; it is sent at the next [`Leader::flush_broadcast`],
@@ -175,11 +192,17 @@ impl Leader {
         core.append_new(payload)
     }
 
-    /// Sends what was proposed since the last call.
+    /// Sends what was proposed since the last call, and starts a read round
+    /// for the reads registered since the last one.
     pub(crate) fn flush_broadcast(&mut self, core: &mut Core) {
         if self.broadcast_pending {
             self.broadcast_pending = false;
             self.broadcast_append(core, false);
+        }
+        if self.reads.start_round(core) {
+            self.broadcast_heartbeat(core);
+            // A quorum of one (this node) confirms at once.
+            self.reads.confirm(core);
         }
     }
 
@@ -205,6 +228,7 @@ impl Leader {
             return Err(TransferError::NotAVoter(target));
         }
         self.transfer = Some(Transfer { target, elapsed: 0, sent: false });
+        self.reads.end_lease();
         if !self.maybe_send_timeout_now(core) {
             if let Some(pr) = self.progress.get_mut(&target) {
                 // Re-sync from what it is known to hold now, rather than wait
@@ -223,6 +247,7 @@ impl Leader {
             self.progress.get(&transfer.target).is_some_and(|pr| pr.match_index() == core.log.last_index());
         if caught_up && !transfer.sent {
             transfer.sent = true;
+            self.lease_revoked = true;
             core.send(transfer.target, MessageBody::TimeoutNow);
         }
         caught_up
@@ -281,7 +306,11 @@ impl Leader {
     pub(crate) fn step(&mut self, core: &mut Core, from: NodeId, body: MessageBody) -> Option<Transition> {
         match body {
             MessageBody::AppendEntriesResponse(response) => self.handle_append_response(core, from, response),
-            MessageBody::HeartbeatResponse => self.handle_heartbeat_response(core, from),
+            MessageBody::HeartbeatResponse(response) => {
+                self.handle_heartbeat_response(core, from);
+                self.reads.on_answer(core, from, response.round);
+            }
+            MessageBody::ReadIndex(request) => self.read(core, request.ctx, from, request.lease),
             // Stale election traffic; another leader in our term cannot exist.
             _ => {}
         }
@@ -369,7 +398,11 @@ impl Leader {
         let of_our_term =
             core.log.term(index) == Some(core.term) || mutated(Mutation::CommitEarlierTermByCount);
         if index > core.log.committed() && of_our_term {
-            core.log.commit_to(index)
+            core.log.commit_to(index);
+            if core.log.committed() >= self.term_start {
+                self.reads.release_held(core);
+            }
+            true
         } else {
             false
         }
@@ -388,7 +421,7 @@ impl Leader {
         for (&id, pr) in self.progress.iter_mut() {
             let commit = committed.min(pr.match_index());
             pr.commit_sent = pr.commit_sent.max(commit);
-            core.send(id, MessageBody::Heartbeat(Heartbeat { commit }));
+            core.send(id, MessageBody::Heartbeat(Heartbeat { commit, round: self.reads.round() }));
         }
     }
 }
@@ -448,7 +481,7 @@ pub(crate) fn follower_step(core: &mut Core, from: NodeId, body: MessageBody) ->
         MessageBody::Heartbeat(heartbeat) => {
             // The leader sends at most our match index, which our log shares with it.
             core.log.commit_to(heartbeat.commit);
-            core.send(from, MessageBody::HeartbeatResponse);
+            core.send(from, MessageBody::HeartbeatResponse(HeartbeatResponse { round: heartbeat.round }));
             Ok(())
         }
         _ => Ok(()),

@@ -62,7 +62,8 @@ fn a_stale_persist_report_after_truncate_and_reappend_does_not_mark_entries_dura
 fn a_term_beyond_max_term_from_a_peer_is_refused() {
     let mut node = five_node_follower();
     for term in [MAX_TERM + 1, u64::MAX - 1, u64::MAX] {
-        let message = Message { from: 2, to: 1, term, body: MessageBody::HeartbeatResponse };
+        let message =
+            Message { from: 2, to: 1, term, body: MessageBody::HeartbeatResponse(Default::default()) };
         assert!(node.step(message).is_err(), "term {term}");
     }
     assert_eq!(node.term(), 1);
@@ -72,7 +73,13 @@ fn a_term_beyond_max_term_from_a_peer_is_refused() {
 #[test]
 fn a_node_at_max_term_never_campaigns_past_it() {
     let mut node = five_node_follower();
-    node.step(Message { from: 2, to: 1, term: MAX_TERM, body: MessageBody::HeartbeatResponse }).unwrap();
+    node.step(Message {
+        from: 2,
+        to: 1,
+        term: MAX_TERM,
+        body: MessageBody::HeartbeatResponse(Default::default()),
+    })
+    .unwrap();
     for _ in 0..3 {
         node.campaign();
         let _ = node.ready();

@@ -75,8 +75,8 @@ fn body() -> impl Strategy<Value = MessageBody> {
                 hint_term: t,
             })
         }),
-        number().prop_map(|commit| MessageBody::Heartbeat(Heartbeat { commit })),
-        Just(MessageBody::HeartbeatResponse),
+        (number(), number()).prop_map(|(commit, round)| MessageBody::Heartbeat(Heartbeat { commit, round })),
+        number().prop_map(|round| MessageBody::HeartbeatResponse(raft_core::HeartbeatResponse { round })),
         Just(MessageBody::TimeoutNow),
     ]
 }
@@ -188,7 +188,8 @@ fn malformed_appends_are_refused_without_changing_state() {
     assert!(err.to_string().contains("not consecutive"), "{err}");
     assert_eq!((node.term(), node.log().last_log_id()), before);
 
-    let max_term = Message { from: 2, to: 1, term: u64::MAX, body: MessageBody::HeartbeatResponse };
+    let max_term =
+        Message { from: 2, to: 1, term: u64::MAX, body: MessageBody::HeartbeatResponse(Default::default()) };
     assert!(node.step(max_term).is_err());
     assert_eq!(node.term(), 2);
 }

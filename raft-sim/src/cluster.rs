@@ -15,10 +15,11 @@
 //! and, in scripted use, fails the test at once.
 
 use crate::checker::{Checker, Violation};
+use crate::kv::KvStore;
 use bytes::Bytes;
 use raft_core::{
-    Config, Entry, HardState, InitialState, LogId, Membership, Message, MessageBody, NodeId, RawNode, Ready,
-    Role,
+    Config, Entry, HardState, InitialState, LogId, Membership, Message, MessageBody, NodeId, RawNode,
+    ReadState, Ready, Role,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -54,6 +55,29 @@ pub struct SimNode {
     pending: VecDeque<PendingWrite>,
     config: Config,
     incarnation: u64,
+    /// The state machine (volatile: rebuilt from the log after a restart).
+    pub kv: KvStore,
+    /// Confirmed reads waiting for the state machine to catch up.
+    reads: Vec<ReadState>,
+}
+
+/// Something a client of the cluster can observe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// Node `node` applied `entry`.
+    Applied {
+        /// The node.
+        node: NodeId,
+        /// The entry.
+        entry: Entry,
+    },
+    /// Read `ctx` may now be served from node `node`'s state machine.
+    ReadReady {
+        /// The node.
+        node: NodeId,
+        /// The read's id.
+        ctx: u64,
+    },
 }
 
 /// A message on the wire.
@@ -101,6 +125,7 @@ pub struct Cluster {
     seed: u64,
     /// Counters.
     pub stats: Stats,
+    events: Vec<ClientEvent>,
 }
 
 /// How the simulated network treats messages.
@@ -194,6 +219,8 @@ impl Cluster {
                         pending: VecDeque::new(),
                         config: config(id),
                         incarnation: 0,
+                        kv: KvStore::default(),
+                        reads: Vec::new(),
                     },
                 )
             })
@@ -215,6 +242,7 @@ impl Cluster {
             trace: None,
             seed,
             stats: Stats::default(),
+            events: Vec::new(),
         };
         for id in cluster.ids() {
             cluster.restart(id);
@@ -355,6 +383,16 @@ impl Cluster {
         }
         let apply_check = self.checker.on_apply(id, &ready.committed_entries);
         self.record(apply_check);
+        let node = self.nodes.get_mut(&id).expect("known node");
+        for entry in &ready.committed_entries {
+            node.kv.apply(entry);
+            self.events.push(ClientEvent::Applied { node: id, entry: entry.clone() });
+        }
+        node.reads.extend(ready.read_states);
+        let applied = node.kv.applied();
+        let (ready_reads, waiting): (Vec<_>, Vec<_>) = node.reads.drain(..).partition(|r| r.index <= applied);
+        node.reads = waiting;
+        self.events.extend(ready_reads.into_iter().map(|r| ClientEvent::ReadReady { node: id, ctx: r.ctx }));
         let latency = self.disk.as_mut().map_or(0, |d| d.rng.random_range(1..=d.max_latency.max(1)));
         let ready_at = self.now + latency;
         let node = self.nodes.get_mut(&id).expect("known node");
@@ -478,6 +516,29 @@ impl Cluster {
         result
     }
 
+    /// Asks node `id` for a linearizable read `ctx`; a [`ClientEvent::ReadReady`]
+    /// says when it may be served.
+    pub fn read_index(
+        &mut self,
+        id: NodeId,
+        ctx: u64,
+        mode: raft_core::ReadMode,
+    ) -> Result<(), raft_core::ReadError> {
+        let mut result = Err(raft_core::ReadError::NoLeader);
+        self.input(id, |raft| result = raft.read_index(ctx, mode));
+        result
+    }
+
+    /// What clients could observe since the last call.
+    pub fn take_events(&mut self) -> Vec<ClientEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Node `id`'s state machine.
+    pub fn kv(&self, id: NodeId) -> &KvStore {
+        &self.nodes[&id].kv
+    }
+
     /// Makes node `id` campaign now.
     pub fn campaign(&mut self, id: NodeId) {
         self.log_event(|| format!("n{id} campaigns"));
@@ -490,6 +551,8 @@ impl Cluster {
         let node = self.nodes.get_mut(&id).expect("known node");
         node.raft = None;
         node.pending.clear();
+        node.kv = KvStore::default();
+        node.reads.clear();
         let check = self.checker.on_crash(id, &node.disk.entries);
         self.record(check);
     }
@@ -686,7 +749,10 @@ fn describe(m: &Message) -> String {
         ),
         MessageBody::AppendEntriesResponse(r) => format!("{r:?}"),
         MessageBody::Heartbeat(h) => format!("commit {}", h.commit),
-        MessageBody::HeartbeatResponse | MessageBody::TimeoutNow => String::new(),
+        MessageBody::HeartbeatResponse(r) => format!("round {}", r.round),
+        MessageBody::TimeoutNow => String::new(),
+        MessageBody::ReadIndex(r) => format!("ctx {}", r.ctx),
+        MessageBody::ReadIndexResponse(r) => format!("ctx {} index {}", r.ctx, r.index),
     };
     format!("n{} -> n{} {} t{} {}", m.from, m.to, m.body.kind(), m.term, detail)
 }

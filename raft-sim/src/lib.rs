@@ -23,8 +23,9 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod kv;
 pub mod sim;
 
 pub use checker::{Checker, Violation};
-pub use cluster::{Cluster, Disk, DiskModel, NetModel, Stats};
+pub use cluster::{ClientEvent, Cluster, Disk, DiskModel, NetModel, Stats};
 pub use sim::{run_seed, Failure, Outcome, SimOptions, Simulation};

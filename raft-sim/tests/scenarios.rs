@@ -445,3 +445,100 @@ fn leadership_transfer_to_a_learner_or_an_unknown_node_is_refused() {
     assert_eq!(c.transfer_leadership(2, 3), Err(raft_core::TransferError::NotLeader { leader: Some(1) }));
     assert!(c.propose(1, "still leading").is_some());
 }
+
+fn read_ready(c: &mut Cluster, node: u64, ctx: u64) -> bool {
+    c.take_events().into_iter().any(|e| e == raft_sim::ClientEvent::ReadReady { node, ctx })
+}
+
+/// ReadIndex (thesis 6.4): the leader confirms with a heartbeat round that it
+/// still leads before a read is served; then the read sees every write
+/// acknowledged before it.
+#[test]
+fn a_read_at_the_leader_is_served_after_a_heartbeat_round() {
+    let mut c = with_leader_1(3, Config::new);
+    c.propose(1, raft_sim::kv::put(7, 42));
+    c.stabilize();
+    c.read_index(1, 100, raft_core::ReadMode::ReadIndex).unwrap();
+    assert!(!read_ready(&mut c, 1, 100), "not before a quorum answers");
+    c.stabilize();
+    assert!(read_ready(&mut c, 1, 100));
+    assert_eq!(c.kv(1).get(7), Some(42));
+}
+
+/// Follower reads: the follower asks the leader for the read index, waits to
+/// apply up to it, and serves the read itself.
+#[test]
+fn a_follower_read_sees_the_latest_write() {
+    let mut c = with_leader_1(3, Config::new);
+    c.propose(1, raft_sim::kv::put(7, 1));
+    c.stabilize();
+    c.propose(1, raft_sim::kv::put(7, 2));
+    c.read_index(2, 200, raft_core::ReadMode::ReadIndex).unwrap();
+    c.stabilize();
+    assert!(read_ready(&mut c, 2, 200));
+    assert_eq!(c.kv(2).get(7), Some(2));
+}
+
+/// A new leader defers reads until it has committed an entry of its own
+/// term: until then its commit index may lag what its predecessor committed.
+#[test]
+fn a_new_leader_defers_reads_until_it_commits_an_entry_of_its_term() {
+    let mut c = Cluster::with_config(3, Config::new);
+    c.campaign(1);
+    c.stabilize_dropping(|m| matches!(m.body, MessageBody::AppendEntries(_)));
+    assert_eq!(c.leader(), Some(1));
+    assert_eq!(c.node(1).log().committed(), 0);
+    c.read_index(1, 300, raft_core::ReadMode::ReadIndex).unwrap();
+    c.stabilize_dropping(|m| matches!(m.body, MessageBody::AppendEntries(_)));
+    assert!(!read_ready(&mut c, 1, 300), "held back until the leader's entry commits");
+    c.tick_n(1, 2); // heartbeats resend what was lost
+    c.tick_n(1, 6);
+    assert!(c.node(1).log().committed() >= 1);
+    assert!(read_ready(&mut c, 1, 300));
+}
+
+/// A leader cut off from the cluster must not serve a read: the majority may
+/// have elected a new leader and accepted writes it has not seen.
+#[test]
+fn a_partitioned_old_leader_must_not_serve_a_read() {
+    let mut c = with_leader_1(3, Config::new);
+    c.propose(1, raft_sim::kv::put(7, 1));
+    c.stabilize();
+    c.isolate(1);
+    c.read_index(1, 400, raft_core::ReadMode::ReadIndex).unwrap();
+    c.tick_all(40);
+    let leader = c.leader().expect("the majority elects a new leader");
+    assert_ne!(leader, 1);
+    c.propose(leader, raft_sim::kv::put(7, 2));
+    c.stabilize();
+    c.tick_all(20);
+    assert!(!read_ready(&mut c, 1, 400), "the old leader served a possibly stale read");
+    // The new leader serves reads with the new value.
+    c.read_index(leader, 401, raft_core::ReadMode::ReadIndex).unwrap();
+    c.stabilize();
+    assert!(read_ready(&mut c, leader, 401));
+    assert_eq!(c.kv(leader).get(7), Some(2));
+}
+
+/// Lease reads (opt-in): served at once while a quorum's recent answers
+/// guarantee no other leader can exist; an isolated leader's lease runs out
+/// and its reads fall back to ReadIndex, which cannot complete.
+#[test]
+fn lease_reads_are_served_at_once_and_only_while_the_lease_holds() {
+    let config = |id| Config { lease_reads: true, ..Config::new(id) };
+    let mut c = with_leader_1(3, config);
+    c.read_index(1, 1, raft_core::ReadMode::ReadIndex).unwrap();
+    c.stabilize(); // a confirmed round starts the lease
+    c.take_events();
+    c.read_index(1, 500, raft_core::ReadMode::Lease).unwrap();
+    assert!(read_ready(&mut c, 1, 500), "served without a round trip");
+
+    c.isolate(1);
+    c.tick_n(1, Config::new(1).election_timeout_min);
+    c.read_index(1, 501, raft_core::ReadMode::Lease).unwrap();
+    c.tick_n(1, 3);
+    assert!(!read_ready(&mut c, 1, 501), "the lease has expired");
+
+    let no_lease = with_leader_1(3, Config::new).read_index(1, 502, raft_core::ReadMode::Lease);
+    assert_eq!(no_lease, Err(raft_core::ReadError::LeaseReadsDisabled));
+}
