@@ -51,6 +51,14 @@ pub struct Config {
     /// The most, in ticks, by which any node's clock may run ahead of
     /// another's over an election timeout. The lease is shortened by this.
     pub max_clock_drift_ticks: u64,
+    /// Ask for a snapshot ([`crate::Ready::request_snapshot`]) once this many
+    /// entries have been applied since the last one.
+    pub snapshot_threshold: u64,
+    /// Entries kept in the log behind a snapshot, so that followers a little
+    /// behind catch up from the log rather than from the snapshot.
+    pub snapshot_keep_entries: u64,
+    /// The byte budget of one snapshot chunk.
+    pub snapshot_chunk_bytes: u64,
 }
 
 impl Config {
@@ -73,6 +81,9 @@ impl Config {
             learner_catch_up_rounds: 3,
             lease_reads: false,
             max_clock_drift_ticks: 1,
+            snapshot_threshold: 8192,
+            snapshot_keep_entries: 1024,
+            snapshot_chunk_bytes: 1024 * 1024,
         }
     }
 
@@ -107,6 +118,12 @@ impl Config {
         }
         if self.learner_catch_up_rounds == 0 {
             return Err(ConfigError::Zero("learner_catch_up_rounds"));
+        }
+        if self.snapshot_threshold == 0 {
+            return Err(ConfigError::Zero("snapshot_threshold"));
+        }
+        if self.snapshot_chunk_bytes == 0 {
+            return Err(ConfigError::Zero("snapshot_chunk_bytes"));
         }
         if self.lease_reads && !self.check_quorum {
             return Err(ConfigError::LeaseReadsNeedCheckQuorum);

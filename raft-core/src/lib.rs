@@ -101,8 +101,8 @@ pub use config::{Config, ConfigError};
 pub use log::{LogError, RaftLog};
 pub use membership::{Membership, MembershipError, MembershipLog};
 pub use message::{
-    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, Message, MessageBody,
-    ReadIndexRequest, ReadState, VoteRequest, VoteResponse,
+    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, InstallSnapshot,
+    InstallSnapshotResponse, Message, MessageBody, ReadIndexRequest, ReadState, VoteRequest, VoteResponse,
 };
 pub use node::{
     InitError, InitialState, MembershipChangeError, ProposeError, RawNode, ReadError, ReadMode, Ready,
@@ -110,4 +110,7 @@ pub use node::{
 };
 pub use progress::{Inflights, Progress, ProgressState};
 pub use quorum::{JointConfig, MajorityConfig, VoteResult};
-pub use types::{Entry, EntryPayload, HardState, Index, LogId, NodeId, Role, SoftState, Term, MAX_TERM};
+pub use types::{
+    Entry, EntryPayload, HardState, Index, LogId, NodeId, Role, Snapshot, SnapshotMeta, SoftState, Term,
+    MAX_TERM,
+};

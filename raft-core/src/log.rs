@@ -288,11 +288,62 @@ impl RaftLog {
         }
     }
 
+    /// Drops the entries up to and including `index` (covered by a snapshot),
+    /// if they are all applied. Returns whether anything was dropped.
+    pub(crate) fn compact_to(&mut self, index: Index) -> bool {
+        if index <= self.snapshot.index || index > self.applied {
+            return false;
+        }
+        let Some(term) = self.term(index) else { return false };
+        let count = (index - self.snapshot.index) as usize;
+        self.entries.drain(..count);
+        self.snapshot = LogId::new(term, index);
+        self.memberships.compact_to(index);
+        true
+    }
+
+    /// Installs a snapshot received from the leader (section 7): if the log
+    /// holds the snapshot's last entry, the entries after it are kept;
+    /// otherwise the whole log is discarded. Everything up to the snapshot is
+    /// then committed and, once the caller restores it, applied. Returns
+    /// whether the log was discarded.
+    pub(crate) fn install_snapshot(&mut self, meta: &crate::SnapshotMeta) -> bool {
+        let last = meta.last;
+        let keep_suffix = self.matches(last.index, last.term);
+        if keep_suffix {
+            let count = last.index.saturating_sub(self.snapshot.index) as usize;
+            self.entries.drain(..count.min(self.entries.len()));
+        } else {
+            self.entries.clear();
+        }
+        self.snapshot = last;
+        self.memberships.reset(last.index, meta.membership.clone());
+        for entry in &self.entries {
+            if let EntryPayload::Membership(m) = &entry.payload {
+                self.memberships.push(entry.index, m.clone());
+            }
+        }
+        self.membership_version += 1;
+        self.committed = self.committed.max(last.index);
+        self.applied = self.applied.max(last.index);
+        self.unstable_from = self.unstable_from.max(last.index + 1);
+        // Nothing after the snapshot is applied before the snapshot itself is
+        // durable and restored (its write reports it persisted).
+        self.persisted = self.persisted.min(last.index);
+        !keep_suffix
+    }
+
     /// Hands out the entries not yet given to storage.
     pub(crate) fn take_unstable(&mut self) -> Vec<Entry> {
         let entries = self.entries_from(self.unstable_from, usize::MAX, u64::MAX);
         self.unstable_from = self.last_index() + 1;
         entries
+    }
+
+    /// The last entry already given to storage (or the snapshot's).
+    pub(crate) fn stored_last(&self) -> LogId {
+        let index = self.unstable_from - 1;
+        LogId::new(self.term(index).unwrap_or(self.snapshot.term), index)
     }
 
     /// Whether some entries have not yet been given to storage.

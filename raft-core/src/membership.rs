@@ -182,6 +182,21 @@ impl MembershipLog {
         self.entries.retain(|(i, _)| *i < index);
         self.entries.len() != before
     }
+
+    /// The log was compacted up to `index`: the last configuration at or
+    /// before it becomes the base.
+    pub(crate) fn compact_to(&mut self, index: Index) {
+        if let Some(pos) = self.entries.iter().rposition(|(i, _)| *i <= index) {
+            self.base = self.entries[pos].clone();
+            self.entries.drain(..=pos);
+        }
+    }
+
+    /// Starts over from a snapshot's configuration.
+    pub(crate) fn reset(&mut self, index: Index, membership: Membership) {
+        self.base = (index, membership);
+        self.entries.clear();
+    }
 }
 
 #[cfg(test)]
@@ -199,6 +214,10 @@ mod tests {
         assert_eq!(log.current_index(), 5);
         assert!(!log.truncate_from(9));
         assert_eq!(log.current(), &Membership::new([1, 2, 3], [4]));
+        log.compact_to(6);
+        assert_eq!(log.at(0), &Membership::new([1, 2, 3], [4]), "the base moves up to the compaction point");
+        log.reset(10, Membership::new([7], []));
+        assert_eq!((log.current_index(), log.current()), (10, &Membership::new([7], [])));
     }
 
     #[test]

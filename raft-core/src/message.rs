@@ -5,7 +5,8 @@
 //! with the exceptions for pre-votes and leader stickiness explained in
 //! [`crate::RawNode::step`].
 
-use crate::{Entry, Index, NodeId, Term};
+use crate::{Entry, Index, LogId, NodeId, SnapshotMeta, Term};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// A message from one node to another.
@@ -56,6 +57,37 @@ pub enum MessageBody {
     /// confirmed it still leads: the read may be served once the follower has
     /// applied `index`.
     ReadIndexResponse(ReadState),
+    /// Sent by the leader to a follower whose next entry was compacted away:
+    /// one chunk of a snapshot (section 7).
+    InstallSnapshot(InstallSnapshot),
+    /// A follower's answer to [`MessageBody::InstallSnapshot`], sent once what
+    /// it acknowledges is durable.
+    InstallSnapshotResponse(InstallSnapshotResponse),
+}
+
+/// One chunk of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshot {
+    /// What the snapshot covers.
+    pub meta: SnapshotMeta,
+    /// Where in the snapshot's bytes this chunk starts.
+    pub offset: u64,
+    /// The chunk.
+    pub data: Bytes,
+    /// This is the last chunk.
+    pub done: bool,
+}
+
+/// A follower's progress in receiving a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshotResponse {
+    /// The snapshot answered about.
+    pub last: LogId,
+    /// The offset of the next chunk the follower wants (it has everything
+    /// before it); after installing, the snapshot's size.
+    pub next_offset: u64,
+    /// The snapshot is installed (or the follower already had its entries).
+    pub installed: bool,
 }
 
 impl MessageBody {
@@ -73,6 +105,8 @@ impl MessageBody {
             MessageBody::TimeoutNow => "TimeoutNow",
             MessageBody::ReadIndex(_) => "ReadIndex",
             MessageBody::ReadIndexResponse(_) => "ReadIndexResponse",
+            MessageBody::InstallSnapshot(_) => "InstallSnapshot",
+            MessageBody::InstallSnapshotResponse(_) => "InstallSnapshotResponse",
         }
     }
 }

@@ -20,7 +20,8 @@ use crate::replication::{self, Leader};
 use crate::rng::Rng;
 use crate::{
     Config, ConfigError, Entry, EntryPayload, HardState, Index, LogError, LogId, Membership, MembershipError,
-    Message, MessageBody, NodeId, RaftLog, ReadIndexRequest, ReadState, Role, SoftState, Term, MAX_TERM,
+    Message, MessageBody, NodeId, RaftLog, ReadIndexRequest, ReadState, Role, Snapshot, SnapshotMeta,
+    SoftState, Term, MAX_TERM,
 };
 use bytes::Bytes;
 use std::collections::{BTreeSet, VecDeque};
@@ -32,10 +33,11 @@ use thiserror::Error;
 pub struct InitialState {
     /// The persisted term and vote.
     pub hard_state: HardState,
-    /// The last entry covered by the latest snapshot (`LogId::default()` if none).
-    pub snapshot: LogId,
-    /// The configuration in force at the snapshot (for a new cluster, its
-    /// initial configuration). Configuration entries in `entries` override it.
+    /// The latest snapshot, if any: the log starts after it.
+    pub snapshot: Option<Snapshot>,
+    /// The initial configuration of a new cluster (ignored when there is a
+    /// snapshot: its metadata carries the configuration). Configuration
+    /// entries in `entries` override it.
     pub membership: Membership,
     /// The log entries after the snapshot, in order.
     pub entries: Vec<Entry>,
@@ -119,6 +121,27 @@ pub enum ProposeError {
     TransferInProgress {
         /// The node leadership is being handed to.
         target: NodeId,
+    },
+}
+
+/// Why a snapshot handed to [`RawNode::on_snapshot_built`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SnapshotError {
+    /// The snapshot claims entries that were not handed out for applying.
+    #[error("snapshot covers index {index}, but only {applied} was applied")]
+    NotApplied {
+        /// The snapshot's last index.
+        index: Index,
+        /// This node's applied index.
+        applied: Index,
+    },
+    /// The snapshot's last entry is not the entry this log holds there.
+    #[error("snapshot ends at {last:?}, but the log has term {term:?} there")]
+    WrongTerm {
+        /// The snapshot's last entry.
+        last: LogId,
+        /// The term in the log.
+        term: Option<Term>,
     },
 }
 
@@ -234,6 +257,19 @@ pub struct Ready {
     /// Reads that have become safe: serve each once the state machine has
     /// applied its `index` (see [`RawNode::read_index`]).
     pub read_states: Vec<ReadState>,
+    /// A snapshot from the leader to install, as part of this batch's write:
+    /// save it, apply the log rule to stored entries (if the stored entry at
+    /// `meta.last.index` has term `meta.last.term`, keep the entries after it;
+    /// otherwise remove them all), and once that is durable, restore the state
+    /// machine from it. No entry after it is handed out for applying before
+    /// this batch is reported persisted.
+    pub snapshot: Option<Snapshot>,
+    /// Stored entries up to and including this index may be purged: a
+    /// durable snapshot covers them.
+    pub purge_to: Option<Index>,
+    /// Enough has been applied since the last snapshot: build one of the
+    /// state machine and hand it to [`RawNode::on_snapshot_built`].
+    pub request_snapshot: bool,
     /// The role and leader, if they changed since the last `Ready`.
     pub soft_state: Option<SoftState>,
 }
@@ -290,6 +326,17 @@ pub(crate) struct Core {
     pub(crate) read_states: Vec<ReadState>,
     /// Ticks since this node started: the clock of lease reads.
     pub(crate) ticks: u64,
+    /// The latest snapshot, built here or received: what a leader sends to
+    /// followers that need entries it has compacted away.
+    pub(crate) snapshot: Option<Snapshot>,
+    /// A snapshot being received from the leader, chunk by chunk.
+    pub(crate) incoming_snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+    /// A received snapshot for the caller to install.
+    pub(crate) snapshot_to_install: Option<Snapshot>,
+    /// Log entries up to here may be purged from storage.
+    purge_to: Option<Index>,
+    /// The applied index when a snapshot was last asked for.
+    snapshot_requested_at: Option<Index>,
     durability: Durability,
 }
 
@@ -332,6 +379,7 @@ impl Core {
                 | MessageBody::TimeoutNow
                 | MessageBody::ReadIndex(_)
                 | MessageBody::ReadIndexResponse(_)
+                | MessageBody::InstallSnapshot(_)
                 | MessageBody::PreVote(_)
         ) || (mutated(Mutation::AckBeforePersist)
             && matches!(body, MessageBody::AppendEntriesResponse(_)));
@@ -354,6 +402,30 @@ impl Core {
             if last.index > kept.index {
                 *last = kept;
             }
+        }
+    }
+
+    /// Whether to ask for a snapshot now (once per threshold's worth of
+    /// applied entries).
+    fn wants_snapshot(&mut self) -> bool {
+        let applied = self.log.applied();
+        let since = self.snapshot_requested_at.unwrap_or(self.log.snapshot().index);
+        if applied.saturating_sub(since) >= self.config.snapshot_threshold {
+            self.snapshot_requested_at = Some(applied);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A snapshot is being installed: nothing after it may be applied before
+    /// the state machine is restored from it, that is, before the snapshot's
+    /// own write is durable. Writes already in flight therefore report
+    /// nothing; the snapshot's write reports, on their behalf, every entry
+    /// handed to storage before it (writes complete in order).
+    pub(crate) fn hold_writes_for_snapshot(&mut self) {
+        for (_, last) in self.durability.pending_writes.iter_mut() {
+            *last = LogId::default();
         }
     }
 
@@ -466,7 +538,12 @@ impl RawNode {
             return Err(InitError::TermTooLarge(state.hard_state.term));
         }
         state.membership.validate()?;
-        let log = RaftLog::restore(state.snapshot, state.membership, state.entries)?;
+        let log = match &state.snapshot {
+            Some(snapshot) => {
+                RaftLog::restore(snapshot.meta.last, snapshot.meta.membership.clone(), state.entries)?
+            }
+            None => RaftLog::restore(LogId::default(), state.membership, state.entries)?,
+        };
         log.membership().validate()?;
         if log.last_term() > state.hard_state.term {
             return Err(InitError::EntryFromTheFuture {
@@ -491,6 +568,11 @@ impl RawNode {
             persisted_messages: Vec::new(),
             read_states: Vec::new(),
             ticks: 0,
+            snapshot: state.snapshot,
+            incoming_snapshot: None,
+            snapshot_to_install: None,
+            purge_to: None,
+            snapshot_requested_at: None,
             durability: Durability {
                 next_ready: 1,
                 persisted_ready: 0,
@@ -565,6 +647,32 @@ impl RawNode {
                 }
                 None => return Err(ReadError::NoLeader),
             },
+        }
+        Ok(())
+    }
+
+    /// Takes a snapshot of the state machine that the caller built (asked
+    /// for by [`Ready::request_snapshot`], or on its own initiative) and has
+    /// made durable. Its `last` must be an applied entry of this log. The log
+    /// is then compacted up to `snapshot_keep_entries` before it, and
+    /// [`Ready::purge_to`] tells storage what it may drop. A snapshot no newer
+    /// than the current one is ignored.
+    pub fn on_snapshot_built(&mut self, snapshot: Snapshot) -> Result<(), SnapshotError> {
+        let core = &mut self.core;
+        let last = snapshot.meta.last;
+        if core.snapshot.as_ref().is_some_and(|s| s.meta.last.index >= last.index) || last.index == 0 {
+            return Ok(());
+        }
+        if last.index > core.log.applied() {
+            return Err(SnapshotError::NotApplied { index: last.index, applied: core.log.applied() });
+        }
+        if core.log.term(last.index).is_some_and(|t| t != last.term) {
+            return Err(SnapshotError::WrongTerm { last, term: core.log.term(last.index) });
+        }
+        core.snapshot = Some(snapshot);
+        let purge = last.index.saturating_sub(core.config.snapshot_keep_entries);
+        if core.log.compact_to(purge) {
+            core.purge_to = Some(purge);
         }
         Ok(())
     }
@@ -706,7 +814,12 @@ impl RawNode {
                 core.read_states.push(state);
                 Ok(None)
             }
-            (role, body @ (MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_))) => {
+            (
+                role,
+                body @ (MessageBody::AppendEntries(_)
+                | MessageBody::Heartbeat(_)
+                | MessageBody::InstallSnapshot(_)),
+            ) => {
                 // A leader exists in our term: a (pre-)candidate concedes.
                 if !matches!(role, RoleState::Follower) {
                     *role = RoleState::Follower;
@@ -804,6 +917,8 @@ impl RawNode {
             || !core.messages.is_empty()
             || !core.persisted_messages.is_empty()
             || !core.read_states.is_empty()
+            || core.snapshot_to_install.is_some()
+            || core.purge_to.is_some()
             || self.soft_state() != core.durability.reported
             || matches!(&self.role, RoleState::Leader(leader) if leader.has_pending_work())
     }
@@ -826,10 +941,17 @@ impl RawNode {
         } else {
             None
         };
+        let snapshot = core.snapshot_to_install.take();
+        if snapshot.is_some() {
+            let stored = core.log.stored_last();
+            core.durability.pending_writes.push_back((number, stored));
+        }
         let entries = core.log.take_unstable();
         if let Some(last) = entries.last() {
             core.durability.pending_writes.push_back((number, last.log_id()));
         }
+        let committed_entries = core.log.take_applicable();
+        let request_snapshot = core.wants_snapshot();
         let reported = std::mem::replace(&mut core.durability.reported, soft_state);
         Ready {
             number,
@@ -837,8 +959,11 @@ impl RawNode {
             entries,
             messages: std::mem::take(&mut core.messages),
             persisted_messages: std::mem::take(&mut core.persisted_messages),
-            committed_entries: core.log.take_applicable(),
+            committed_entries,
             read_states: std::mem::take(&mut core.read_states),
+            snapshot,
+            purge_to: core.purge_to.take(),
+            request_snapshot,
             soft_state: (reported != soft_state).then_some(soft_state),
         }
     }

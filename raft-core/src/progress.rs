@@ -139,6 +139,9 @@ pub struct Progress {
     /// Consecutive heartbeat rounds in which the follower was within the
     /// configured lag of the leader's log: what a learner needs for promotion.
     pub caught_up_rounds: u32,
+    /// In [`ProgressState::Snapshot`]: the snapshot bytes the follower has
+    /// acknowledged; sending resumes from here.
+    pub snapshot_offset: u64,
 }
 
 impl Progress {
@@ -155,6 +158,7 @@ impl Progress {
             stalled_heartbeats: 0,
             commit_sent: 0,
             caught_up_rounds: 0,
+            snapshot_offset: 0,
         }
     }
 

@@ -18,9 +18,11 @@ use crate::node::{Core, MembershipChangeError, TransferError, Transition};
 use crate::quorum::VoteResult;
 use crate::read::ReadQueue;
 use crate::{
-    AppendEntries, AppendEntriesResponse, EntryPayload, Heartbeat, HeartbeatResponse, Index, LogError, LogId,
-    Membership, MembershipError, MessageBody, NodeId, Progress, ProgressState,
+    AppendEntries, AppendEntriesResponse, EntryPayload, Heartbeat, HeartbeatResponse, Index, InstallSnapshot,
+    InstallSnapshotResponse, LogError, LogId, Membership, MembershipError, MessageBody, NodeId, Progress,
+    ProgressState, Snapshot,
 };
+use bytes::Bytes;
 use std::collections::BTreeMap;
 
 /// Heartbeat responses without progress, with appends outstanding, after which
@@ -311,6 +313,9 @@ impl Leader {
                 self.reads.on_answer(core, from, response.round);
             }
             MessageBody::ReadIndex(request) => self.read(core, request.ctx, from, request.lease),
+            MessageBody::InstallSnapshotResponse(response) => {
+                self.handle_snapshot_response(core, from, response)
+            }
             // Stale election traffic; another leader in our term cannot exist.
             _ => {}
         }
@@ -368,10 +373,37 @@ impl Leader {
         }
     }
 
+    fn handle_snapshot_response(&mut self, core: &mut Core, from: NodeId, response: InstallSnapshotResponse) {
+        let Some(pr) = self.progress.get_mut(&from) else { return };
+        pr.recent_active = true;
+        let ProgressState::Snapshot { pending_index } = pr.state() else {
+            if response.installed && response.last.index <= core.log.last_index() {
+                pr.maybe_update(response.last.index);
+            }
+            return;
+        };
+        if response.last.index != pending_index {
+            return; // about an earlier snapshot
+        }
+        if response.installed {
+            pr.maybe_update(pending_index);
+            pr.become_probe();
+            send_appends(core, from, pr, true);
+        } else {
+            pr.snapshot_offset = response.next_offset;
+            send_snapshot_chunk(core, from, pr);
+        }
+    }
+
     fn handle_heartbeat_response(&mut self, core: &mut Core, from: NodeId) {
         let Some(pr) = self.progress.get_mut(&from) else { return };
         pr.recent_active = true;
         pr.probe_sent = false;
+        if matches!(pr.state(), ProgressState::Snapshot { .. }) {
+            // Chunks may have been lost: resend from what it acknowledged.
+            send_snapshot_chunk(core, from, pr);
+            return;
+        }
         if pr.match_index() >= core.log.last_index() {
             return;
         }
@@ -433,8 +465,13 @@ fn send_appends(core: &mut Core, to: NodeId, pr: &mut Progress, send_if_empty: b
     while !pr.is_paused() {
         let prev_log_index = pr.next_index() - 1;
         let Some(prev_log_term) = core.log.term(prev_log_index) else {
-            // The entries this follower needs were compacted away: it needs a
-            // snapshot, which this log cannot provide.
+            // The entries this follower needs were compacted away: send the
+            // snapshot instead.
+            if let Some(snapshot) = &core.snapshot {
+                pr.become_snapshot(snapshot.meta.last.index);
+                pr.snapshot_offset = 0;
+                send_snapshot_chunk(core, to, pr);
+            }
             return;
         };
         let entries = core.log.entries_from(
@@ -472,12 +509,39 @@ fn send_appends(core: &mut Core, to: NodeId, pr: &mut Progress, send_if_empty: b
     }
 }
 
+/// Sends the chunk of the snapshot that starts at the follower's
+/// acknowledged offset; if the leader has taken a newer snapshot since, starts
+/// over with that one.
+fn send_snapshot_chunk(core: &mut Core, to: NodeId, pr: &mut Progress) {
+    let ProgressState::Snapshot { pending_index } = pr.state() else { return };
+    let Some(snapshot) = &core.snapshot else { return };
+    if snapshot.meta.last.index != pending_index {
+        pr.become_probe();
+        send_appends(core, to, pr, true);
+        return;
+    }
+    let len = snapshot.data.len() as u64;
+    let offset = pr.snapshot_offset.min(len);
+    let end = offset.saturating_add(core.config.snapshot_chunk_bytes).min(len);
+    let chunk = InstallSnapshot {
+        meta: snapshot.meta.clone(),
+        offset,
+        data: snapshot.data.slice(offset as usize..end as usize),
+        done: end == len,
+    };
+    core.send(to, MessageBody::InstallSnapshot(chunk));
+}
+
 /// A follower's handling of the current leader's AppendEntries and heartbeats.
 /// The caller has recorded the sender as leader.
 pub(crate) fn follower_step(core: &mut Core, from: NodeId, body: MessageBody) -> Result<(), LogError> {
     core.election_elapsed = 0;
     match body {
         MessageBody::AppendEntries(append) => handle_append(core, from, append),
+        MessageBody::InstallSnapshot(chunk) => {
+            handle_install_snapshot(core, from, chunk);
+            Ok(())
+        }
         MessageBody::Heartbeat(heartbeat) => {
             // The leader sends at most our match index, which our log shares with it.
             core.log.commit_to(heartbeat.commit);
@@ -519,4 +583,48 @@ fn handle_append(core: &mut Core, from: NodeId, mut append: AppendEntries) -> Re
         MessageBody::AppendEntriesResponse(AppendEntriesResponse::Success { match_index: last_new }),
     );
     Ok(())
+}
+
+/// The receiver's side of InstallSnapshot: gathers chunks in order, then
+/// installs the snapshot by the rule of section 7 (see
+/// [`crate::RaftLog`]'s `install_snapshot`). Out-of-order chunks are answered
+/// with the offset wanted, so the leader resumes from there.
+fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: InstallSnapshot) {
+    let last = chunk.meta.last;
+    let respond = |core: &mut Core, next_offset: u64, installed: bool| {
+        let response = InstallSnapshotResponse { last, next_offset, installed };
+        core.send(from, MessageBody::InstallSnapshotResponse(response));
+    };
+    if last.index <= core.log.committed() {
+        // Everything it covers is committed here already.
+        core.incoming_snapshot = None;
+        respond(core, chunk.offset.saturating_add(chunk.data.len() as u64), true);
+        return;
+    }
+    if chunk.offset == 0 && core.incoming_snapshot.as_ref().is_none_or(|(meta, _)| *meta != chunk.meta) {
+        core.incoming_snapshot = Some((chunk.meta.clone(), Vec::new()));
+    }
+    let Some((meta, buffer)) = core.incoming_snapshot.as_mut().filter(|(meta, _)| *meta == chunk.meta) else {
+        respond(core, 0, false);
+        return;
+    };
+    if chunk.offset != buffer.len() as u64 {
+        let wanted = buffer.len() as u64;
+        respond(core, wanted, false);
+        return;
+    }
+    buffer.extend_from_slice(&chunk.data);
+    if !chunk.done {
+        let wanted = buffer.len() as u64;
+        respond(core, wanted, false);
+        return;
+    }
+    let snapshot = Snapshot { meta: meta.clone(), data: Bytes::from(std::mem::take(buffer)) };
+    core.incoming_snapshot = None;
+    let size = snapshot.data.len() as u64;
+    core.log.install_snapshot(&snapshot.meta);
+    core.hold_writes_for_snapshot();
+    core.snapshot = Some(snapshot.clone());
+    core.snapshot_to_install = Some(snapshot);
+    respond(core, size, true);
 }

@@ -117,3 +117,22 @@ pub struct SoftState {
     /// This node's role.
     pub role: Role,
 }
+
+/// What a snapshot covers: the log up to and including `last`, and the
+/// configuration in force there.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// The last entry the snapshot covers.
+    pub last: LogId,
+    /// The configuration in force at `last`.
+    pub membership: crate::Membership,
+}
+
+/// A state-machine snapshot: its metadata and the state machine's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// What it covers.
+    pub meta: SnapshotMeta,
+    /// The state machine's serialized state, opaque to Raft.
+    pub data: Bytes,
+}

@@ -15,6 +15,9 @@
 //!   without gaps.
 //! - **Apply only what is durable**: when a node crashes, everything it applied
 //!   is on its disk.
+//! - **Same state everywhere**: the state machine after applying an index is
+//!   the same on every node, and a snapshot installed at an index restores
+//!   exactly that state.
 //! - **Durability of commitment**: every committed entry stays on durable
 //!   disks that meet every quorum of every configuration that could still
 //!   elect a leader (checked by [`Checker::check_durable`]), and a node's
@@ -25,6 +28,8 @@
 //!   subsets of members, not with the core's own quorum code), so no two
 //!   disjoint majorities can ever decide.
 
+use crate::cluster::Disk;
+use crate::kv::KvStore;
 use raft_core::{Entry, EntryPayload, Index, Membership, NodeId, RawNode, Role, Term};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -60,6 +65,8 @@ pub struct Checker {
     committed_membership: Option<Membership>,
     /// Pairs of configurations already shown to have intersecting quorums.
     intersecting: std::collections::HashSet<(Membership, Membership)>,
+    /// The state machine's fingerprint after applying each index.
+    states: HashMap<Index, u64>,
 }
 
 impl Checker {
@@ -242,13 +249,47 @@ impl Checker {
         Ok(())
     }
 
+    /// State Machine Safety on states: the state after applying `index` is
+    /// the same on every node.
+    pub fn on_state(&mut self, node: NodeId, index: Index, kv: &KvStore) -> Result<(), Violation> {
+        let fingerprint = kv.fingerprint();
+        match self.states.get(&index) {
+            Some(&seen) if seen != fingerprint => violation(
+                "State Machine Safety",
+                format!("node {node}'s state after applying {index} differs from another node's"),
+            ),
+            Some(_) => Ok(()),
+            None => {
+                self.states.insert(index, fingerprint);
+                Ok(())
+            }
+        }
+    }
+
+    /// A node installed a snapshot at `index`: its restored state must equal
+    /// every other node's state at that index, and applying resumes after it.
+    pub fn on_snapshot_install(&mut self, node: NodeId, index: Index, kv: &KvStore) -> Result<(), Violation> {
+        self.applied.insert(node, index);
+        if kv.applied() != index {
+            return violation(
+                "Snapshot install",
+                format!("node {node}'s snapshot at {index} restores state at {}", kv.applied()),
+            );
+        }
+        self.on_state(node, index, kv).map_err(|v| Violation { property: "Snapshot install", ..v })
+    }
+
+    /// A node restarted with its state machine at `applied` (its snapshot's).
+    pub fn on_restart(&mut self, node: NodeId, applied: Index) {
+        self.applied.insert(node, applied);
+    }
+
     /// A node crashes: everything it applied must be on its durable disk (a
     /// restarted node never finds its state machine ahead of its log). Then
     /// its volatile state is forgotten.
-    pub fn on_crash(&mut self, node: NodeId, disk: &[Entry]) -> Result<(), Violation> {
+    pub fn on_crash(&mut self, node: NodeId, durable: Index) -> Result<(), Violation> {
         self.commit_seen.remove(&node);
         let applied = self.applied.remove(&node).unwrap_or(0);
-        let durable = disk.len() as Index;
         if applied > durable {
             return violation(
                 "Apply only what is durable",
@@ -266,13 +307,11 @@ impl Checker {
         &self,
         initial: &Membership,
         newer: &[Membership],
-        disks: &BTreeMap<NodeId, &[Entry]>,
+        disks: &BTreeMap<NodeId, &Disk>,
     ) -> Result<(), Violation> {
         let committed = self.committed_membership.as_ref().unwrap_or(initial);
         for entry in &self.committed {
-            let holds = |id: &NodeId| {
-                disks.get(id).is_some_and(|log| log.get(entry.index as usize - 1).is_some_and(|e| e == entry))
-            };
+            let holds = |id: &NodeId| disks.get(id).is_some_and(|disk| disk.holds(entry));
             for membership in std::iter::once(committed).chain(newer) {
                 if !meets_every_quorum(membership, holds) {
                     let holders: Vec<NodeId> = disks.keys().copied().filter(holds).collect();

@@ -19,7 +19,7 @@ use crate::kv::KvStore;
 use bytes::Bytes;
 use raft_core::{
     Config, Entry, HardState, InitialState, LogId, Membership, Message, MessageBody, NodeId, RawNode,
-    ReadState, Ready, Role,
+    ReadState, Ready, Role, Snapshot, SnapshotMeta,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -30,7 +30,9 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 struct PendingWrite {
     number: u64,
     hard_state: Option<HardState>,
+    snapshot: Option<Snapshot>,
     entries: Vec<Entry>,
+    purge_to: Option<u64>,
     messages: Vec<Message>,
     /// When the simulator lets it complete.
     ready_at: u64,
@@ -41,8 +43,64 @@ struct PendingWrite {
 pub struct Disk {
     /// The durable term and vote.
     pub hard_state: HardState,
-    /// The durable log, from index 1.
+    /// The latest durable snapshot.
+    pub snapshot: Option<Snapshot>,
+    /// The durable log: consecutive entries, from index 1 or from where it
+    /// was last purged.
     pub entries: Vec<Entry>,
+}
+
+impl Disk {
+    /// The stored entry at `index`.
+    pub fn entry(&self, index: u64) -> Option<&Entry> {
+        let first = self.entries.first()?.index;
+        self.entries.get(usize::try_from(index.checked_sub(first)?).ok()?)
+    }
+
+    /// The last index the disk covers, by entry or by snapshot.
+    pub fn last_index(&self) -> u64 {
+        let snapshot = self.snapshot.as_ref().map_or(0, |s| s.meta.last.index);
+        self.entries.last().map_or(snapshot, |e| e.index.max(snapshot))
+    }
+
+    /// Whether the disk holds `entry`: stored, or covered by the snapshot.
+    pub fn holds(&self, entry: &Entry) -> bool {
+        self.snapshot.as_ref().is_some_and(|s| s.meta.last.index >= entry.index)
+            || self.entry(entry.index) == Some(entry)
+    }
+
+    /// Appends entries, replacing any stored from the first new index on.
+    fn append(&mut self, entries: Vec<Entry>) {
+        let Some(first) = entries.first().map(|e| e.index) else { return };
+        self.entries.retain(|e| e.index < first);
+        if self.entries.last().is_some_and(|e| e.index + 1 != first) {
+            self.entries.clear(); // a gap: only the new run is consecutive
+        }
+        self.entries.extend(entries);
+    }
+
+    /// Saves a snapshot received from the leader, keeping the stored entries
+    /// after it only if the stored entry at its last index matches it.
+    fn install(&mut self, snapshot: Snapshot) {
+        let last = snapshot.meta.last;
+        if self.entry(last.index).is_some_and(|e| e.term == last.term) {
+            self.entries.retain(|e| e.index > last.index);
+        } else {
+            self.entries.clear();
+        }
+        self.snapshot = Some(snapshot);
+    }
+
+    /// What a node restarts from.
+    fn initial_state(&self, initial: &Membership) -> InitialState {
+        let after = self.snapshot.as_ref().map_or(0, |s| s.meta.last.index);
+        InitialState {
+            hard_state: self.hard_state,
+            snapshot: self.snapshot.clone(),
+            membership: initial.clone(),
+            entries: self.entries.iter().filter(|e| e.index > after).cloned().collect(),
+        }
+    }
 }
 
 /// One simulated node: its disk survives crashes, everything else does not.
@@ -176,7 +234,7 @@ impl Disk {
             .enumerate()
             .map(|(i, &t)| Entry { index: i as u64 + 1, term: t, payload: raft_core::EntryPayload::Blank })
             .collect();
-        Self { hard_state: HardState { term, vote: None }, entries }
+        Self { hard_state: HardState { term, vote: None }, snapshot: None, entries }
     }
 }
 
@@ -387,6 +445,15 @@ impl Cluster {
         for entry in &ready.committed_entries {
             node.kv.apply(entry);
             self.events.push(ClientEvent::Applied { node: id, entry: entry.clone() });
+            let check = self.checker.on_state(id, entry.index, &node.kv);
+            if let Err(v) = check {
+                self.record(Err(v));
+                return;
+            }
+        }
+        let node = self.nodes.get_mut(&id).expect("known node");
+        if ready.request_snapshot {
+            Self::build_snapshot(node);
         }
         node.reads.extend(ready.read_states);
         let applied = node.kv.applied();
@@ -400,10 +467,27 @@ impl Cluster {
         node.pending.push_back(PendingWrite {
             number: ready.number,
             hard_state: ready.hard_state,
+            snapshot: ready.snapshot,
             entries: ready.entries,
+            purge_to: ready.purge_to,
             messages: ready.persisted_messages,
             ready_at,
         });
+    }
+
+    /// Snapshots node's state machine as a runtime would: made durable first,
+    /// then handed to the node, which compacts its log.
+    fn build_snapshot(node: &mut SimNode) {
+        let Some(raft) = node.raft.as_mut() else { return };
+        let applied = node.kv.applied();
+        let Some(term) = raft.log().term(applied).filter(|_| applied > 0) else { return };
+        let meta = SnapshotMeta {
+            last: LogId::new(term, applied),
+            membership: raft.log().memberships().at(applied).clone(),
+        };
+        let snapshot = Snapshot { meta, data: node.kv.encode() };
+        node.disk.snapshot = Some(snapshot.clone());
+        raft.on_snapshot_built(snapshot).expect("a snapshot of applied state is accepted");
     }
 
     /// Puts a message on the wire (or drops it, if its link is cut).
@@ -430,9 +514,19 @@ impl Cluster {
         if let Some(hs) = write.hard_state {
             node.disk.hard_state = hs;
         }
-        if let Some(first) = write.entries.first() {
-            node.disk.entries.truncate(first.index as usize - 1);
-            node.disk.entries.extend(write.entries);
+        if let Some(snapshot) = write.snapshot {
+            // Durable now: the state machine is restored from it.
+            node.kv = KvStore::restore(&snapshot.data).unwrap_or_default();
+            let (last, kv) = (snapshot.meta.last, node.kv.clone());
+            node.disk.install(snapshot);
+            self.log_event(|| format!("n{id} installs snapshot at {last:?}"));
+            let check = self.checker.on_snapshot_install(id, last.index, &kv);
+            self.record(check);
+        }
+        let node = self.nodes.get_mut(&id).expect("known node");
+        node.disk.append(write.entries);
+        if let Some(index) = write.purge_to {
+            node.disk.entries.retain(|e| e.index > index);
         }
         for message in write.messages {
             self.send(message);
@@ -553,7 +647,7 @@ impl Cluster {
         node.pending.clear();
         node.kv = KvStore::default();
         node.reads.clear();
-        let check = self.checker.on_crash(id, &node.disk.entries);
+        let check = self.checker.on_crash(id, node.disk.last_index());
         self.record(check);
     }
 
@@ -563,15 +657,11 @@ impl Cluster {
             self.crash(id);
         }
         self.log_event(|| format!("n{id} starts"));
-        let membership = self.initial.clone();
         let node = self.nodes.get_mut(&id).expect("known node");
         node.incarnation += 1;
-        let state = InitialState {
-            hard_state: node.disk.hard_state,
-            snapshot: LogId::default(),
-            membership,
-            entries: node.disk.entries.clone(),
-        };
+        let state = node.disk.initial_state(&self.initial);
+        node.kv = node.disk.snapshot.as_ref().and_then(|s| KvStore::restore(&s.data)).unwrap_or_default();
+        self.checker.on_restart(id, node.kv.applied());
         let seed = self.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ node.incarnation.rotate_left(32);
         match RawNode::new(node.config.clone(), state, seed) {
             Ok(raft) => node.raft = Some(raft),
@@ -688,8 +778,7 @@ impl Cluster {
 
     /// Checks that every committed entry is durable on a quorum.
     pub fn check_durable(&mut self) {
-        let disks: BTreeMap<NodeId, &[Entry]> =
-            self.nodes.iter().map(|(&id, n)| (id, n.disk.entries.as_slice())).collect();
+        let disks: BTreeMap<NodeId, &Disk> = self.nodes.iter().map(|(&id, n)| (id, &n.disk)).collect();
         let committed = self.checker.committed().len() as u64;
         // Configurations newer than the committed one, in running logs and on
         // disks (a crashed leader's C_new may still decide after it restarts).
@@ -700,13 +789,14 @@ impl Cluster {
             .flat_map(|r| r.log().memberships().entries().iter())
             .filter(|(index, _)| *index > committed)
             .map(|(_, m)| m.clone());
-        let on_disks =
-            self.nodes.values().flat_map(|n| n.disk.entries.iter().skip(committed as usize)).filter_map(
-                |e| match &e.payload {
-                    raft_core::EntryPayload::Membership(m) => Some(m.clone()),
-                    _ => None,
-                },
-            );
+        let on_disks = self
+            .nodes
+            .values()
+            .flat_map(|n| n.disk.entries.iter().filter(move |e| e.index > committed))
+            .filter_map(|e| match &e.payload {
+                raft_core::EntryPayload::Membership(m) => Some(m.clone()),
+                _ => None,
+            });
         let newer: Vec<Membership> = in_logs.chain(on_disks).collect();
         let result = self.checker.check_durable(&self.initial, &newer, &disks);
         self.record(result);
@@ -753,6 +843,16 @@ fn describe(m: &Message) -> String {
         MessageBody::TimeoutNow => String::new(),
         MessageBody::ReadIndex(r) => format!("ctx {}", r.ctx),
         MessageBody::ReadIndexResponse(r) => format!("ctx {} index {}", r.ctx, r.index),
+        MessageBody::InstallSnapshot(c) => {
+            format!(
+                "at {:?} offset {} +{}{}",
+                c.meta.last,
+                c.offset,
+                c.data.len(),
+                if c.done { " done" } else { "" }
+            )
+        }
+        MessageBody::InstallSnapshotResponse(r) => format!("{r:?}"),
     };
     format!("n{} -> n{} {} t{} {}", m.from, m.to, m.body.kind(), m.term, detail)
 }

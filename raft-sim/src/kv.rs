@@ -47,6 +47,39 @@ impl KvStore {
     pub fn applied(&self) -> Index {
         self.applied
     }
+
+    /// The store as snapshot bytes.
+    pub fn encode(&self) -> Bytes {
+        let mut out = self.applied.to_be_bytes().to_vec();
+        for (key, value) in &self.data {
+            out.extend_from_slice(&key.to_be_bytes());
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        Bytes::from(out)
+    }
+
+    /// A store restored from snapshot bytes; `None` if they are malformed.
+    pub fn restore(bytes: &[u8]) -> Option<Self> {
+        let (applied, mut rest) = bytes.split_at_checked(8)?;
+        let mut store = Self { data: BTreeMap::new(), applied: u64::from_be_bytes(applied.try_into().ok()?) };
+        while !rest.is_empty() {
+            let (pair, tail) = rest.split_at_checked(16)?;
+            let (key, value) = pair.split_at(8);
+            store
+                .data
+                .insert(u64::from_be_bytes(key.try_into().ok()?), u64::from_be_bytes(value.try_into().ok()?));
+            rest = tail;
+        }
+        Some(store)
+    }
+
+    /// A fingerprint of the state, to compare nodes' states at an index.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut hasher);
+        hasher.finish()
+    }
 }
 
 #[cfg(test)]
@@ -62,5 +95,7 @@ mod tests {
         kv.apply(&Entry { index: 1, term: 1, payload: EntryPayload::Command(put(3, 7)) });
         kv.apply(&Entry { index: 2, term: 1, payload: EntryPayload::Command(Bytes::from_static(b"x")) });
         assert_eq!((kv.get(3), kv.get(4), kv.applied()), (Some(7), None, 2));
+        assert_eq!(KvStore::restore(&kv.encode()), Some(kv));
+        assert_eq!(KvStore::restore(b"short"), None);
     }
 }

@@ -66,6 +66,12 @@ pub struct SimOptions {
     /// Take `Ready`s once per step rather than after every input, so one
     /// `Ready` batches several inputs.
     pub batch_ready: bool,
+    /// Entries applied between snapshots.
+    pub snapshot_threshold: u64,
+    /// Entries kept behind a snapshot.
+    pub snapshot_keep_entries: u64,
+    /// Bytes per snapshot chunk.
+    pub snapshot_chunk_bytes: u64,
 }
 
 impl SimOptions {
@@ -91,6 +97,9 @@ impl SimOptions {
             max_entries_per_msg: [1, 2, 3, 64, 1024][rng.random_range(0..5)],
             max_inflight_msgs: [1, 4, 256][rng.random_range(0..3)],
             batch_ready: rng.random_bool(0.5),
+            snapshot_threshold: [10, 40, 150, 8192][rng.random_range(0..4)],
+            snapshot_keep_entries: [0, 5, 50][rng.random_range(0..3)],
+            snapshot_chunk_bytes: [8, 40, 1 << 20][rng.random_range(0..3)],
         }
         .with_storm(rng.random_bool(0.15))
     }
@@ -169,6 +178,9 @@ impl Simulation {
             check_quorum: options_.check_quorum,
             max_entries_per_msg: options_.max_entries_per_msg,
             max_inflight_msgs: options_.max_inflight_msgs,
+            snapshot_threshold: options_.snapshot_threshold,
+            snapshot_keep_entries: options_.snapshot_keep_entries,
+            snapshot_chunk_bytes: options_.snapshot_chunk_bytes,
             ..Config::new(id)
         };
         let total = options.nodes + options.spares;

@@ -542,3 +542,38 @@ fn lease_reads_are_served_at_once_and_only_while_the_lease_holds() {
     let no_lease = with_leader_1(3, Config::new).read_index(1, 502, raft_core::ReadMode::Lease);
     assert_eq!(no_lease, Err(raft_core::ReadError::LeaseReadsDisabled));
 }
+
+/// Section 7: a follower that missed 10,000 entries while the leader
+/// compacted its log catches up from a snapshot sent in chunks, and ends with
+/// the same state as the leader.
+#[test]
+fn a_snapshot_catches_up_a_follower_that_missed_ten_thousand_entries() {
+    let config = |id| Config {
+        snapshot_threshold: 1000,
+        snapshot_keep_entries: 100,
+        snapshot_chunk_bytes: 1024,
+        ..Config::new(id)
+    };
+    let mut c = with_leader_1(3, config);
+    c.isolate(3);
+    for i in 0..10_000u64 {
+        c.propose(1, raft_sim::kv::put(i % 500, i));
+        if i % 100 == 99 {
+            c.stabilize();
+        }
+    }
+    c.stabilize();
+    assert!(c.node(1).log().first_index() > 9000, "the leader compacted its log");
+    assert!(c.node(3).log().last_index() < 10, "node 3 missed everything");
+
+    c.heal();
+    let delivered_before = c.stats.delivered;
+    // Three heartbeats without progress make the leader probe node 3 again,
+    // which finds its next entry compacted away and sends the snapshot.
+    c.tick_all(10);
+    let chunks = c.stats.delivered - delivered_before;
+    assert!(c.kv(3) == c.kv(1), "the follower's state equals the leader's");
+    assert_eq!(c.node(3).log().last_index(), c.node(1).log().last_index());
+    assert!(c.node(3).log().first_index() > 1, "node 3 installed a snapshot");
+    assert!(chunks > 8, "8 KiB of state in 1 KiB chunks");
+}
