@@ -18,6 +18,8 @@ pub enum Mutation {
     SkipJointConsensus,
     /// Apply committed entries before they are durable locally.
     ApplyBeforePersist,
+    /// Serve ReadIndex reads without confirming leadership with a quorum.
+    ReadWithoutQuorum,
 }
 
 #[cfg(raft_mutation)]

@@ -27,6 +27,7 @@
 //! Invariant: rounds are numbered from 1 and strictly increase; every read in
 //! `in_rounds` belongs to a round at most `round`.
 
+use crate::mutation::{mutated, Mutation};
 use crate::node::Core;
 use crate::{Index, MessageBody, NodeId, ReadState};
 use std::collections::{BTreeMap, VecDeque};
@@ -92,7 +93,8 @@ impl ReadQueue {
             return;
         }
         let index = core.log.committed();
-        if lease && core.config.lease_reads && core.ticks < self.lease_until {
+        let unconfirmed = mutated(Mutation::ReadWithoutQuorum);
+        if unconfirmed || (lease && core.config.lease_reads && core.ticks < self.lease_until) {
             respond(core, PendingRead { ctx, origin, index });
             return;
         }

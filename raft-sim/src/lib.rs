@@ -24,6 +24,7 @@
 pub mod checker;
 pub mod cluster;
 pub mod kv;
+pub mod linearizability;
 pub mod sim;
 
 pub use checker::{Checker, Violation};

@@ -10,9 +10,12 @@
 //! [`LIVENESS_TICKS`] ticks. Safety is checked after every step of both.
 
 use crate::checker::Violation;
+use crate::cluster::ClientEvent;
 use crate::cluster::{Cluster, DiskModel, NetModel};
+use crate::kv;
+use crate::linearizability::{self, Event, History, Op, Outcome as OpOutcome, Verdict};
 use bytes::Bytes;
-use raft_core::{Config, EntryPayload, Membership, NodeId};
+use raft_core::{Config, EntryPayload, LogId, Membership, NodeId, ReadMode};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
@@ -72,6 +75,9 @@ pub struct SimOptions {
     pub snapshot_keep_entries: u64,
     /// Bytes per snapshot chunk.
     pub snapshot_chunk_bytes: u64,
+    /// Lease reads on (with check-quorum only): leaders serve some reads
+    /// under their lease.
+    pub lease_reads: bool,
 }
 
 impl SimOptions {
@@ -100,8 +106,15 @@ impl SimOptions {
             snapshot_threshold: [10, 40, 150, 8192][rng.random_range(0..4)],
             snapshot_keep_entries: [0, 5, 50][rng.random_range(0..3)],
             snapshot_chunk_bytes: [8, 40, 1 << 20][rng.random_range(0..3)],
+            lease_reads: false,
         }
+        .with_lease_reads(rng.random_bool(0.3))
         .with_storm(rng.random_bool(0.15))
+    }
+
+    /// Lease reads need check-quorum.
+    fn with_lease_reads(self, on: bool) -> Self {
+        Self { lease_reads: on && self.check_quorum, ..self }
     }
 
     /// An election storm: frequent crashes and partitions with one entry per
@@ -155,6 +168,23 @@ pub struct Outcome {
     pub max_term: u64,
 }
 
+/// Clients issuing operations concurrently.
+const CLIENTS: u64 = 4;
+/// Keys the clients use: few, so that operations contend.
+const KEYS: u64 = 3;
+/// Steps after which a client gives up on an operation (its outcome unknown).
+const CLIENT_TIMEOUT: u64 = 20 * TICK;
+
+/// An operation a client waits on.
+#[derive(Debug, Clone, Copy)]
+struct PendingOp {
+    op: Op,
+    node: NodeId,
+    invoke: u64,
+    /// A put's log position; a read's id.
+    id: LogId,
+}
+
 /// One seeded run.
 #[derive(Debug)]
 pub struct Simulation {
@@ -166,6 +196,8 @@ pub struct Simulation {
     tick_phase: Vec<u64>,
     next_command: u64,
     step: u64,
+    clients: Vec<Option<PendingOp>>,
+    history: History,
 }
 
 impl Simulation {
@@ -181,6 +213,7 @@ impl Simulation {
             snapshot_threshold: options_.snapshot_threshold,
             snapshot_keep_entries: options_.snapshot_keep_entries,
             snapshot_chunk_bytes: options_.snapshot_chunk_bytes,
+            lease_reads: options_.lease_reads,
             ..Config::new(id)
         };
         let total = options.nodes + options.spares;
@@ -205,6 +238,8 @@ impl Simulation {
             tick_phase,
             next_command: 0,
             step: 0,
+            clients: vec![None; CLIENTS as usize],
+            history: History::new(),
         }
     }
 
@@ -241,6 +276,8 @@ impl Simulation {
             self.advance()?;
             let committed = self.cluster.committed();
             if committed.iter().rev().any(|e| matches!(&e.payload, EntryPayload::Command(c) if *c == probe)) {
+                self.check_linearizable()?;
+                let committed = self.cluster.committed();
                 let max_term = self.cluster.ids().iter().map(|&id| self.cluster.node(id).term()).max();
                 return Ok(Outcome {
                     committed: committed.len() as u64,
@@ -284,6 +321,7 @@ impl Simulation {
             }
         }
         self.cluster.drain_all();
+        self.observe_clients();
         if self.step % 100 == 0 {
             self.cluster.check_durable();
         }
@@ -322,6 +360,7 @@ impl Simulation {
                 let _ = self.cluster.transfer_leadership(leader, target);
             }
         }
+        // Background load: commands the store ignores, for replication to carry.
         if self.rng.random_bool(self.options.propose_rate) {
             let target = self.cluster.leader().unwrap_or_else(|| self.rng.random_range(1..=n));
             let backlog =
@@ -330,6 +369,104 @@ impl Simulation {
                 let command = self.command(false);
                 self.cluster.propose(target, command);
             }
+        }
+        // Clients whose history is checked for linearizability.
+        for client in 0..CLIENTS as usize {
+            if self.clients[client].is_none() && self.rng.random_bool(0.05) {
+                self.invoke(client, n);
+            }
+        }
+    }
+
+    /// Client `client` starts a put (at the leader, mostly) or a read (at any
+    /// node: ReadIndex, or a lease read at a leader with leases on).
+    fn invoke(&mut self, client: usize, nodes: u64) {
+        let key = self.rng.random_range(0..KEYS);
+        self.next_command += 1;
+        let value = self.next_command;
+        let leader = self.cluster.leader();
+        if self.rng.random_bool(0.6) {
+            let node = leader
+                .filter(|_| self.rng.random_bool(0.9))
+                .unwrap_or_else(|| self.rng.random_range(1..=nodes));
+            let backlog =
+                self.cluster.try_node(node).map_or(0, |r| r.log().last_index() - r.log().committed());
+            if backlog >= MAX_UNCOMMITTED {
+                return;
+            }
+            if let Some(id) = self.cluster.propose(node, kv::put(key, value)) {
+                let op = Op::Put { key, value };
+                self.clients[client] = Some(PendingOp { op, node, invoke: self.step, id });
+            }
+        } else {
+            let node = self.rng.random_range(1..=nodes);
+            let lease = self.options.lease_reads && Some(node) == leader && self.rng.random_bool(0.5);
+            let mode = if lease { ReadMode::Lease } else { ReadMode::ReadIndex };
+            if self.cluster.read_index(node, value, mode).is_ok() {
+                let op = Op::Get { key };
+                self.clients[client] =
+                    Some(PendingOp { op, node, invoke: self.step, id: LogId::new(0, value) });
+            }
+        }
+    }
+
+    /// Completes client operations from what the cluster did this step.
+    fn observe_clients(&mut self) {
+        for event in self.cluster.take_events() {
+            for client in 0..self.clients.len() {
+                let Some(pending) = self.clients[client] else { continue };
+                let outcome = match (&event, pending.op) {
+                    (ClientEvent::Applied { node, entry }, Op::Put { .. })
+                        if *node == pending.node && entry.index == pending.id.index =>
+                    {
+                        // Another entry at its index means it was overwritten: never applied.
+                        if entry.term == pending.id.term {
+                            OpOutcome::PutOk
+                        } else {
+                            OpOutcome::Failed
+                        }
+                    }
+                    (ClientEvent::ReadReady { node, ctx }, Op::Get { key })
+                        if *node == pending.node && *ctx == pending.id.index =>
+                    {
+                        OpOutcome::GetOk(self.cluster.kv(*node).get(key))
+                    }
+                    _ => continue,
+                };
+                self.complete(client, outcome);
+            }
+        }
+        for client in 0..self.clients.len() {
+            let Some(pending) = self.clients[client] else { continue };
+            if !self.cluster.is_up(pending.node) || self.step - pending.invoke > CLIENT_TIMEOUT {
+                self.complete(client, OpOutcome::Unknown);
+            }
+        }
+    }
+
+    fn complete(&mut self, client: usize, outcome: OpOutcome) {
+        let Some(pending) = self.clients[client].take() else { return };
+        let event = Event {
+            client: client as u64,
+            op: pending.op,
+            invoke: pending.invoke,
+            complete: self.step,
+            outcome,
+        };
+        self.history.record(event);
+    }
+
+    /// The clients' history must be linearizable (checked per key).
+    fn check_linearizable(&mut self) -> Result<(), Failure> {
+        for client in 0..self.clients.len() {
+            self.complete(client, OpOutcome::Unknown);
+        }
+        match linearizability::check(&self.history, 200_000) {
+            Verdict::NotLinearizable { key, explanation } => Err(self.failure(Violation {
+                property: "Linearizability",
+                detail: format!("key {key}: {explanation}"),
+            })),
+            Verdict::Linearizable | Verdict::GaveUp { .. } => Ok(()),
         }
     }
 

@@ -54,6 +54,13 @@ fn applying_before_persisting_is_caught() {
     println!("{failure}");
 }
 
+#[test]
+fn reading_without_confirming_leadership_is_caught() {
+    let failure = first_failure(Mutation::ReadWithoutQuorum);
+    assert_eq!(failure.violation.property, "Linearizability", "{failure}");
+    println!("{failure}");
+}
+
 /// The Figure 8 script catches the commit-by-count bug deterministically:
 /// the mutated leader commits the term-2 entry, which S5 later overwrites.
 /// (The random sweep needs three leaders in a rare order to expose this bug,
