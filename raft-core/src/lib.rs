@@ -50,20 +50,73 @@
 //! durable too, which lets the caller write the leader's disk in parallel with
 //! replication.
 //!
+//! ## Membership changes (section 6; thesis 4.3)
+//!
+//! A configuration travels in the log and is in force on each node as soon as
+//! it is in that node's log (rolled back if truncated away). To change voters,
+//! the leader appends a joint configuration C_old,new, under which elections
+//! and commitment need a majority of both the old and the new voters; once it
+//! commits, the leader appends C_new itself. One change at a time, and only
+//! once the leader has committed an entry of its term. Any change is possible:
+//! add, remove or replace several voters at once, including the leader, which
+//! steps down once a configuration without it commits. New voters join first
+//! as *learners*, which receive the log but neither vote nor count, and are
+//! promoted only once caught up ([`Config::learner_catch_up_lag`]). A voter of
+//! the previous configuration keeps campaigning while the new one is
+//! uncommitted (thesis 4.2.2), so a cluster never waits on a node it removed.
+//!
+//! ## Leadership transfer (thesis 3.10)
+//!
+//! [`RawNode::transfer_leadership`] stops proposals, brings the target's log
+//! up to date and tells it to campaign at once (`TimeoutNow`); voters honour
+//! that campaign despite leader stickiness. Without a new leader within an
+//! election timeout, the transfer is abandoned.
+//!
+//! ## Snapshots and log compaction (section 7)
+//!
+//! Once [`Config::snapshot_threshold`] entries were applied since the last
+//! snapshot, [`Ready::request_snapshot`] asks the caller for one; given it
+//! ([`RawNode::on_snapshot_built`]), the node compacts its log up to
+//! [`Config::snapshot_keep_entries`] behind it. A follower whose next entry is
+//! gone receives the snapshot in chunks, resumable from its last acknowledged
+//! offset, and installs it by the paper's rule: if its log holds the
+//! snapshot's last entry it keeps what follows, otherwise it discards its log.
+//!
+//! ## Linearizable reads (thesis 6.4)
+//!
+//! [`RawNode::read_index`] serves reads without writing to the log. The leader
+//! notes its commit index, confirms with a heartbeat round that it still leads
+//! (concurrent reads share one round), and hands back a [`ReadState`]: the read
+//! is linearizable once the state machine has applied its index. Followers
+//! ask the leader for the index and serve the read themselves. A new leader
+//! holds reads until it has committed an entry of its term. Lease reads
+//! ([`ReadMode::Lease`], opt-in, with check-quorum) skip the round while the
+//! leader's lease holds, assuming clocks drift by at most
+//! [`Config::max_clock_drift_ticks`] per election timeout. Stale reads need no
+//! call: read the local state machine.
+//!
 //! ## Using a `RawNode`
 //!
 //! 1. Create it with [`RawNode::new`] from a [`Config`], the state storage holds
-//!    ([`InitialState`]; empty for a new node) and a seed for its RNG.
+//!    ([`InitialState`]; for a new cluster, empty but for the initial
+//!    [`Membership`]) and a seed for its RNG.
 //! 2. Call [`RawNode::tick`] at a regular interval, [`RawNode::step`] for every
-//!    message received, [`RawNode::propose`] for every command.
+//!    message received, [`RawNode::propose`] for every command (and
+//!    [`RawNode::read_index`], [`RawNode::change_membership`],
+//!    [`RawNode::transfer_leadership`] as needed).
 //! 3. Whenever [`RawNode::has_ready`] says so, take a [`Ready`] and:
 //!    1. send its `messages` right away;
-//!    2. durably write its `hard_state` and `entries` (replacing any stored
-//!       entries from the first new index on), in the order the `Ready`s came;
-//!    3. once that write and all earlier ones are durable, send its
-//!       `persisted_messages` and call [`RawNode::on_persisted`] with its
-//!       `number`;
-//!    4. apply its `committed_entries` to the state machine, in order.
+//!    2. durably write its `hard_state`, `snapshot` and `entries` (replacing
+//!       any stored entries from the first new index on), in the order the
+//!       `Ready`s came;
+//!    3. once that write and all earlier ones are durable, restore the state
+//!       machine from its `snapshot` (if any), send its `persisted_messages`
+//!       and call [`RawNode::on_persisted`] with its `number`;
+//!    4. apply its `committed_entries` to the state machine, in order;
+//!    5. serve its `read_states` once the state machine has applied their
+//!       index; purge stored entries up to `purge_to`; if it sets
+//!       `request_snapshot`, build a snapshot and hand it to
+//!       [`RawNode::on_snapshot_built`].
 //!
 //! A step may run while earlier writes are still in flight: a runtime can keep
 //! its disk, its network and its state machine busy in parallel, as long as each
@@ -71,12 +124,14 @@
 //!
 //! ## Caveats
 //!
-//! - The node holds the entries since the last snapshot in memory; snapshots
-//!   bound that.
-//! - Membership is fixed at creation in this version: membership changes,
-//!   snapshots and linearizable reads arrive with later versions.
+//! - The node holds the entries since the last compaction in memory, and the
+//!   leader its latest snapshot's bytes; snapshots bound the former.
 //! - The commit index is not persisted: a restarted node learns it again from
 //!   the leader.
+//! - A read or proposal whose node loses leadership is not answered with an
+//!   error by the node; the caller sees the role change in
+//!   [`Ready::soft_state`] and fails or retries what it was waiting on.
+//! - Terms above [`MAX_TERM`] are refused as corrupt or hostile.
 
 #![forbid(unsafe_code)]
 

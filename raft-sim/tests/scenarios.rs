@@ -577,3 +577,21 @@ fn a_snapshot_catches_up_a_follower_that_missed_ten_thousand_entries() {
     assert!(c.node(3).log().first_index() > 1, "node 3 installed a snapshot");
     assert!(chunks > 8, "8 KiB of state in 1 KiB chunks");
 }
+
+/// A removed node that never learns it was removed keeps timing out, but
+/// pre-vote and leader stickiness keep it from disturbing the cluster: the
+/// leader and its term stay as they were.
+#[test]
+fn a_removed_node_never_disrupts_the_cluster() {
+    let mut c = with_leader_1(3, Config::new);
+    c.isolate(3); // node 3 never hears of its removal
+    c.change_membership(1, [1, 2], []).expect("the change starts");
+    c.stabilize();
+    c.tick_all(5);
+    assert_eq!(c.node(1).membership(), &raft_core::Membership::new([1, 2], []));
+    c.heal();
+    c.tick_all(100);
+    assert_eq!(c.leader(), Some(1));
+    assert_eq!((c.node(1).term(), c.node(2).term()), (1, 1));
+    assert_eq!(c.node(3).term(), 1, "its pre-votes never succeed, so its term never rises");
+}
