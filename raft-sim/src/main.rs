@@ -6,9 +6,8 @@
 //! raft-sim sweep <from> <to>    # every seed in [from, to), on every core
 //! ```
 
-use raft_sim::{run_seed, Cluster, SimOptions, Simulation};
+use raft_sim::{Cluster, SimOptions, Simulation};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 fn main() -> ExitCode {
@@ -54,27 +53,10 @@ fn replay(seed: u64) -> ExitCode {
     }
 }
 
-/// Runs seeds `[from, to)` on every available core and reports the first failures.
+/// Runs seeds `[from, to)` on every available core and reports the failures.
 fn sweep(from: u64, to: u64) -> ExitCode {
     let started = Instant::now();
-    let next = AtomicU64::new(from);
-    let failures = std::sync::Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= to {
-                    return;
-                }
-                if let Err(failure) = run_seed(seed) {
-                    println!("{failure}");
-                    failures.lock().expect("failures lock").push(seed);
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().expect("failures lock");
+    let (failures, threads) = raft_sim::sweep(from..to, |failure| println!("{failure}"));
     let count = to - from;
     println!(
         "{} passed, {} failed: seeds {from}..{to} in {:.1}s on {threads} threads",

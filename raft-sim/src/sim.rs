@@ -565,3 +565,28 @@ impl Simulation {
 pub fn run_seed(seed: u64) -> Result<Outcome, Failure> {
     Simulation::new(SimOptions::from_seed(seed)).run()
 }
+
+/// Runs every seed in `seeds` on every available core, calling `on_failure`
+/// for each one that fails (from the thread that ran it). Returns the
+/// failures, in no particular order, and the number of threads used.
+pub fn sweep(seeds: std::ops::Range<u64>, on_failure: impl Fn(&Failure) + Sync) -> (Vec<Failure>, usize) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let next = AtomicU64::new(seeds.start);
+    let failures = std::sync::Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= seeds.end {
+                    return;
+                }
+                if let Err(failure) = run_seed(seed) {
+                    on_failure(&failure);
+                    failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(failure);
+                }
+            });
+        }
+    });
+    (failures.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()), threads)
+}

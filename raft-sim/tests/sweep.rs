@@ -6,8 +6,6 @@
 //! `cargo run -p raft-sim --release -- sweep 0 1000000`.
 
 use raft_sim::{run_seed, SimOptions, Simulation};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -17,23 +15,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
 fn seed_sweep() {
     let from = env_u64("RAFT_SIM_FROM", 0);
     let to = from + env_u64("RAFT_SIM_SEEDS", 5_000);
-    let next = AtomicU64::new(from);
-    let failures = Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= to {
-                    return;
-                }
-                if let Err(failure) = run_seed(seed) {
-                    failures.lock().unwrap().push(failure.to_string());
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().unwrap();
+    let (failures, _) = raft_sim::sweep(from..to, |_| {});
+    let failures: Vec<String> = failures.iter().map(ToString::to_string).collect();
     assert!(
         failures.is_empty(),
         "{} of {} seeds failed:\n{}",
