@@ -59,6 +59,9 @@ pub struct Config {
     pub snapshot_keep_entries: u64,
     /// The byte budget of one snapshot chunk.
     pub snapshot_chunk_bytes: u64,
+    /// The largest snapshot a follower accepts; a leader claiming more is
+    /// refused, so a hostile peer cannot make a node buffer without bound.
+    pub max_snapshot_bytes: u64,
 }
 
 impl Config {
@@ -84,6 +87,7 @@ impl Config {
             snapshot_threshold: 8192,
             snapshot_keep_entries: 1024,
             snapshot_chunk_bytes: 1024 * 1024,
+            max_snapshot_bytes: 1 << 32,
         }
     }
 
@@ -124,6 +128,9 @@ impl Config {
         }
         if self.snapshot_chunk_bytes == 0 {
             return Err(ConfigError::Zero("snapshot_chunk_bytes"));
+        }
+        if self.max_snapshot_bytes == 0 {
+            return Err(ConfigError::Zero("max_snapshot_bytes"));
         }
         if self.lease_reads && !self.check_quorum {
             return Err(ConfigError::LeaseReadsNeedCheckQuorum);

@@ -326,7 +326,10 @@ impl RaftLog {
         self.membership_version += 1;
         self.committed = self.committed.max(last.index);
         self.applied = self.applied.max(last.index);
-        self.unstable_from = self.unstable_from.max(last.index + 1);
+        // A discarded log leaves nothing after the snapshot to store; a kept
+        // suffix keeps whatever of it was not yet stored.
+        self.unstable_from =
+            if keep_suffix { self.unstable_from.max(last.index + 1) } else { last.index + 1 };
         // Nothing after the snapshot is applied before the snapshot itself is
         // durable and restored (its write reports it persisted).
         self.persisted = self.persisted.min(last.index);

@@ -326,6 +326,11 @@ pub(crate) struct Core {
     pub(crate) read_states: Vec<ReadState>,
     /// Ticks since this node started: the clock of lease reads.
     pub(crate) ticks: u64,
+    /// Ticks since this node last heard from a leader of any term (`None`
+    /// if never): while below the minimum election timeout, it refuses to
+    /// vote, whatever happened to its term since. That promise is what leader
+    /// leases rest on.
+    pub(crate) ticks_since_leader: Option<u64>,
     /// The latest snapshot, built here or received: what a leader sends to
     /// followers that need entries it has compacted away.
     pub(crate) snapshot: Option<Snapshot>,
@@ -484,7 +489,7 @@ impl Core {
     pub(crate) fn in_lease(&self, role: &RoleState) -> bool {
         match role {
             RoleState::Leader(_) => self.config.check_quorum,
-            _ => self.leader.is_some() && self.election_elapsed < self.config.election_timeout_min,
+            _ => self.ticks_since_leader.is_some_and(|t| t < self.config.election_timeout_min),
         }
     }
 
@@ -552,6 +557,7 @@ impl RawNode {
                 term: state.hard_state.term,
             });
         }
+        let config_lease_reads = config.lease_reads;
         let mut core = Core {
             id: config.id,
             config,
@@ -568,6 +574,9 @@ impl RawNode {
             persisted_messages: Vec::new(),
             read_states: Vec::new(),
             ticks: 0,
+            // With leases in use, a restarted node may have promised a leader
+            // not to vote before it crashed: it keeps that promise.
+            ticks_since_leader: (config_lease_reads && state.hard_state.term > 0).then_some(0),
             snapshot: state.snapshot,
             incoming_snapshot: None,
             snapshot_to_install: None,
@@ -591,6 +600,9 @@ impl RawNode {
     /// check-quorum round.
     pub fn tick(&mut self) {
         self.core.ticks += 1;
+        if let Some(ticks) = &mut self.core.ticks_since_leader {
+            *ticks = ticks.saturating_add(1);
+        }
         let transition = match &mut self.role {
             RoleState::Leader(leader) => leader.tick(&mut self.core),
             _ => self.core.tick_election(),
@@ -601,7 +613,9 @@ impl RawNode {
 
     /// Starts an election now, as if the election timeout had elapsed (with a
     /// pre-vote round first if configured). Does nothing on a leader or a
-    /// learner.
+    /// learner. Other nodes still ignore it while they hear from a leader; and
+    /// with lease reads on, forcing elections by other means than
+    /// [`RawNode::transfer_leadership`] voids the leader's lease assumption.
     pub fn campaign(&mut self) {
         if self.core.promotable() && !matches!(self.role, RoleState::Leader(_)) {
             let transition = self.core.campaign_transition();
@@ -847,6 +861,22 @@ impl RawNode {
             |reason| StepError::Malformed { from: message.from, kind: message.body.kind(), reason };
         if message.term > MAX_TERM {
             return Err(malformed("term exceeds MAX_TERM"));
+        }
+        if let MessageBody::InstallSnapshot(chunk) = &message.body {
+            let last = chunk.meta.last;
+            if last.term > message.term {
+                return Err(malformed("snapshot's last term exceeds the leader's term"));
+            }
+            if last.index >= Index::MAX / 2 {
+                return Err(malformed("snapshot's last index is out of range"));
+            }
+            if chunk.meta.membership.validate().is_err() || chunk.meta.membership.voters.is_empty() {
+                return Err(malformed("snapshot's configuration is invalid"));
+            }
+            let end = chunk.offset.checked_add(chunk.data.len() as u64);
+            if end.is_none_or(|end| end > self.core.config.max_snapshot_bytes) {
+                return Err(malformed("snapshot exceeds max_snapshot_bytes"));
+            }
         }
         if let MessageBody::PreVote(request) | MessageBody::Vote(request) = &message.body {
             if request.last_log_term > message.term {

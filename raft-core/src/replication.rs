@@ -389,8 +389,15 @@ impl Leader {
             pr.maybe_update(pending_index);
             pr.become_probe();
             send_appends(core, from, pr, true);
-        } else {
+            if self.transfer_target() == Some(from) {
+                self.maybe_send_timeout_now(core);
+            }
+        } else if response.next_offset != pr.snapshot_offset {
+            // Progress (or, if lower, the follower started over): one chunk
+            // answers one chunk, so a single stream is ever in flight. An
+            // answer repeating the offset (to a duplicate chunk) sends nothing.
             pr.snapshot_offset = response.next_offset;
+            pr.stalled_heartbeats = 0;
             send_snapshot_chunk(core, from, pr);
         }
     }
@@ -400,8 +407,13 @@ impl Leader {
         pr.recent_active = true;
         pr.probe_sent = false;
         if matches!(pr.state(), ProgressState::Snapshot { .. }) {
-            // Chunks may have been lost: resend from what it acknowledged.
-            send_snapshot_chunk(core, from, pr);
+            // A chunk may have been lost: after a few heartbeats without
+            // progress, resend from what the follower acknowledged.
+            pr.stalled_heartbeats += 1;
+            if pr.stalled_heartbeats >= STALLED_HEARTBEATS {
+                pr.stalled_heartbeats = 0;
+                send_snapshot_chunk(core, from, pr);
+            }
             return;
         }
         if pr.match_index() >= core.log.last_index() {
@@ -536,6 +548,7 @@ fn send_snapshot_chunk(core: &mut Core, to: NodeId, pr: &mut Progress) {
 /// The caller has recorded the sender as leader.
 pub(crate) fn follower_step(core: &mut Core, from: NodeId, body: MessageBody) -> Result<(), LogError> {
     core.election_elapsed = 0;
+    core.ticks_since_leader = Some(0);
     match body {
         MessageBody::AppendEntries(append) => handle_append(core, from, append),
         MessageBody::InstallSnapshot(chunk) => {

@@ -78,6 +78,30 @@ fn body() -> impl Strategy<Value = MessageBody> {
         (number(), number()).prop_map(|(commit, round)| MessageBody::Heartbeat(Heartbeat { commit, round })),
         number().prop_map(|round| MessageBody::HeartbeatResponse(raft_core::HeartbeatResponse { round })),
         Just(MessageBody::TimeoutNow),
+        (number(), prop::bool::ANY)
+            .prop_map(|(ctx, lease)| MessageBody::ReadIndex(raft_core::ReadIndexRequest { ctx, lease })),
+        (number(), number())
+            .prop_map(|(ctx, index)| MessageBody::ReadIndexResponse(raft_core::ReadState { ctx, index })),
+        (number(), number(), number(), 0usize..20, prop::bool::ANY, 0u64..4).prop_map(
+            |(term, index, offset, len, done, voters)| {
+                MessageBody::InstallSnapshot(raft_core::InstallSnapshot {
+                    meta: raft_core::SnapshotMeta {
+                        last: raft_core::LogId::new(term, index),
+                        membership: Membership::new(1..=voters, []),
+                    },
+                    offset,
+                    data: Bytes::from(vec![7u8; len]),
+                    done,
+                })
+            }
+        ),
+        (number(), number(), number(), prop::bool::ANY).prop_map(|(term, index, next_offset, installed)| {
+            MessageBody::InstallSnapshotResponse(raft_core::InstallSnapshotResponse {
+                last: raft_core::LogId::new(term, index),
+                next_offset,
+                installed,
+            })
+        }),
     ]
 }
 
@@ -192,4 +216,36 @@ fn malformed_appends_are_refused_without_changing_state() {
         Message { from: 2, to: 1, term: u64::MAX, body: MessageBody::HeartbeatResponse(Default::default()) };
     assert!(node.step(max_term).is_err());
     assert_eq!(node.term(), 2);
+}
+
+fn snapshot_chunk(last: raft_core::LogId, membership: Membership) -> Message {
+    Message {
+        from: 2,
+        to: 1,
+        term: 3,
+        body: MessageBody::InstallSnapshot(raft_core::InstallSnapshot {
+            meta: raft_core::SnapshotMeta { last, membership },
+            offset: 0,
+            data: Bytes::from_static(b"s"),
+            done: true,
+        }),
+    }
+}
+
+/// InstallSnapshot is validated like AppendEntries: an index that would
+/// overflow, a term beyond the leader's, or a configuration without voters
+/// is refused, and nothing changes. (From review.)
+#[test]
+fn malformed_snapshots_are_refused_without_changing_state() {
+    let mut node = node(Role::Follower);
+    let before = (node.term(), node.log().last_log_id(), node.membership().clone());
+    for (last, membership) in [
+        (raft_core::LogId::new(1, u64::MAX), Membership::new([1, 2, 3], [])),
+        (raft_core::LogId::new(99, 5), Membership::new([1, 2, 3], [])),
+        (raft_core::LogId::new(1, 5), Membership::new([], [])),
+    ] {
+        assert!(node.step(snapshot_chunk(last, membership)).is_err());
+        let _ = node.ready();
+        assert_eq!((node.term(), node.log().last_log_id(), node.membership().clone()), before);
+    }
 }
