@@ -150,6 +150,9 @@ mod quorum;
 mod read;
 mod replication;
 mod rng;
+mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod types;
 
 pub use config::{Config, ConfigError};
@@ -165,6 +168,7 @@ pub use node::{
 };
 pub use progress::{Inflights, Progress, ProgressState};
 pub use quorum::{JointConfig, MajorityConfig, VoteResult};
+pub use storage::{LogStore, LogWrite, StorageError, StoredState};
 pub use types::{
     Entry, EntryPayload, HardState, Index, LogId, NodeId, Role, Snapshot, SnapshotMeta, SoftState, Term,
     MAX_TERM,

@@ -278,7 +278,13 @@ impl Simulation {
             if committed.iter().rev().any(|e| matches!(&e.payload, EntryPayload::Command(c) if *c == probe)) {
                 self.check_linearizable()?;
                 let committed = self.cluster.committed();
-                let max_term = self.cluster.ids().iter().map(|&id| self.cluster.node(id).term()).max();
+                let max_term = self
+                    .cluster
+                    .ids()
+                    .iter()
+                    .filter_map(|&id| self.cluster.try_node(id))
+                    .map(|r| r.term())
+                    .max();
                 return Ok(Outcome {
                     committed: committed.len() as u64,
                     recovery_ticks: (self.step - healed_at) / TICK,
