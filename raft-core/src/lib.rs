@@ -150,6 +150,8 @@ mod quorum;
 mod read;
 mod replication;
 mod rng;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;

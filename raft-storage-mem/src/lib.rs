@@ -172,3 +172,73 @@ impl LogStore for MemLogStore {
         Ok(out)
     }
 }
+
+/// A key-value map as a replicated state machine: for tests, examples and
+/// benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemKv {
+    data: std::collections::BTreeMap<String, String>,
+}
+
+/// What [`MemKv`] applies.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum KvCommand {
+    /// Sets `key` to `value`.
+    Set {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Removes `key`.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Changes nothing (for benchmarks: an empty payload).
+    Noop,
+}
+
+impl MemKv {
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.data.get(key).map(String::as_str)
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+const SNAPSHOT_CODEC: bincode::config::Configuration = bincode::config::standard();
+
+impl raft_core::runtime::StateMachine for MemKv {
+    type Command = KvCommand;
+    /// The key's previous value.
+    type Response = Option<String>;
+
+    fn apply(&mut self, _entry: raft_core::LogId, command: KvCommand) -> Option<String> {
+        match command {
+            KvCommand::Set { key, value } => self.data.insert(key, value),
+            KvCommand::Delete { key } => self.data.remove(&key),
+            KvCommand::Noop => None,
+        }
+    }
+
+    fn snapshot(&self) -> bytes::Bytes {
+        bincode::serde::encode_to_vec(&self.data, SNAPSHOT_CODEC).map(bytes::Bytes::from).unwrap_or_default()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), raft_core::runtime::RestoreError> {
+        let (data, _) = bincode::serde::decode_from_slice(snapshot, SNAPSHOT_CODEC)
+            .map_err(|e| raft_core::runtime::RestoreError(e.to_string()))?;
+        self.data = data;
+        Ok(())
+    }
+}

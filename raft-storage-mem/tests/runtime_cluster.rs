@@ -1,0 +1,129 @@
+//! Clusters on the tokio runtime, with the in-memory store and state machine
+//! over the in-process network. Every wait is on a condition with a generous
+//! deadline; no sleep decides a verdict.
+
+use raft_core::runtime::{Raft, RaftError, ReadConsistency, RuntimeConfig};
+use raft_core::testing::InProcessNetwork;
+use raft_core::{Config, Membership, NodeId, Role};
+use raft_storage_mem::{KvCommand, MemKv, MemLogStore};
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Awaits `future`, failing the test if it takes longer than the deadline.
+async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(DEADLINE, future).await.unwrap_or_else(|_| panic!("{what} did not finish in time"))
+}
+
+fn set(key: &str, value: &str) -> KvCommand {
+    KvCommand::Set { key: key.into(), value: value.into() }
+}
+
+async fn start(net: &InProcessNetwork, id: NodeId, voters: &[NodeId], store: MemLogStore) -> Raft<MemKv> {
+    let runtime = RuntimeConfig { tick: Duration::from_millis(5), ..Default::default() };
+    let membership = Membership::new(voters.iter().copied(), []);
+    let raft = Raft::start(Config::new(id), runtime, membership, store, net.transport(id), MemKv::default())
+        .await
+        .expect("the node starts");
+    let handle = raft.clone();
+    net.connect(id, move |message| handle.receive(message));
+    raft
+}
+
+/// Waits until some node among `nodes` leads, and returns its index.
+async fn leader(nodes: &[Raft<MemKv>]) -> usize {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Some(i) = nodes.iter().position(|n| n.metrics().borrow().role == Role::Leader) {
+                return i;
+            }
+            let mut changes: Vec<_> = nodes.iter().map(|n| n.metrics()).collect();
+            let waits = changes.iter_mut().map(|m| Box::pin(m.changed()));
+            let _ = futures_select_any(waits).await;
+        }
+    })
+    .await
+    .expect("a leader within the deadline")
+}
+
+/// Resolves when the first of `futures` does.
+async fn futures_select_any<F: std::future::Future + Unpin>(futures: impl Iterator<Item = F>) {
+    let mut futures: Vec<F> = futures.collect();
+    std::future::poll_fn(|cx| {
+        for future in futures.iter_mut() {
+            if std::pin::Pin::new(future).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_cluster_elects_replicates_reads_and_survives_its_leader() {
+    let net = InProcessNetwork::new();
+    let stores: Vec<MemLogStore> = (0..3).map(|_| MemLogStore::new()).collect();
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        nodes.push(start(&net, id, &[1, 2, 3], stores[id as usize - 1].clone()).await);
+    }
+    let l = leader(&nodes).await;
+    assert_eq!(within("the first proposal", nodes[l].propose(set("a", "1"))).await, Ok(None));
+    let mut proposals = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let node = nodes[l].clone();
+        proposals.spawn(async move { node.propose(set(&format!("k{i}"), "v")).await });
+    }
+    while let Some(result) = within("a proposal", proposals.join_next()).await {
+        assert_eq!(result.expect("the task completes"), Ok(None));
+    }
+    let value = within(
+        "a leader read",
+        nodes[l].read(ReadConsistency::Linearizable, |kv| kv.get("a").map(String::from)),
+    )
+    .await;
+    assert_eq!(value, Ok(Some("1".into())));
+    // A follower serves a linearizable read after asking the leader.
+    let follower = (l + 1) % 3;
+    let value =
+        within("a follower read", nodes[follower].read(ReadConsistency::Linearizable, |kv| kv.len())).await;
+    assert_eq!(value, Ok(101));
+    // Followers refuse proposals, naming the leader.
+    let refused = within("a refused proposal", nodes[follower].propose(set("b", "2"))).await;
+    assert!(matches!(refused, Err(RaftError::NotLeader { .. })), "{refused:?}");
+
+    // The leader stops; the others elect a new one, which has every entry.
+    within("the leader's shutdown", nodes[l].shutdown()).await;
+    net.disconnect(l as NodeId + 1);
+    let rest: Vec<Raft<MemKv>> =
+        nodes.iter().enumerate().filter(|(i, _)| *i != l).map(|(_, n)| n.clone()).collect();
+    let new = leader(&rest).await;
+    assert_eq!(
+        within("a proposal at the new leader", rest[new].propose(set("a", "2"))).await,
+        Ok(Some("1".into()))
+    );
+    let value = within(
+        "a read at the new leader",
+        rest[new].read(ReadConsistency::Linearizable, |kv| (kv.get("a").map(String::from), kv.len())),
+    )
+    .await;
+    assert_eq!(value, Ok((Some("2".into()), 101)));
+
+    // The old leader restarts from its store and catches up.
+    let old = start(&net, l as NodeId + 1, &[1, 2, 3], stores[l].clone()).await;
+    let target = rest[new].metrics().borrow().commit_index;
+    let mut metrics = old.metrics();
+    // (`wait_for` returns a guard on the metrics: drop it at once, or the
+    // node cannot publish new ones.)
+    let caught_up = tokio::time::timeout(DEADLINE, async {
+        metrics.wait_for(|m| m.applied_index >= target).await.is_ok()
+    });
+    assert_eq!(caught_up.await, Ok(true), "the restarted node caught up");
+    let value =
+        within("a stale read", old.read(ReadConsistency::Stale, |kv| kv.get("a").map(String::from))).await;
+    assert_eq!(value, Ok(Some("2".into())));
+    for node in rest.iter().chain([&old]) {
+        within("a shutdown", node.shutdown()).await;
+    }
+}
