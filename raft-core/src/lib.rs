@@ -11,6 +11,60 @@
 //! inputs always give the same outputs, and a simulator can run whole clusters
 //! of nodes deterministically from a seed.
 //!
+//! ## A 3-node cluster in memory
+//!
+//! Write a [`runtime::StateMachine`], start a node per member with a store and
+//! a transport, and propose through the leader:
+//!
+//! ```
+//! use raft_core::runtime::{InProcessNetwork, Raft, ReadConsistency, RestoreError, RuntimeConfig, StateMachine};
+//! use raft_core::{Config, LogId, Membership};
+//! use raft_storage_mem::MemLogStore;
+//!
+//! /// The replicated state: a counter. Commands add to it.
+//! #[derive(Default)]
+//! struct Counter(u64);
+//!
+//! impl StateMachine for Counter {
+//!     type Command = u64;
+//!     type Response = u64; // the new total
+//!     fn apply(&mut self, _entry: LogId, add: u64) -> u64 {
+//!         self.0 += add;
+//!         self.0
+//!     }
+//!     fn snapshot(&self) -> bytes::Bytes {
+//!         self.0.to_be_bytes().to_vec().into()
+//!     }
+//!     fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError> {
+//!         let bytes = data.try_into().map_err(|_| RestoreError("not a counter".into()))?;
+//!         self.0 = u64::from_be_bytes(bytes);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let network = InProcessNetwork::new();
+//! let mut nodes = Vec::new();
+//! for id in 1..=3 {
+//!     let (config, members, store) = (Config::new(id), Membership::new([1, 2, 3], []), MemLogStore::new());
+//!     let raft = Raft::start(config, RuntimeConfig::default(), members, store, network.transport(id), Counter::default()).await?;
+//!     let handle = raft.clone();
+//!     network.connect(id, move |message| handle.receive(message));
+//!     nodes.push(raft);
+//! }
+//! let leader = nodes[0].metrics().wait_for(|m| m.leader.is_some()).await?.leader.unwrap();
+//! let leader = &nodes[leader as usize - 1];
+//! assert_eq!(leader.propose(5).await?, 5);
+//! assert_eq!(leader.propose(2).await?, 7);
+//! assert_eq!(leader.read(ReadConsistency::Linearizable, |counter| counter.0).await?, 7);
+//! for node in &nodes {
+//!     node.shutdown().await;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Leader election (section 5.2)
 //!
 //! Time is divided into *terms*, each with at most one leader. A follower that

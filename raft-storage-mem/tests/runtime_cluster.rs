@@ -2,8 +2,7 @@
 //! over the in-process network. Every wait is on a condition with a generous
 //! deadline; no sleep decides a verdict.
 
-use raft_core::runtime::{Raft, RaftError, ReadConsistency, RuntimeConfig};
-use raft_core::testing::InProcessNetwork;
+use raft_core::runtime::{InProcessNetwork, Raft, RaftError, ReadConsistency, RuntimeConfig};
 use raft_core::{Config, Membership, NodeId, Role};
 use raft_storage_mem::{KvCommand, MemKv, MemLogStore};
 use std::time::Duration;
