@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, docs, every crate's
-# tests (including the simulator's 5,000-seed sweep), and the mutation tests
-# that prove the simulator's checkers catch deliberate bugs.
+# tests (including the simulator's 5,000-seed sweep and the storage
+# conformance suite), that the benchmarks compile, and the mutation tests that
+# prove the simulator's checkers catch deliberate bugs.
 #
 #   RAFT_SIM_SEEDS=100000 scripts/test.sh    # a longer sweep
 set -euo pipefail
@@ -23,6 +24,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 step "cargo test (seed sweep: ${RAFT_SIM_SEEDS:-5000} seeds)"
 cargo test --workspace --locked
+
+step "benchmarks compile"
+cargo bench --workspace --no-run --locked --quiet
 
 step "mutation tests: the simulator must catch deliberately broken cores"
 # A separate target directory: the cfg changes every crate's build.
