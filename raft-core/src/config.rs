@@ -45,8 +45,10 @@ pub struct Config {
     pub learner_catch_up_rounds: u32,
     /// Allow lease-based reads ([`crate::ReadMode::Lease`]): served without a
     /// heartbeat round while the leader's lease holds. Off by default; needs
-    /// `check_quorum`. See the `read` section of the crate documentation for
-    /// the clock assumption it makes.
+    /// `check_quorum`. See the crate documentation on reads for the clock
+    /// assumption it makes. With it on, a node that restarts refuses to vote
+    /// for `election_timeout_min` ticks after it starts, since it may have
+    /// promised a leader not to before it crashed.
     pub lease_reads: bool,
     /// The most, in ticks, by which any node's clock may run ahead of
     /// another's over an election timeout. The lease is shortened by this.
