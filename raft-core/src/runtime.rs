@@ -542,10 +542,22 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                 }
             }
         }
+        // Updated in place: this runs after every input, and rebuilding the
+        // metrics would clone the membership each time.
+        let (raw, applied) = (&self.raw, self.applied);
         self.metrics.send_if_modified(|metrics| {
-            let latest = metrics_of(&self.raw, self.applied);
-            let changed = *metrics != latest;
-            *metrics = latest;
+            let before =
+                (metrics.role, metrics.term, metrics.leader, metrics.commit_index, metrics.last_log_index);
+            (metrics.role, metrics.term, metrics.leader) = (raw.role(), raw.term(), raw.leader());
+            (metrics.commit_index, metrics.last_log_index) = (raw.log().committed(), raw.log().last_index());
+            let mut changed = before
+                != (metrics.role, metrics.term, metrics.leader, metrics.commit_index, metrics.last_log_index)
+                || metrics.applied_index != applied;
+            metrics.applied_index = applied;
+            if metrics.membership != *raw.membership() {
+                metrics.membership = raw.membership().clone();
+                changed = true;
+            }
             changed
         });
     }
