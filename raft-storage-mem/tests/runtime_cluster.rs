@@ -249,3 +249,62 @@ async fn leadership_transfer_and_membership_change_through_the_handle() {
         within("a shutdown", node.shutdown()).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_serve_every_read_consistency() {
+    let net = InProcessNetwork::new();
+    let config = |id| Config { lease_reads: true, ..Config::new(id) };
+    let mut nodes = Vec::new();
+    for id in 1..=5u64 {
+        nodes.push(start_with(&net, config(id), &[1, 2, 3, 4, 5], MemLogStore::new()).await);
+    }
+    let l = leader(&nodes).await;
+    within("a proposal", nodes[l].propose(set("x", "1"))).await.expect("committed");
+    let get = |kv: &MemKv| kv.get("x").map(String::from);
+    for consistency in [ReadConsistency::Linearizable, ReadConsistency::Lease] {
+        let value = within("a leader read", nodes[l].read(consistency, get)).await;
+        assert_eq!(value, Ok(Some("1".into())), "{consistency:?}");
+    }
+    for follower in (0..5).filter(|&i| i != l) {
+        let value = within("a follower read", nodes[follower].read(ReadConsistency::Linearizable, get)).await;
+        assert_eq!(value, Ok(Some("1".into())), "follower {}", follower + 1);
+    }
+    // A stale read answers at once with whatever the node has applied.
+    let stale = within("a stale read", nodes[(l + 1) % 5].read(ReadConsistency::Stale, |kv| kv.len())).await;
+    assert!(matches!(stale, Ok(0 | 1)), "{stale:?}");
+    for node in &nodes {
+        within("a shutdown", node.shutdown()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_keeps_what_was_acknowledged_and_refuses_what_comes_after() {
+    let net = InProcessNetwork::new();
+    let stores: Vec<MemLogStore> = (0..3).map(|_| MemLogStore::new()).collect();
+    let mut nodes = Vec::new();
+    for id in 1..=3u64 {
+        nodes.push(start_with(&net, Config::new(id), &[1, 2, 3], stores[id as usize - 1].clone()).await);
+    }
+    let l = leader(&nodes).await;
+    for i in 0..20 {
+        within("a proposal", nodes[l].propose(set(&format!("k{i}"), "v"))).await.expect("committed");
+    }
+    let acknowledged = nodes[l].metrics().borrow().commit_index;
+    for node in &nodes {
+        within("a shutdown", node.shutdown()).await;
+    }
+    assert_eq!(within("a late proposal", nodes[l].propose(set("late", "v"))).await, Err(RaftError::ShutDown));
+    assert_eq!(
+        within("a late read", nodes[l].read(ReadConsistency::Stale, |kv| kv.len())).await,
+        Err(RaftError::ShutDown)
+    );
+    // Every acknowledged entry is in the leader's store, and a majority's.
+    let mut holding = 0;
+    for store in &stores {
+        let stored = within("loading", raft_core::LogStore::load(store)).await.expect("load");
+        if stored.entries.last().is_some_and(|e| e.index >= acknowledged) {
+            holding += 1;
+        }
+    }
+    assert!(holding >= 2, "acknowledged entries are on {holding} of 3 stores");
+}
