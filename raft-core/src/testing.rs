@@ -199,3 +199,102 @@ async fn everything_survives_a_restart<H: LogStoreHarness>(h: &mut H) {
     assert_eq!(stored.snapshot, Some(snapshot(3, 5)), "the snapshot must survive a restart");
     assert_eq!(stored.entries, entries(4..6, 5), "the entries must survive a restart");
 }
+
+/// How the transport suite obtains nodes: each with its transport and the
+/// queue its inbound messages land in.
+#[async_trait]
+pub trait TransportHarness: Send {
+    /// The transport under test.
+    type Transport: crate::runtime::Transport;
+    /// Starts node `id` (again, after [`TransportHarness::stop`]): its
+    /// transport, and the receiver of what peers send it.
+    async fn start(
+        &mut self,
+        id: crate::NodeId,
+    ) -> (Self::Transport, tokio::sync::mpsc::Receiver<crate::Message>);
+    /// Stops node `id`: nothing reaches it until it starts again.
+    async fn stop(&mut self, id: crate::NodeId);
+}
+
+/// How long the suite waits for a message that should arrive.
+const TRANSPORT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Runs every check of the [`crate::runtime::Transport`] contract.
+pub async fn transport_conformance<H: TransportHarness>(harness: &mut H) {
+    use crate::runtime::Transport;
+    let (one, _one_inbox) = harness.start(1).await;
+    let (_two, mut two_inbox) = harness.start(2).await;
+
+    // Delivery, in order per peer.
+    for round in 0..100 {
+        one.send(heartbeat(1, 2, round));
+    }
+    for round in 0..100 {
+        let message = receive(&mut two_inbox).await;
+        assert_eq!(message, heartbeat(1, 2, round), "messages to a peer must arrive in order, intact");
+    }
+
+    // A large snapshot chunk arrives intact.
+    let chunk = snapshot_chunk(1, 2, 256 * 1024);
+    one.send(chunk.clone());
+    assert_eq!(receive(&mut two_inbox).await, chunk, "a large snapshot chunk must arrive intact");
+
+    // Sending to a peer that is down (or never existed) does not block.
+    harness.stop(2).await;
+    let started = std::time::Instant::now();
+    for round in 0..10_000 {
+        one.send(heartbeat(1, 2, round));
+        one.send(heartbeat(1, 9, round));
+    }
+    assert!(started.elapsed() < TRANSPORT_DEADLINE, "send must never block on an absent peer");
+
+    // A peer that restarts receives again.
+    let (_two, mut two_inbox) = harness.start(2).await;
+    let delivered = tokio::time::timeout(TRANSPORT_DEADLINE, async {
+        let mut round = 1_000_000;
+        loop {
+            // Transports may drop while they reconnect; Raft retries, so do we.
+            one.send(heartbeat(1, 2, round));
+            round += 1;
+            let attempt = tokio::time::timeout(std::time::Duration::from_millis(100), two_inbox.recv()).await;
+            if let Ok(Some(message)) = attempt {
+                if message.from == 1 {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(delivered.is_ok(), "a restarted peer must receive again");
+}
+
+fn heartbeat(from: crate::NodeId, to: crate::NodeId, round: u64) -> crate::Message {
+    crate::Message {
+        from,
+        to,
+        term: 1,
+        body: crate::MessageBody::Heartbeat(crate::Heartbeat { commit: round, round }),
+    }
+}
+
+fn snapshot_chunk(from: crate::NodeId, to: crate::NodeId, len: usize) -> crate::Message {
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    crate::Message {
+        from,
+        to,
+        term: 1,
+        body: crate::MessageBody::InstallSnapshot(crate::InstallSnapshot {
+            meta: SnapshotMeta { last: LogId::new(1, 100), membership: Membership::new([1, 2], []) },
+            offset: 0,
+            data: Bytes::from(data),
+            done: true,
+        }),
+    }
+}
+
+async fn receive(inbox: &mut tokio::sync::mpsc::Receiver<crate::Message>) -> crate::Message {
+    tokio::time::timeout(TRANSPORT_DEADLINE, inbox.recv())
+        .await
+        .expect("a message must arrive within the deadline")
+        .expect("the inbox is open")
+}
