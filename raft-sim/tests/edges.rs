@@ -22,6 +22,18 @@ fn one_step_network() -> NetModel {
     }
 }
 
+/// Node 1 leads, with node 3 cut off, until the log reaches 20 entries and
+/// the small snapshot threshold has compacted it.
+fn lead_to_a_snapshot_without_node_3(c: &mut Cluster) {
+    c.isolate(3);
+    c.campaign(1);
+    c.stabilize();
+    while c.node(1).log().last_index() < 20 {
+        c.propose(1, "x");
+        c.stabilize();
+    }
+}
+
 fn step(c: &mut Cluster) {
     c.now += 1;
     c.deliver_due();
@@ -40,13 +52,7 @@ fn entries_appended_right_after_a_snapshot_install_are_written() {
     let disks =
         [(1, Disk::with_terms(1, &[1])), (2, Disk::with_terms(1, &[1])), (3, Disk::with_terms(1, &[1; 40]))];
     let mut c = Cluster::with_disks(disks.into_iter().collect(), small_snapshots, 1);
-    c.isolate(3);
-    c.campaign(1);
-    c.stabilize();
-    while c.node(1).log().last_index() < 20 {
-        c.propose(1, "x");
-        c.stabilize();
-    }
+    lead_to_a_snapshot_without_node_3(&mut c);
     assert_eq!(c.disk(2).snapshot.as_ref().unwrap().meta.last.index, 20);
     c.heal();
     c.net = Some(one_step_network());
@@ -88,13 +94,7 @@ fn entries_appended_right_after_a_snapshot_install_are_written() {
 #[test]
 fn a_transfer_target_caught_up_by_a_snapshot_gets_timeout_now() {
     let mut c = Cluster::with_config(3, small_snapshots);
-    c.isolate(3);
-    c.campaign(1);
-    c.stabilize();
-    while c.node(1).log().last_index() < 20 {
-        c.propose(1, "x");
-        c.stabilize();
-    }
+    lead_to_a_snapshot_without_node_3(&mut c);
     assert_eq!(c.disk(1).snapshot.as_ref().unwrap().meta.last.index, 20);
     c.heal();
     c.transfer_leadership(1, 3).unwrap();

@@ -18,17 +18,6 @@ fn set(key: &str, value: &str) -> KvCommand {
     KvCommand::Set { key: key.into(), value: value.into() }
 }
 
-async fn start(net: &InProcessNetwork, id: NodeId, voters: &[NodeId], store: MemLogStore) -> Raft<MemKv> {
-    let runtime = RuntimeConfig::default();
-    let membership = Membership::new(voters.iter().copied(), []);
-    let raft = Raft::start(Config::new(id), runtime, membership, store, net.transport(id), MemKv::default())
-        .await
-        .expect("the node starts");
-    let handle = raft.clone();
-    net.connect(id, move |message| handle.receive(message));
-    raft
-}
-
 /// Waits until some node among `nodes` leads, and returns its index.
 async fn leader(nodes: &[Raft<MemKv>]) -> usize {
     tokio::time::timeout(DEADLINE, async {
@@ -65,7 +54,7 @@ async fn a_three_node_cluster_elects_replicates_reads_and_survives_its_leader() 
     let stores: Vec<MemLogStore> = (0..3).map(|_| MemLogStore::new()).collect();
     let mut nodes = Vec::new();
     for id in 1..=3 {
-        nodes.push(start(&net, id, &[1, 2, 3], stores[id as usize - 1].clone()).await);
+        nodes.push(start_with(&net, Config::new(id), &[1, 2, 3], stores[id as usize - 1].clone()).await);
     }
     let l = leader(&nodes).await;
     assert_eq!(within("the first proposal", nodes[l].propose(set("a", "1"))).await, Ok(None));
@@ -110,7 +99,7 @@ async fn a_three_node_cluster_elects_replicates_reads_and_survives_its_leader() 
     assert_eq!(value, Ok((Some("2".into()), 101)));
 
     // The old leader restarts from its store and catches up.
-    let old = start(&net, l as NodeId + 1, &[1, 2, 3], stores[l].clone()).await;
+    let old = start_with(&net, Config::new(l as NodeId + 1), &[1, 2, 3], stores[l].clone()).await;
     let target = rest[new].metrics().borrow().commit_index;
     let mut metrics = old.metrics();
     // (`wait_for` returns a guard on the metrics: drop it at once, or the
