@@ -433,6 +433,9 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             Some(error) => RaftError::Storage(error),
             None => RaftError::ShutDown,
         };
+        // From here on handles are refused at once, before anything reports
+        // the node stopped: no request can slip in and go unanswered.
+        requests.close();
         self.fail_all(&error);
         // Let the writer finish what was acknowledged, then the applier.
         drop(self.writes);
