@@ -14,8 +14,35 @@ async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
     tokio::time::timeout(DEADLINE, future).await.unwrap_or_else(|_| panic!("{what} did not finish in time"))
 }
 
+/// Election timeouts of 300 to 600 ms: long enough that a loaded machine does
+/// not make leaders lose their followers, short enough to keep tests quick.
+fn config(id: NodeId) -> Config {
+    Config { election_timeout_min: 30, election_timeout_max: 60, heartbeat_interval: 3, ..Config::new(id) }
+}
+
 fn set(key: &str, value: &str) -> KvCommand {
     KvCommand::Set { key: key.into(), value: value.into() }
+}
+
+/// Reads from `node`, retrying while it reports no leader (a follower whose
+/// election timer fired on a busy machine forgets its leader until the next
+/// heartbeat): what a client does with that retryable error.
+async fn read<R: Send + 'static>(
+    node: &Raft<MemKv>,
+    consistency: ReadConsistency,
+    read: impl Fn(&MemKv) -> R + Clone + Send + Sync + 'static,
+) -> Result<R, RaftError> {
+    within("a read", async {
+        loop {
+            match node.read(consistency, read.clone()).await {
+                Err(RaftError::NotLeader { .. }) => {
+                    let _ = node.metrics().changed().await;
+                }
+                other => return other,
+            }
+        }
+    })
+    .await
 }
 
 /// Waits until some node among `nodes` leads, and returns its index.
@@ -54,7 +81,7 @@ async fn a_three_node_cluster_elects_replicates_reads_and_survives_its_leader() 
     let stores: Vec<MemLogStore> = (0..3).map(|_| MemLogStore::new()).collect();
     let mut nodes = Vec::new();
     for id in 1..=3 {
-        nodes.push(start_with(&net, Config::new(id), &[1, 2, 3], stores[id as usize - 1].clone()).await);
+        nodes.push(start_with(&net, config(id), &[1, 2, 3], stores[id as usize - 1].clone()).await);
     }
     let l = leader(&nodes).await;
     assert_eq!(within("the first proposal", nodes[l].propose(set("a", "1"))).await, Ok(None));
@@ -66,16 +93,11 @@ async fn a_three_node_cluster_elects_replicates_reads_and_survives_its_leader() 
     while let Some(result) = within("a proposal", proposals.join_next()).await {
         assert_eq!(result.expect("the task completes"), Ok(None));
     }
-    let value = within(
-        "a leader read",
-        nodes[l].read(ReadConsistency::Linearizable, |kv| kv.get("a").map(String::from)),
-    )
-    .await;
+    let value = read(&nodes[l], ReadConsistency::Linearizable, |kv| kv.get("a").map(String::from)).await;
     assert_eq!(value, Ok(Some("1".into())));
     // A follower serves a linearizable read after asking the leader.
     let follower = (l + 1) % 3;
-    let value =
-        within("a follower read", nodes[follower].read(ReadConsistency::Linearizable, |kv| kv.len())).await;
+    let value = read(&nodes[follower], ReadConsistency::Linearizable, |kv| kv.len()).await;
     assert_eq!(value, Ok(101));
     // Followers refuse proposals, naming the leader.
     let refused = within("a refused proposal", nodes[follower].propose(set("b", "2"))).await;
@@ -91,15 +113,12 @@ async fn a_three_node_cluster_elects_replicates_reads_and_survives_its_leader() 
         within("a proposal at the new leader", rest[new].propose(set("a", "2"))).await,
         Ok(Some("1".into()))
     );
-    let value = within(
-        "a read at the new leader",
-        rest[new].read(ReadConsistency::Linearizable, |kv| (kv.get("a").map(String::from), kv.len())),
-    )
-    .await;
+    let value =
+        read(&rest[new], ReadConsistency::Linearizable, |kv| (kv.get("a").map(String::from), kv.len())).await;
     assert_eq!(value, Ok((Some("2".into()), 101)));
 
     // The old leader restarts from its store and catches up.
-    let old = start_with(&net, Config::new(l as NodeId + 1), &[1, 2, 3], stores[l].clone()).await;
+    let old = start_with(&net, config(l as NodeId + 1), &[1, 2, 3], stores[l].clone()).await;
     let target = rest[new].metrics().borrow().commit_index;
     let mut metrics = old.metrics();
     // (`wait_for` returns a guard on the metrics: drop it at once, or the
@@ -108,8 +127,7 @@ async fn a_three_node_cluster_elects_replicates_reads_and_survives_its_leader() 
         metrics.wait_for(|m| m.applied_index >= target).await.is_ok()
     });
     assert_eq!(caught_up.await, Ok(true), "the restarted node caught up");
-    let value =
-        within("a stale read", old.read(ReadConsistency::Stale, |kv| kv.get("a").map(String::from))).await;
+    let value = read(&old, ReadConsistency::Stale, |kv| kv.get("a").map(String::from)).await;
     assert_eq!(value, Ok(Some("2".into())));
     for node in rest.iter().chain([&old]) {
         within("a shutdown", node.shutdown()).await;
@@ -148,7 +166,7 @@ async fn a_follower_cut_off_while_the_log_was_compacted_catches_up_by_snapshot()
         snapshot_threshold: 50,
         snapshot_keep_entries: 10,
         snapshot_chunk_bytes: 64,
-        ..Config::new(id)
+        ..config(id)
     };
     let stores: Vec<MemLogStore> = (0..3).map(|_| MemLogStore::new()).collect();
     let mut nodes = Vec::new();
@@ -173,8 +191,8 @@ async fn a_follower_cut_off_while_the_log_was_compacted_catches_up_by_snapshot()
     net.heal();
     let target = nodes[l].metrics().borrow().commit_index;
     applied(&nodes[lagging], target).await;
-    let theirs = within("a stale read", nodes[lagging].read(ReadConsistency::Stale, |kv| kv.clone())).await;
-    let ours = within("a leader read", nodes[l].read(ReadConsistency::Linearizable, |kv| kv.clone())).await;
+    let theirs = read(&nodes[lagging], ReadConsistency::Stale, |kv| kv.clone()).await;
+    let ours = read(&nodes[l], ReadConsistency::Linearizable, |kv| kv.clone()).await;
     assert_eq!(theirs, ours, "the follower's state equals the leader's");
     let stored = within("loading", raft_core::LogStore::load(&stores[lagging])).await.expect("load");
     assert!(stored.snapshot.is_some(), "the follower installed a snapshot");
@@ -189,7 +207,7 @@ async fn leadership_transfer_and_membership_change_through_the_handle() {
     let stores: Vec<MemLogStore> = (0..4).map(|_| MemLogStore::new()).collect();
     let mut nodes = Vec::new();
     for id in 1..=4u64 {
-        nodes.push(start_with(&net, Config::new(id), &[1, 2, 3], stores[id as usize - 1].clone()).await);
+        nodes.push(start_with(&net, config(id), &[1, 2, 3], stores[id as usize - 1].clone()).await);
     }
     // Requests go to whoever leads at the time, as a client's would.
     let l = leader(&nodes).await;
@@ -219,20 +237,24 @@ async fn leadership_transfer_and_membership_change_through_the_handle() {
     });
     assert!(settled.await);
 
-    // Leadership moves to the new voter.
-    let l = leader(&nodes).await;
-    if l != 3 {
-        within("a transfer", nodes[l].transfer_leadership(4)).await.expect("the transfer starts");
-    }
-    let mut metrics = nodes[3].metrics();
-    let led =
-        within("node 4 taking over", async { metrics.wait_for(|m| m.role == Role::Leader).await.is_ok() });
-    assert!(led.await);
-    let value = within(
-        "a read at node 4",
-        nodes[3].read(ReadConsistency::Linearizable, |kv| kv.get("a").map(String::from)),
-    )
+    // Leadership moves to the new voter. Asked of whoever leads; if that
+    // node stops leading first, ask the next one.
+    within("node 4 taking over", async {
+        loop {
+            let l = leader(&nodes).await;
+            if l == 3 {
+                return;
+            }
+            let _ = nodes[l].transfer_leadership(4).await;
+            let mut metrics = nodes[3].metrics();
+            let outcome = async { metrics.wait_for(|m| m.role == Role::Leader).await.is_ok() };
+            if tokio::time::timeout(Duration::from_secs(2), outcome).await == Ok(true) {
+                return;
+            }
+        }
+    })
     .await;
+    let value = read(&nodes[3], ReadConsistency::Linearizable, |kv| kv.get("a").map(String::from)).await;
     assert_eq!(value, Ok(Some("1".into())));
     for node in &nodes {
         within("a shutdown", node.shutdown()).await;
@@ -242,7 +264,7 @@ async fn leadership_transfer_and_membership_change_through_the_handle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_serve_every_read_consistency() {
     let net = InProcessNetwork::new();
-    let config = |id| Config { lease_reads: true, ..Config::new(id) };
+    let config = |id| Config { lease_reads: true, ..config(id) };
     let mut nodes = Vec::new();
     for id in 1..=5u64 {
         nodes.push(start_with(&net, config(id), &[1, 2, 3, 4, 5], MemLogStore::new()).await);
@@ -251,15 +273,15 @@ async fn five_nodes_serve_every_read_consistency() {
     within("a proposal", nodes[l].propose(set("x", "1"))).await.expect("committed");
     let get = |kv: &MemKv| kv.get("x").map(String::from);
     for consistency in [ReadConsistency::Linearizable, ReadConsistency::Lease] {
-        let value = within("a leader read", nodes[l].read(consistency, get)).await;
+        let value = read(&nodes[l], consistency, get).await;
         assert_eq!(value, Ok(Some("1".into())), "{consistency:?}");
     }
     for follower in (0..5).filter(|&i| i != l) {
-        let value = within("a follower read", nodes[follower].read(ReadConsistency::Linearizable, get)).await;
+        let value = read(&nodes[follower], ReadConsistency::Linearizable, get).await;
         assert_eq!(value, Ok(Some("1".into())), "follower {}", follower + 1);
     }
     // A stale read answers at once with whatever the node has applied.
-    let stale = within("a stale read", nodes[(l + 1) % 5].read(ReadConsistency::Stale, |kv| kv.len())).await;
+    let stale = read(&nodes[(l + 1) % 5], ReadConsistency::Stale, |kv| kv.len()).await;
     assert!(matches!(stale, Ok(0 | 1)), "{stale:?}");
     for node in &nodes {
         within("a shutdown", node.shutdown()).await;
@@ -272,7 +294,7 @@ async fn shutdown_keeps_what_was_acknowledged_and_refuses_what_comes_after() {
     let stores: Vec<MemLogStore> = (0..3).map(|_| MemLogStore::new()).collect();
     let mut nodes = Vec::new();
     for id in 1..=3u64 {
-        nodes.push(start_with(&net, Config::new(id), &[1, 2, 3], stores[id as usize - 1].clone()).await);
+        nodes.push(start_with(&net, config(id), &[1, 2, 3], stores[id as usize - 1].clone()).await);
     }
     let l = leader(&nodes).await;
     for i in 0..20 {
@@ -283,10 +305,7 @@ async fn shutdown_keeps_what_was_acknowledged_and_refuses_what_comes_after() {
         within("a shutdown", node.shutdown()).await;
     }
     assert_eq!(within("a late proposal", nodes[l].propose(set("late", "v"))).await, Err(RaftError::ShutDown));
-    assert_eq!(
-        within("a late read", nodes[l].read(ReadConsistency::Stale, |kv| kv.len())).await,
-        Err(RaftError::ShutDown)
-    );
+    assert_eq!(read(&nodes[l], ReadConsistency::Stale, |kv| kv.len()).await, Err(RaftError::ShutDown));
     // Every acknowledged entry is in the leader's store, and a majority's.
     let mut holding = 0;
     for store in &stores {
