@@ -20,8 +20,10 @@
 //!   exactly that state.
 //! - **Durability of commitment**: every committed entry stays on durable
 //!   disks that meet every quorum of every configuration that could still
-//!   elect a leader (checked by [`Checker::check_durable`]), and a node's
-//!   commit index never moves back while it runs.
+//!   elect a leader (checked by [`Checker::check_durable`] after every write
+//!   that rewrites a disk's log, the only way an entry can leave a disk, and
+//!   every 100 steps), and a node's commit index never moves back while it
+//!   runs.
 //! - **Membership changes**: a leader never has more than one configuration
 //!   change in flight, and every quorum of a configuration intersects every
 //!   quorum of the configuration before it (checked by brute force over all

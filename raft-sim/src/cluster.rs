@@ -511,6 +511,13 @@ impl Cluster {
     pub fn flush_one(&mut self, id: NodeId) -> bool {
         let node = self.nodes.get_mut(&id).expect("known node");
         let Some(write) = node.pending.pop_front() else { return false };
+        // A committed entry can leave a disk only when the disk's log is
+        // rewritten: check durability right after every such write.
+        let rewrites = write.snapshot.is_some()
+            || write
+                .entries
+                .first()
+                .is_some_and(|e| node.disk.entries.last().is_some_and(|l| e.index <= l.index));
         if let Some(hs) = write.hard_state {
             node.disk.hard_state = hs;
         }
@@ -527,6 +534,9 @@ impl Cluster {
         node.disk.append(write.entries);
         if let Some(index) = write.purge_to {
             node.disk.entries.retain(|e| e.index > index);
+        }
+        if rewrites {
+            self.check_durable();
         }
         for message in write.messages {
             self.send(message);
