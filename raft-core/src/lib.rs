@@ -189,6 +189,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "codec")]
+pub mod codec;
 mod config;
 mod election;
 mod log;

@@ -213,12 +213,6 @@ impl<SM: StateMachine> Clone for Raft<SM> {
     }
 }
 
-const CODEC: bincode::config::Configuration<
-    bincode::config::LittleEndian,
-    bincode::config::Varint,
-    bincode::config::Limit<{ 64 << 20 }>,
-> = bincode::config::standard().with_limit::<{ 64 << 20 }>();
-
 impl<SM: StateMachine> Raft<SM> {
     /// Starts a node: loads `store`, restores `state_machine` from the stored
     /// snapshot (it should start empty) and replays the log into it as the
@@ -282,8 +276,7 @@ impl<SM: StateMachine> Raft<SM> {
     /// Proposes `command` and waits until it is applied, returning the state
     /// machine's response. Only the leader accepts proposals.
     pub async fn propose(&self, command: SM::Command) -> Result<SM::Response, RaftError> {
-        let bytes =
-            bincode::serde::encode_to_vec(&command, CODEC).map_err(|e| RaftError::Encode(e.to_string()))?;
+        let bytes = crate::codec::encode(&command).map_err(|e| RaftError::Encode(e.to_string()))?;
         let (reply, response) = oneshot::channel();
         self.request(Request::Propose(Bytes::from(bytes), reply)).await?;
         response.await.unwrap_or(Err(RaftError::OutcomeUnknown))
@@ -709,8 +702,8 @@ impl<SM: StateMachine, S: LogStore> Applier<SM, S> {
         }
         self.last = entry.log_id();
         match entry.payload {
-            EntryPayload::Command(bytes) => match bincode::serde::decode_from_slice(&bytes, CODEC) {
-                Ok((command, _)) => {
+            EntryPayload::Command(bytes) => match crate::codec::decode(&bytes) {
+                Ok(command) => {
                     let response = self.state_machine.apply(self.last, command);
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(response));
