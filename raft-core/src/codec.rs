@@ -6,7 +6,14 @@
 //! can change in one place. Every decode is bounded: a value may not claim
 //! more than [`MAX_VALUE_BYTES`], and a length prefix inside it is checked
 //! against that limit before anything is allocated.
+//!
+//! On a byte stream, values travel in frames (see [`encode_frame`] and
+//! [`FrameDecoder`]): `[length: u32, little-endian][version: u8][value]`,
+//! where the length counts the version byte and the value. A reader learns
+//! a frame's length from its first four bytes and refuses one over its limit
+//! before reading or allocating its body.
 
+use bytes::{Buf, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 use thiserror::Error;
 
@@ -17,13 +24,17 @@ pub const FORMAT_VERSION: u8 = 1;
 /// The most bytes one encoded value may claim (64 MiB).
 pub const MAX_VALUE_BYTES: usize = 64 << 20;
 
-type Configuration = bincode::config::Configuration<
+/// The configuration with the limit `LIMIT`: bincode refuses any length
+/// prefix claiming more than what is left of the limit.
+type Configuration<const LIMIT: usize> = bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Varint,
-    bincode::config::Limit<MAX_VALUE_BYTES>,
+    bincode::config::Limit<LIMIT>,
 >;
 
-const CONFIGURATION: Configuration = bincode::config::standard().with_limit::<MAX_VALUE_BYTES>();
+const fn configuration<const LIMIT: usize>() -> Configuration<LIMIT> {
+    bincode::config::standard().with_limit::<LIMIT>()
+}
 
 /// Why a value could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -41,14 +52,15 @@ pub enum CodecError {
 
 /// Encodes `value`.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, CONFIGURATION).map_err(|e| CodecError::Encode(e.to_string()))
+    bincode::serde::encode_to_vec(value, configuration::<MAX_VALUE_BYTES>())
+        .map_err(|e| CodecError::Encode(e.to_string()))
 }
 
 /// Appends the encoding of `value` to `buffer`, returning how many bytes it
 /// took (for writing many values into one buffer without allocating each).
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) -> Result<usize, CodecError> {
     let start = buffer.len();
-    bincode::serde::encode_into_std_write(value, buffer, CONFIGURATION)
+    bincode::serde::encode_into_std_write(value, buffer, configuration::<MAX_VALUE_BYTES>())
         .map_err(|e| CodecError::Encode(e.to_string()))?;
     Ok(buffer.len() - start)
 }
@@ -64,8 +76,130 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 
 /// Decodes a `T` from the start of `bytes`, returning it and how many bytes
 /// it occupied.
+///
+/// bincode allocates a container as soon as it reads its length, so the
+/// limit is the smallest power of four (from 4 KiB) that covers `bytes`:
+/// whatever a hostile length prefix claims, a decode allocates at most
+/// 4 KiB or four times the input it was given, whichever is more. Inputs
+/// over [`MAX_VALUE_BYTES`] are refused.
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
-    bincode::serde::decode_from_slice(bytes, CONFIGURATION).map_err(|e| CodecError::Decode(e.to_string()))
+    fn with_limit<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
+        bincode::serde::decode_from_slice(bytes, configuration::<LIMIT>())
+            .map_err(|e| CodecError::Decode(e.to_string()))
+    }
+    const K: usize = 1 << 10;
+    match bytes.len() {
+        0..=4096 => with_limit::<T, { 4 * K }>(bytes),
+        4097..=16384 => with_limit::<T, { 16 * K }>(bytes),
+        16385..=65536 => with_limit::<T, { 64 * K }>(bytes),
+        65537..=262144 => with_limit::<T, { 256 * K }>(bytes),
+        262145..=1048576 => with_limit::<T, { 1024 * K }>(bytes),
+        1048577..=4194304 => with_limit::<T, { 4096 * K }>(bytes),
+        4194305..=16777216 => with_limit::<T, { 16384 * K }>(bytes),
+        16777217..=MAX_VALUE_BYTES => with_limit::<T, MAX_VALUE_BYTES>(bytes),
+        len => Err(CodecError::Decode(format!("{len} bytes exceed the limit of {MAX_VALUE_BYTES}"))),
+    }
+}
+
+/// Bytes before a frame's version byte: the little-endian `u32` length.
+pub const FRAME_LENGTH_BYTES: usize = 4;
+
+/// Why a frame could not be read. Any of these ends the connection it came
+/// from: the stream can no longer be trusted to be in step.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum FrameError {
+    /// The frame claims more bytes than the reader accepts.
+    #[error("a frame of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// What the frame claims.
+        len: usize,
+        /// The reader's limit.
+        max: usize,
+    },
+    /// The frame has no version byte.
+    #[error("an empty frame")]
+    Empty,
+    /// The frame was written in a format version this node does not speak.
+    #[error("format version {0} is not supported (this node speaks version {FORMAT_VERSION})")]
+    Version(u8),
+    /// The frame's value does not decode.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+/// Appends `value` to `buffer` as one frame, returning the frame's length
+/// (header included). On error, `buffer` is left as it was.
+pub fn encode_frame<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) -> Result<usize, CodecError> {
+    let start = buffer.len();
+    buffer.extend_from_slice(&[0; FRAME_LENGTH_BYTES]);
+    buffer.push(FORMAT_VERSION);
+    let body = match encode_into(value, buffer) {
+        Ok(len) => len + 1,
+        Err(error) => {
+            buffer.truncate(start);
+            return Err(error);
+        }
+    };
+    let Some(len) = u32::try_from(body).ok().filter(|_| body <= MAX_VALUE_BYTES) else {
+        buffer.truncate(start);
+        return Err(CodecError::Encode(format!("a frame of {body} bytes exceeds {MAX_VALUE_BYTES}")));
+    };
+    buffer[start..start + FRAME_LENGTH_BYTES].copy_from_slice(&len.to_le_bytes());
+    Ok(buffer.len() - start)
+}
+
+/// Reads frames from the front of a buffer that a stream fills.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameDecoder {
+    max_frame_bytes: usize,
+}
+
+impl FrameDecoder {
+    /// A decoder refusing frames whose length (version byte and value)
+    /// exceeds `max_frame_bytes` (at most [`MAX_VALUE_BYTES`]).
+    pub fn new(max_frame_bytes: usize) -> Self {
+        Self { max_frame_bytes: max_frame_bytes.min(MAX_VALUE_BYTES) }
+    }
+
+    /// The largest frame this decoder accepts.
+    pub fn max_frame_bytes(&self) -> usize {
+        self.max_frame_bytes
+    }
+
+    /// How many bytes the frame at the front of `buffer` occupies, header
+    /// included, once its header has arrived; an error as soon as the header
+    /// shows the frame is too large or empty.
+    pub fn frame_len(&self, buffer: &[u8]) -> Result<Option<usize>, FrameError> {
+        let Some(header) = buffer.first_chunk::<FRAME_LENGTH_BYTES>() else {
+            return Ok(None);
+        };
+        let len = u32::from_le_bytes(*header) as usize;
+        if len == 0 {
+            return Err(FrameError::Empty);
+        }
+        if len > self.max_frame_bytes {
+            return Err(FrameError::TooLarge { len, max: self.max_frame_bytes });
+        }
+        Ok(Some(FRAME_LENGTH_BYTES + len))
+    }
+
+    /// Takes the first frame off `buffer` and decodes it, or returns
+    /// `Ok(None)` (leaving `buffer` alone) while the frame is incomplete.
+    pub fn decode<T: DeserializeOwned>(&self, buffer: &mut BytesMut) -> Result<Option<T>, FrameError> {
+        let Some(len) = self.frame_len(buffer)? else {
+            return Ok(None);
+        };
+        if buffer.len() < len {
+            return Ok(None);
+        }
+        let mut frame = buffer.split_to(len);
+        frame.advance(FRAME_LENGTH_BYTES);
+        let version = frame[0];
+        if version != FORMAT_VERSION {
+            return Err(FrameError::Version(version));
+        }
+        Ok(Some(decode(&frame[1..])?))
+    }
 }
 
 #[cfg(test)]
@@ -118,5 +252,81 @@ mod tests {
         bytes.push(253);
         bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
         assert!(matches!(decode::<Entry>(&bytes), Err(CodecError::Decode(_))));
+        // A claim within MAX_VALUE_BYTES is refused too when it exceeds what
+        // the input could hold: the limit follows the input's size.
+        let mut bytes = encode(&(3u64, 9u64)).unwrap();
+        bytes.push(1);
+        bytes.push(252); // varint: a u32 follows
+        bytes.extend_from_slice(&(1u32 << 20).to_le_bytes());
+        let error = decode::<Entry>(&bytes).unwrap_err().to_string();
+        assert!(error.contains("LimitExceeded"), "{error}");
+    }
+    fn heartbeat(round: u64) -> Message {
+        Message {
+            from: 1,
+            to: 2,
+            term: 3,
+            body: crate::MessageBody::Heartbeat(crate::Heartbeat { commit: round, round }),
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_whole_and_byte_by_byte() {
+        let mut stream = Vec::new();
+        for round in 0..10 {
+            encode_frame(&heartbeat(round), &mut stream).unwrap();
+        }
+        let decoder = FrameDecoder::new(1 << 20);
+        let mut whole = BytesMut::from(&stream[..]);
+        for round in 0..10 {
+            assert_eq!(decoder.decode::<Message>(&mut whole), Ok(Some(heartbeat(round))));
+        }
+        assert_eq!(decoder.decode::<Message>(&mut whole), Ok(None));
+        let mut trickle = BytesMut::new();
+        let mut decoded = Vec::new();
+        for byte in stream {
+            trickle.extend_from_slice(&[byte]);
+            if let Some(message) = decoder.decode::<Message>(&mut trickle).unwrap() {
+                decoded.push(message);
+            }
+        }
+        assert_eq!(decoded, (0..10).map(heartbeat).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused_from_its_header_alone() {
+        let decoder = FrameDecoder::new(1024);
+        let mut buffer = BytesMut::from(&2000u32.to_le_bytes()[..]);
+        assert_eq!(
+            decoder.decode::<Message>(&mut buffer),
+            Err(FrameError::TooLarge { len: 2000, max: 1024 })
+        );
+        let mut buffer = BytesMut::from(&u32::MAX.to_le_bytes()[..]);
+        assert!(matches!(decoder.decode::<Message>(&mut buffer), Err(FrameError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn empty_frames_other_versions_and_garbage_are_errors() {
+        let decoder = FrameDecoder::new(1024);
+        let mut empty = BytesMut::from(&0u32.to_le_bytes()[..]);
+        assert_eq!(decoder.decode::<Message>(&mut empty), Err(FrameError::Empty));
+        let mut frame = Vec::new();
+        encode_frame(&heartbeat(1), &mut frame).unwrap();
+        frame[FRAME_LENGTH_BYTES] = FORMAT_VERSION + 1;
+        assert_eq!(decoder.decode::<Message>(&mut BytesMut::from(&frame[..])), Err(FrameError::Version(2)));
+        let mut garbage =
+            BytesMut::from(&[8, 0, 0, 0, FORMAT_VERSION, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][..]);
+        assert!(matches!(decoder.decode::<Message>(&mut garbage), Err(FrameError::Codec(_))));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = decode::<Message>(&bytes);
+            let _ = decode::<Entry>(&bytes);
+            let mut buffer = BytesMut::from(&bytes[..]);
+            let decoder = FrameDecoder::new(256);
+            while let Ok(Some(_)) = decoder.decode::<Message>(&mut buffer) {}
+        }
     }
 }
