@@ -1,0 +1,139 @@
+//! The writer task (durability, group commit) and the applier task (the
+//! state machine).
+
+use super::*;
+
+/// The writer task: group commit, then release what waited on the write.
+pub(super) async fn run_writer<S: LogStore, T: Transport, SM: StateMachine>(
+    store: Arc<S>,
+    transport: Arc<T>,
+    mut jobs: mpsc::UnboundedReceiver<WriteJob>,
+    apply: mpsc::UnboundedSender<ApplyJob<SM>>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let mut pending = Vec::new();
+    while let Some(job) = jobs.recv().await {
+        pending.push(job);
+        while let Ok(job) = jobs.try_recv() {
+            pending.push(job);
+        }
+        // Merge consecutive writes; a snapshot starts a new write.
+        let mut batches: Vec<(LogWrite, Vec<WriteJob>)> = Vec::new();
+        for mut job in pending.drain(..) {
+            let write = std::mem::take(&mut job.write);
+            match batches.last_mut() {
+                Some((merged, jobs)) => match merged.merge(write) {
+                    None => jobs.push(job),
+                    Some(write) => batches.push((write, vec![job])),
+                },
+                None => batches.push((write, vec![job])),
+            }
+        }
+        for (write, jobs) in batches {
+            let snapshot = write.snapshot.clone();
+            if !write.is_empty() {
+                if let Err(error) = store.write(write).await {
+                    let _ = events.send(Event::Failed(error.to_string()));
+                    return;
+                }
+            }
+            if let Some(snapshot) = snapshot {
+                let _ = apply.send(ApplyJob::Restore(snapshot));
+            }
+            let last = jobs.last().map_or(0, |j| j.number);
+            for job in jobs {
+                for message in job.messages {
+                    transport.send(message);
+                }
+            }
+            let _ = events.send(Event::Persisted(last));
+        }
+    }
+}
+
+/// The applier task's state.
+pub(super) struct Applier<SM: StateMachine, S: LogStore> {
+    pub(super) state_machine: SM,
+    /// The last entry applied.
+    pub(super) last: LogId,
+    /// The configuration as of `last`.
+    pub(super) membership: Membership,
+    pub(super) store: Arc<S>,
+    pub(super) events: mpsc::UnboundedSender<Event>,
+}
+
+impl<SM: StateMachine, S: LogStore> Applier<SM, S> {
+    pub(super) async fn run(mut self, mut jobs: mpsc::UnboundedReceiver<ApplyJob<SM>>) {
+        // Reads waiting for the state machine to catch up, by index.
+        let mut waiting: BTreeMap<Index, Vec<ReadJob<SM>>> = BTreeMap::new();
+        while let Some(job) = jobs.recv().await {
+            match job {
+                ApplyJob::Entries(entries) => {
+                    for (entry, reply) in entries {
+                        self.apply(entry, reply);
+                    }
+                }
+                ApplyJob::Restore(snapshot) => {
+                    if let Err(error) = self.state_machine.restore(&snapshot.data) {
+                        let _ = self.events.send(Event::Failed(error.to_string()));
+                        return;
+                    }
+                    self.last = snapshot.meta.last;
+                    self.membership = snapshot.meta.membership;
+                }
+                ApplyJob::Read(index, job) => waiting.entry(index).or_default().push(job),
+                ApplyJob::BuildSnapshot => {
+                    if self.last.index == 0 {
+                        continue;
+                    }
+                    let meta = SnapshotMeta { last: self.last, membership: self.membership.clone() };
+                    let snapshot = Snapshot { meta, data: self.state_machine.snapshot() };
+                    match self.store.save_snapshot(snapshot.clone()).await {
+                        Ok(()) => {
+                            let _ = self.events.send(Event::SnapshotBuilt(snapshot));
+                        }
+                        Err(error) => {
+                            let _ = self.events.send(Event::Failed(error.to_string()));
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = self.events.send(Event::Applied(self.last.index));
+            let ready: Vec<Index> = waiting.range(..=self.last.index).map(|(&i, _)| i).collect();
+            for index in ready {
+                for job in waiting.remove(&index).unwrap_or_default() {
+                    job(Ok(&self.state_machine));
+                }
+            }
+        }
+        for job in waiting.into_values().flatten() {
+            job(Err(RaftError::ShutDown));
+        }
+    }
+
+    fn apply(&mut self, entry: Entry, reply: Option<Reply<SM::Response>>) {
+        if entry.index <= self.last.index {
+            return; // covered by a restored snapshot
+        }
+        self.last = entry.log_id();
+        match entry.payload {
+            EntryPayload::Command(bytes) => match crate::codec::decode(&bytes) {
+                Ok(command) => {
+                    let response = self.state_machine.apply(self.last, command);
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+                Err(error) => {
+                    // Every node skips it alike, so states stay equal.
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(RaftError::Encode(error.to_string())));
+                    }
+                }
+            },
+            EntryPayload::Membership(membership) => self.membership = membership,
+            EntryPayload::Blank => {}
+        }
+    }
+}
