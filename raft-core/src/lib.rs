@@ -217,8 +217,9 @@ pub use config::{Config, ConfigError};
 pub use log::{LogError, RaftLog};
 pub use membership::{Membership, MembershipError, MembershipLog};
 pub use message::{
-    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, InstallSnapshot,
-    InstallSnapshotResponse, Message, MessageBody, ReadIndexRequest, ReadState, VoteRequest, VoteResponse,
+    AppendEntries, AppendEntriesResponse, Forward, ForwardOutcome, Heartbeat, HeartbeatResponse,
+    InstallSnapshot, InstallSnapshotResponse, Message, MessageBody, ReadIndexRequest, ReadState, VoteRequest,
+    VoteResponse,
 };
 pub use node::{
     InitError, InitialState, MembershipChangeError, ProposeError, RawNode, ReadError, ReadMode, Ready,

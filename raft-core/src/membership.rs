@@ -14,7 +14,7 @@
 use crate::quorum::{JointConfig, MajorityConfig};
 use crate::{Index, NodeId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
 
 /// A cluster configuration.
@@ -30,6 +30,12 @@ pub struct Membership {
     /// In a joint configuration, outgoing voters that become learners when it
     /// ends (they vote in the outgoing half until then). Empty otherwise.
     pub learners_next: BTreeSet<NodeId>,
+    /// Where members can be reached, for those whose address is known. The
+    /// protocol does not read them: they travel with the configuration so
+    /// that every node (and its transport) learns a new member's address
+    /// from the log, and a client told "not leader" learns where the leader
+    /// is.
+    pub addresses: BTreeMap<NodeId, String>,
 }
 
 /// A membership that breaks its invariants.
@@ -57,7 +63,31 @@ impl Membership {
             outgoing: BTreeSet::new(),
             learners: learners.into_iter().collect(),
             learners_next: BTreeSet::new(),
+            addresses: BTreeMap::new(),
         }
+    }
+
+    /// This configuration with `address` recorded for member `id`.
+    pub fn with_address(mut self, id: NodeId, address: impl Into<String>) -> Self {
+        self.addresses.insert(id, address.into());
+        self
+    }
+
+    /// The address recorded for `id`, if any.
+    pub fn address(&self, id: NodeId) -> Option<&str> {
+        self.addresses.get(&id).map(String::as_str)
+    }
+
+    /// This configuration with the addresses `older` knew filled in for its
+    /// members that have none of their own, and addresses of non-members
+    /// dropped: a new configuration inherits what the cluster knew.
+    pub fn inherit_addresses(mut self, older: &Membership) -> Self {
+        for (&id, address) in &older.addresses {
+            self.addresses.entry(id).or_insert_with(|| address.clone());
+        }
+        let members: BTreeSet<NodeId> = self.members().collect();
+        self.addresses.retain(|id, _| members.contains(id));
+        self
     }
 
     /// Checks the invariants.
@@ -121,7 +151,14 @@ impl Membership {
     pub fn enter_joint(&self, target: &Membership) -> Membership {
         let outgoing = self.voters.clone();
         let (learners_next, learners) = target.learners.iter().partition(|id| outgoing.contains(id));
-        Membership { voters: target.voters.clone(), outgoing, learners, learners_next }
+        let joint = Membership {
+            voters: target.voters.clone(),
+            outgoing,
+            learners,
+            learners_next,
+            addresses: target.addresses.clone(),
+        };
+        joint.inherit_addresses(self)
     }
 
     /// The plain configuration a joint one ends in.
@@ -131,7 +168,9 @@ impl Membership {
             outgoing: BTreeSet::new(),
             learners: self.learners.union(&self.learners_next).copied().collect(),
             learners_next: BTreeSet::new(),
+            addresses: BTreeMap::new(),
         }
+        .inherit_addresses(self)
     }
 }
 
@@ -231,6 +270,21 @@ mod tests {
         assert_eq!(joint.learners_next, [1].into());
         assert_eq!(joint.validate(), Ok(()));
         assert_eq!(joint.leave_joint(), target);
+    }
+
+    #[test]
+    fn addresses_follow_the_members_through_a_joint_change() {
+        let current = Membership::new([1, 2, 3], [])
+            .with_address(1, "a:1")
+            .with_address(2, "a:2")
+            .with_address(3, "a:3");
+        let target = Membership::new([1, 2, 4], []).with_address(4, "a:4").with_address(2, "b:2");
+        let joint = current.enter_joint(&target);
+        let expected: Vec<(NodeId, &str)> = vec![(1, "a:1"), (2, "b:2"), (3, "a:3"), (4, "a:4")];
+        assert_eq!(joint.addresses.iter().map(|(&id, a)| (id, a.as_str())).collect::<Vec<_>>(), expected);
+        let done = joint.leave_joint();
+        assert_eq!(done.address(3), None, "a removed member's address is dropped");
+        assert_eq!((done.address(2), done.address(4)), (Some("b:2"), Some("a:4")));
     }
 
     #[test]

@@ -204,6 +204,10 @@ pub enum MembershipChangeError {
     /// Leadership is being handed over; change the membership at the new leader.
     #[error("leadership is being transferred")]
     TransferInProgress,
+    /// The target must be a plain configuration; the leader builds the
+    /// joint one itself.
+    #[error("the target of a membership change must not be a joint configuration")]
+    JointTarget,
     /// A new voter must first join as a learner and catch up.
     #[error("node {node} must join as a learner and catch up before it can vote")]
     NotALearner {
@@ -722,6 +726,9 @@ impl RawNode {
     }
 
     fn step_inner(&mut self, message: Message) -> Result<(), StepError> {
+        if let MessageBody::Forward(_) = message.body {
+            return Ok(()); // the runtime's business, not the protocol's
+        }
         self.validate(&message)?;
         let Message { from, term, .. } = message;
         if term > self.core.term {
@@ -782,10 +789,20 @@ impl RawNode {
         voters: BTreeSet<NodeId>,
         learners: BTreeSet<NodeId>,
     ) -> Result<LogId, MembershipChangeError> {
+        self.reconfigure(Membership::new(voters, learners))
+    }
+
+    /// Like [`RawNode::change_membership`], to the plain configuration
+    /// `target`, which may record members' addresses; members it gives no
+    /// address keep the one the current configuration has.
+    pub fn reconfigure(&mut self, target: Membership) -> Result<LogId, MembershipChangeError> {
         let RoleState::Leader(leader) = &mut self.role else {
             return Err(MembershipChangeError::NotLeader { leader: self.core.leader });
         };
-        let result = leader.change_membership(&mut self.core, Membership::new(voters, learners));
+        if target.is_joint() || !target.learners_next.is_empty() {
+            return Err(MembershipChangeError::JointTarget);
+        }
+        let result = leader.change_membership(&mut self.core, target);
         self.after_input();
         result
     }
@@ -1066,6 +1083,12 @@ impl RawNode {
     /// The log, read-only.
     pub fn log(&self) -> &RaftLog {
         &self.core.log
+    }
+
+    /// The last entry the latest snapshot covers (index 0: none). The log
+    /// may keep entries before it (see [`Config::snapshot_keep_entries`]).
+    pub fn snapshot_last(&self) -> LogId {
+        self.core.snapshot.as_ref().map_or(self.core.log.snapshot(), |s| s.meta.last)
     }
 
     /// The configuration in force (the last one in the log, committed or not).

@@ -134,6 +134,7 @@ impl Leader {
                 });
             }
         }
+        let target = target.inherit_addresses(current);
         let direct = target.voters == current.voters || mutated(Mutation::SkipJointConsensus);
         let entry = if direct { target } else { current.enter_joint(&target) };
         Ok(self.append_membership(core, entry))

@@ -863,6 +863,7 @@ fn describe(m: &Message) -> String {
             )
         }
         MessageBody::InstallSnapshotResponse(r) => format!("{r:?}"),
+        MessageBody::Forward(f) => format!("{f:?}"),
     };
     format!("n{} -> n{} {} t{} {}", m.from, m.to, m.body.kind(), m.term, detail)
 }

@@ -2,78 +2,13 @@
 //! over the in-process network. Every wait is on a condition with a generous
 //! deadline; no sleep decides a verdict.
 
-use raft_core::runtime::{InProcessNetwork, Raft, RaftError, ReadConsistency, RuntimeConfig};
+mod common;
+
+use common::*;
+use raft_core::runtime::{InProcessNetwork, Raft, RaftError, ReadConsistency};
 use raft_core::{Config, Membership, NodeId, Role};
 use raft_storage_mem::{KvCommand, MemKv, MemLogStore};
 use std::time::Duration;
-
-const DEADLINE: Duration = Duration::from_secs(20);
-
-/// Awaits `future`, failing the test if it takes longer than the deadline.
-async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(DEADLINE, future).await.unwrap_or_else(|_| panic!("{what} did not finish in time"))
-}
-
-/// Election timeouts of 300 to 600 ms: long enough that a loaded machine does
-/// not make leaders lose their followers, short enough to keep tests quick.
-fn config(id: NodeId) -> Config {
-    Config { election_timeout_min: 30, election_timeout_max: 60, heartbeat_interval: 3, ..Config::new(id) }
-}
-
-fn set(key: &str, value: &str) -> KvCommand {
-    KvCommand::Set { key: key.into(), value: value.into() }
-}
-
-/// Reads from `node`, retrying while it reports no leader (a follower whose
-/// election timer fired on a busy machine forgets its leader until the next
-/// heartbeat): what a client does with that retryable error.
-async fn read<R: Send + 'static>(
-    node: &Raft<MemKv>,
-    consistency: ReadConsistency,
-    read: impl Fn(&MemKv) -> R + Clone + Send + Sync + 'static,
-) -> Result<R, RaftError> {
-    within("a read", async {
-        loop {
-            match node.read(consistency, read.clone()).await {
-                Err(RaftError::NotLeader { .. }) => {
-                    let _ = node.metrics().changed().await;
-                }
-                other => return other,
-            }
-        }
-    })
-    .await
-}
-
-/// Waits until some node among `nodes` leads, and returns its index.
-async fn leader(nodes: &[Raft<MemKv>]) -> usize {
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            if let Some(i) = nodes.iter().position(|n| n.metrics().borrow().role == Role::Leader) {
-                return i;
-            }
-            let mut changes: Vec<_> = nodes.iter().map(|n| n.metrics()).collect();
-            let waits = changes.iter_mut().map(|m| Box::pin(m.changed()));
-            let _ = futures_select_any(waits).await;
-        }
-    })
-    .await
-    .expect("a leader within the deadline")
-}
-
-/// Resolves when the first of `futures` does.
-async fn futures_select_any<F: std::future::Future + Unpin>(futures: impl Iterator<Item = F>) {
-    let mut futures: Vec<F> = futures.collect();
-    std::future::poll_fn(|cx| {
-        for future in futures.iter_mut() {
-            if std::pin::Pin::new(future).poll(cx).is_ready() {
-                return std::task::Poll::Ready(());
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_node_cluster_elects_replicates_reads_and_survives_its_leader() {
@@ -132,31 +67,6 @@ async fn a_three_node_cluster_elects_replicates_reads_and_survives_its_leader() 
     for node in rest.iter().chain([&old]) {
         within("a shutdown", node.shutdown()).await;
     }
-}
-
-async fn start_with(
-    net: &InProcessNetwork,
-    config: Config,
-    voters: &[NodeId],
-    store: MemLogStore,
-) -> Raft<MemKv> {
-    let id = config.id;
-    let runtime = RuntimeConfig::default();
-    let membership = Membership::new(voters.iter().copied(), []);
-    let raft = Raft::start(config, runtime, membership, store, net.transport(id), MemKv::default())
-        .await
-        .expect("the node starts");
-    let handle = raft.clone();
-    net.connect(id, move |message| handle.receive(message));
-    raft
-}
-
-/// Waits until `node` has applied at least `index`.
-async fn applied(node: &Raft<MemKv>, index: u64) {
-    let mut metrics = node.metrics();
-    let reached =
-        within("catching up", async { metrics.wait_for(|m| m.applied_index >= index).await.is_ok() });
-    assert!(reached.await, "node {} stopped", node.metrics().borrow().id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

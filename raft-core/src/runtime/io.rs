@@ -1,6 +1,7 @@
 //! The writer task (durability, group commit) and the applier task (the
 //! state machine).
 
+use super::core::respond;
 use super::*;
 
 /// The writer task: group commit, then release what waited on the write.
@@ -10,6 +11,7 @@ pub(super) async fn run_writer<S: LogStore, T: Transport, SM: StateMachine>(
     mut jobs: mpsc::UnboundedReceiver<WriteJob>,
     apply: mpsc::UnboundedSender<ApplyJob<SM>>,
     events: mpsc::UnboundedSender<Event>,
+    counters: Counters,
 ) {
     let mut pending = Vec::new();
     while let Some(job) = jobs.recv().await {
@@ -32,7 +34,12 @@ pub(super) async fn run_writer<S: LogStore, T: Transport, SM: StateMachine>(
         for (write, jobs) in batches {
             let snapshot = write.snapshot.clone();
             if !write.is_empty() {
-                if let Err(error) = store.write(write).await {
+                let (started, entries) = (std::time::Instant::now(), write.entries.len());
+                let result = store.write(write).await;
+                counters.log_writes.increment(1);
+                counters.log_write_entries.record(entries as f64);
+                counters.log_write_seconds.record(started.elapsed().as_secs_f64());
+                if let Err(error) = result {
                     let _ = events.send(Event::Failed(error.to_string()));
                     return;
                 }
@@ -52,23 +59,28 @@ pub(super) async fn run_writer<S: LogStore, T: Transport, SM: StateMachine>(
 }
 
 /// The applier task's state.
-pub(super) struct Applier<SM: StateMachine, S: LogStore> {
+pub(super) struct Applier<SM: StateMachine, S: LogStore, T: Transport> {
+    pub(super) id: NodeId,
     pub(super) state_machine: SM,
     /// The last entry applied.
     pub(super) last: LogId,
     /// The configuration as of `last`.
     pub(super) membership: Membership,
     pub(super) store: Arc<S>,
+    /// For answering proposals forwarded from other nodes.
+    pub(super) transport: Arc<T>,
     pub(super) events: mpsc::UnboundedSender<Event>,
+    pub(super) counters: Counters,
 }
 
-impl<SM: StateMachine, S: LogStore> Applier<SM, S> {
+impl<SM: StateMachine, S: LogStore, T: Transport> Applier<SM, S, T> {
     pub(super) async fn run(mut self, mut jobs: mpsc::UnboundedReceiver<ApplyJob<SM>>) {
         // Reads waiting for the state machine to catch up, by index.
         let mut waiting: BTreeMap<Index, Vec<ReadJob<SM>>> = BTreeMap::new();
         while let Some(job) = jobs.recv().await {
             match job {
                 ApplyJob::Entries(entries) => {
+                    self.counters.entries_applied.increment(entries.len() as u64);
                     for (entry, reply) in entries {
                         self.apply(entry, reply);
                     }
@@ -82,18 +94,29 @@ impl<SM: StateMachine, S: LogStore> Applier<SM, S> {
                     self.membership = snapshot.meta.membership;
                 }
                 ApplyJob::Read(index, job) => waiting.entry(index).or_default().push(job),
-                ApplyJob::BuildSnapshot => {
+                ApplyJob::BuildSnapshot(reply) => {
                     if self.last.index == 0 {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Ok(self.last));
+                        }
                         continue;
                     }
                     let meta = SnapshotMeta { last: self.last, membership: self.membership.clone() };
                     let snapshot = Snapshot { meta, data: self.state_machine.snapshot() };
                     match self.store.save_snapshot(snapshot.clone()).await {
                         Ok(()) => {
+                            self.counters.snapshots_built.increment(1);
+                            tracing::debug!(last = ?self.last, "snapshot built");
                             let _ = self.events.send(Event::SnapshotBuilt(snapshot));
+                            if let Some(reply) = reply {
+                                let _ = reply.send(Ok(self.last));
+                            }
                         }
                         Err(error) => {
                             let _ = self.events.send(Event::Failed(error.to_string()));
+                            if let Some(reply) = reply {
+                                let _ = reply.send(Err(RaftError::Storage(error.to_string())));
+                            }
                             return;
                         }
                     }
@@ -112,7 +135,7 @@ impl<SM: StateMachine, S: LogStore> Applier<SM, S> {
         }
     }
 
-    fn apply(&mut self, entry: Entry, reply: Option<Reply<SM::Response>>) {
+    fn apply(&mut self, entry: Entry, responder: Option<Responder<SM::Response>>) {
         if entry.index <= self.last.index {
             return; // covered by a restored snapshot
         }
@@ -121,14 +144,19 @@ impl<SM: StateMachine, S: LogStore> Applier<SM, S> {
             EntryPayload::Command(bytes) => match crate::codec::decode(&bytes) {
                 Ok(command) => {
                     let response = self.state_machine.apply(self.last, command);
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Ok(response));
+                    if let Some(responder) = responder {
+                        respond(&*self.transport, self.id, responder, Ok(response));
                     }
                 }
                 Err(error) => {
                     // Every node skips it alike, so states stay equal.
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Err(RaftError::Encode(error.to_string())));
+                    if let Some(responder) = responder {
+                        respond(
+                            &*self.transport,
+                            self.id,
+                            responder,
+                            Err(RaftError::Encode(error.to_string())),
+                        );
                     }
                 }
             },

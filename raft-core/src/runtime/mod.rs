@@ -26,7 +26,7 @@ use crate::{
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -34,18 +34,22 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 mod core;
 mod io;
+mod metrics;
 mod network;
 
 use self::core::Core;
+use self::metrics::Counters;
 use io::{run_writer, Applier};
+pub use metrics::{Metrics, Replication};
 pub use network::{InProcessNetwork, InProcessTransport};
 
 /// The application's replicated state machine.
 pub trait StateMachine: Send + 'static {
     /// What clients propose; encoded into log entries with bincode.
     type Command: Serialize + DeserializeOwned + Send + 'static;
-    /// What applying a command returns to its proposer.
-    type Response: Send + 'static;
+    /// What applying a command returns to its proposer (encoded when the
+    /// proposal was forwarded from another node).
+    type Response: Serialize + DeserializeOwned + Send + 'static;
 
     /// Applies a committed command. Called in log order, once per entry.
     fn apply(&mut self, entry: LogId, command: Self::Command) -> Self::Response;
@@ -68,6 +72,13 @@ pub trait Transport: Send + Sync + 'static {
     /// must never block: when a peer's queue is full the message is dropped,
     /// and Raft retries.
     fn send(&self, message: Message);
+
+    /// Told the members' addresses whenever the configuration in force
+    /// changes (see [`Membership::addresses`]), so that a transport can reach
+    /// members added later. Does nothing by default.
+    fn update_addresses(&self, addresses: &BTreeMap<NodeId, String>) {
+        let _ = addresses;
+    }
 }
 
 /// Settings of the runtime (the protocol's are in [`Config`]).
@@ -79,24 +90,36 @@ pub struct RuntimeConfig {
     pub inbound_capacity: usize,
     /// Requests from handles queued before callers wait.
     pub request_capacity: usize,
+    /// How long a proposal forwarded to the leader may go unanswered before
+    /// its caller is told the outcome is unknown.
+    pub forward_timeout: Duration,
 }
 
 impl Default for RuntimeConfig {
     /// Ticks of 10 ms (so elections after 100 to 200 ms with the default
-    /// [`Config`]), and queues of 4096.
+    /// [`Config`]), queues of 4096, and 10 s for forwarded proposals.
     fn default() -> Self {
-        Self { tick: Duration::from_millis(10), inbound_capacity: 4096, request_capacity: 4096 }
+        Self {
+            tick: Duration::from_millis(10),
+            inbound_capacity: 4096,
+            request_capacity: 4096,
+            forward_timeout: Duration::from_secs(10),
+        }
     }
 }
 
 /// Why a request failed. Each variant says what the caller knows.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RaftError {
-    /// This node does not lead: retry at `leader`, if known. Nothing happened.
-    #[error("not the leader (leader: {leader:?})")]
+    /// This node does not lead: retry at `leader`, if known, which can be
+    /// reached at `address` if the configuration records one. Nothing
+    /// happened.
+    #[error("not the leader (leader: {leader:?} at {address:?})")]
     NotLeader {
         /// The leader this node knows of.
         leader: Option<NodeId>,
+        /// The leader's address, from the configuration.
+        address: Option<String>,
     },
     /// The proposal was definitely not applied: a new leader replaced it.
     #[error("the proposal was not applied")]
@@ -147,29 +170,15 @@ pub enum ReadConsistency {
     Stale,
 }
 
-/// What a node reports about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Metrics {
-    /// This node.
-    pub id: NodeId,
-    /// Its role.
-    pub role: Role,
-    /// Its term.
-    pub term: Term,
-    /// The leader it knows of.
-    pub leader: Option<NodeId>,
-    /// The highest index known committed.
-    pub commit_index: Index,
-    /// The last index in its log.
-    pub last_log_index: Index,
-    /// The last index its state machine applied.
-    pub applied_index: Index,
-    /// The configuration in force.
-    pub membership: Membership,
-}
-
 type Reply<T> = oneshot::Sender<Result<T, RaftError>>;
 type ReadJob<SM> = Box<dyn FnOnce(Result<&SM, RaftError>) + Send>;
+
+/// Who waits for a proposal's outcome: a caller on this node, or a node that
+/// forwarded it here.
+enum Responder<R> {
+    Local(Reply<R>),
+    Remote { node: NodeId, id: u64 },
+}
 
 /// The most inbound messages, or requests, the core task takes in one go
 /// before it produces a `Ready` and looks at its other inputs.
@@ -177,11 +186,23 @@ const MAX_BATCH: usize = 1024;
 
 /// Requests from handles to the core task.
 enum Request<SM: StateMachine> {
-    Propose(Bytes, Reply<SM::Response>),
+    Propose { command: Bytes, forward: bool, reply: Reply<SM::Response> },
     Read(ReadConsistency, ReadJob<SM>),
-    ChangeMembership(Membership, Reply<LogId>),
+    Reconfigure(MembershipChange, Reply<LogId>),
     Transfer(NodeId, Reply<()>),
+    Snapshot(Reply<LogId>),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// A membership change, relative to the configuration in force when the
+/// leader gets to it.
+enum MembershipChange {
+    /// Exactly these voters and learners.
+    Set { voters: BTreeSet<NodeId>, learners: BTreeSet<NodeId> },
+    /// One more learner (at `address`, if given).
+    AddLearner { id: NodeId, address: Option<String> },
+    /// Without this member.
+    Remove(NodeId),
 }
 
 /// Reports from the writer and applier tasks to the core task.
@@ -194,10 +215,10 @@ enum Event {
 
 /// Work for the applier task.
 enum ApplyJob<SM: StateMachine> {
-    Entries(Vec<(Entry, Option<Reply<SM::Response>>)>),
+    Entries(Vec<(Entry, Option<Responder<SM::Response>>)>),
     Restore(Snapshot),
     Read(Index, ReadJob<SM>),
-    BuildSnapshot,
+    BuildSnapshot(Option<Reply<LogId>>),
 }
 
 /// A write for the writer task, with what waits on it.
@@ -213,20 +234,33 @@ pub struct Raft<SM: StateMachine> {
     requests: mpsc::Sender<Request<SM>>,
     inbound: mpsc::Sender<Message>,
     metrics: watch::Receiver<Metrics>,
+    /// How close to the leader's log a learner counts as caught up.
+    catch_up_lag: Index,
 }
 
 impl<SM: StateMachine> Clone for Raft<SM> {
     fn clone(&self) -> Self {
-        Self { requests: self.requests.clone(), inbound: self.inbound.clone(), metrics: self.metrics.clone() }
+        Self {
+            requests: self.requests.clone(),
+            inbound: self.inbound.clone(),
+            metrics: self.metrics.clone(),
+            catch_up_lag: self.catch_up_lag,
+        }
     }
 }
 
 impl<SM: StateMachine> Raft<SM> {
     /// Starts a node: loads `store`, restores `state_machine` from the stored
     /// snapshot (it should start empty) and replays the log into it as the
-    /// cluster commits it. `membership` is the initial configuration of a new
-    /// cluster, ignored once the store holds a snapshot or configuration
-    /// entries. Must be called within a tokio runtime.
+    /// cluster commits it. Must be called within a tokio runtime.
+    ///
+    /// `membership` initializes a new cluster: start every founding member
+    /// with the same configuration (with its members' addresses, if the
+    /// transport needs them), and one of them is elected. It is ignored once
+    /// the store holds a snapshot or configuration entries, so restarts may
+    /// pass it again. A node that joins an existing cluster later starts
+    /// with `Membership::default()` (no members: it never campaigns) and is
+    /// added by the leader with [`Raft::add_learner`].
     pub async fn start<S: LogStore, T: Transport>(
         config: Config,
         runtime: RuntimeConfig,
@@ -244,35 +278,42 @@ impl<SM: StateMachine> Raft<SM> {
             ^ std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
+        let catch_up_lag = config.learner_catch_up_lag;
         let raw = RawNode::new(config, stored.into_initial_state(membership.clone()), seed)?;
+        let id = raw.id();
+        let span = tracing::info_span!("raft", node = id);
+        let counters = Counters::new(id);
         let store = Arc::new(store);
         let transport = Arc::new(transport);
+        transport.update_addresses(&raw.membership().addresses);
 
         let (requests, request_rx) = mpsc::channel(runtime.request_capacity);
         let (inbound, inbound_rx) = mpsc::channel(runtime.inbound_capacity);
         let (event_tx, event_rx) = mpsc::unbounded_channel();
         let (write_tx, write_rx) = mpsc::unbounded_channel();
         let (apply_tx, apply_rx) = mpsc::unbounded_channel();
-        let (metrics_tx, metrics) = watch::channel(metrics_of(&raw, raw.log().applied()));
+        let (metrics_tx, metrics) = watch::channel(Metrics::of(&raw, raw.log().applied()));
 
         let (last, membership) = applied.unwrap_or((LogId::default(), membership));
-        let applier =
-            Applier { state_machine, last, membership, store: store.clone(), events: event_tx.clone() };
-        let applier = tokio::spawn(applier.run(apply_rx));
-        let writer = tokio::spawn(run_writer(store, transport.clone(), write_rx, apply_tx.clone(), event_tx));
-        let core = Core {
-            raw,
-            transport,
-            writes: write_tx,
-            apply: apply_tx,
-            metrics: metrics_tx,
-            proposals: BTreeMap::new(),
-            reads: HashMap::new(),
-            next_read: 0,
-            applied: 0,
+        let applier = Applier {
+            id,
+            state_machine,
+            last,
+            membership,
+            store: store.clone(),
+            transport: transport.clone(),
+            events: event_tx.clone(),
+            counters: counters.clone(),
         };
-        tokio::spawn(core.run(runtime.tick, request_rx, inbound_rx, event_rx, writer, applier));
-        Ok(Self { requests, inbound, metrics })
+        let applier = tokio::spawn(tracing::Instrument::instrument(applier.run(apply_rx), span.clone()));
+        let writer =
+            run_writer(store, transport.clone(), write_rx, apply_tx.clone(), event_tx, counters.clone());
+        let writer = tokio::spawn(tracing::Instrument::instrument(writer, span.clone()));
+        let core =
+            Core::new(raw, transport, write_tx, apply_tx, metrics_tx, counters, runtime.forward_timeout);
+        let core = core.run(runtime.tick, request_rx, inbound_rx, event_rx, writer, applier);
+        tokio::spawn(tracing::Instrument::instrument(core, span));
+        Ok(Self { requests, inbound, metrics, catch_up_lag })
     }
 
     /// Hands a message from a peer to this node (transports call this). Never
@@ -282,11 +323,25 @@ impl<SM: StateMachine> Raft<SM> {
     }
 
     /// Proposes `command` and waits until it is applied, returning the state
-    /// machine's response. Only the leader accepts proposals.
+    /// machine's response. Only the leader accepts proposals: elsewhere the
+    /// error names the leader (see [`Raft::propose_or_forward`]).
     pub async fn propose(&self, command: SM::Command) -> Result<SM::Response, RaftError> {
+        self.propose_with(command, false).await
+    }
+
+    /// Like [`Raft::propose`], but a follower that knows the leader forwards
+    /// the proposal to it and relays the outcome, so the caller need not
+    /// find the leader itself. A forwarded proposal that goes unanswered for
+    /// [`RuntimeConfig::forward_timeout`] ends in
+    /// [`RaftError::OutcomeUnknown`].
+    pub async fn propose_or_forward(&self, command: SM::Command) -> Result<SM::Response, RaftError> {
+        self.propose_with(command, true).await
+    }
+
+    async fn propose_with(&self, command: SM::Command, forward: bool) -> Result<SM::Response, RaftError> {
         let bytes = crate::codec::encode(&command).map_err(|e| RaftError::Encode(e.to_string()))?;
         let (reply, response) = oneshot::channel();
-        self.request(Request::Propose(Bytes::from(bytes), reply)).await?;
+        self.request(Request::Propose { command: Bytes::from(bytes), forward, reply }).await?;
         response.await.unwrap_or(Err(RaftError::OutcomeUnknown))
     }
 
@@ -304,22 +359,89 @@ impl<SM: StateMachine> Raft<SM> {
         response.await.unwrap_or(Err(RaftError::ShutDown))
     }
 
-    /// Changes the voters and learners (see [`RawNode::change_membership`]);
-    /// returns once the change has started.
+    /// Changes the voters and learners (see [`RawNode::change_membership`]):
+    /// a new voter must first have joined as a learner and caught up. Asked
+    /// of the leader; returns once the change is complete (the joint
+    /// configuration, if one was needed, left and the final configuration
+    /// committed), with the id of the entry that started it.
     pub async fn change_membership(
         &self,
         voters: impl IntoIterator<Item = NodeId>,
         learners: impl IntoIterator<Item = NodeId>,
     ) -> Result<LogId, RaftError> {
+        let change = MembershipChange::Set {
+            voters: voters.into_iter().collect(),
+            learners: learners.into_iter().collect(),
+        };
+        self.reconfigure(change).await
+    }
+
+    /// Adds node `id` as a learner (reachable at `address`, which the
+    /// configuration carries to every member's transport), and returns once
+    /// that configuration is committed. With `wait_caught_up`, it returns
+    /// only once the learner's log is within [`Config::learner_catch_up_lag`]
+    /// of the leader's, ready to be promoted with
+    /// [`Raft::change_membership`]. Asked of the leader.
+    pub async fn add_learner(
+        &self,
+        id: NodeId,
+        address: Option<String>,
+        wait_caught_up: bool,
+    ) -> Result<LogId, RaftError> {
+        let started = self.reconfigure(MembershipChange::AddLearner { id, address }).await?;
+        if wait_caught_up {
+            let lag = self.catch_up_lag;
+            self.wait_for_metrics(|m| {
+                if m.role != Role::Leader {
+                    return Some(Err(RaftError::NotLeader { leader: m.leader, address: leader_address(m) }));
+                }
+                let caught_up = m.replication.get(&id).is_some_and(|r| r.lag <= lag);
+                caught_up.then_some(Ok(()))
+            })
+            .await?;
+        }
+        Ok(started)
+    }
+
+    /// Removes node `id`, voter or learner, from the cluster; returns once
+    /// the change is complete. A leader that removes itself steps down once
+    /// the change commits.
+    pub async fn remove_node(&self, id: NodeId) -> Result<LogId, RaftError> {
+        self.reconfigure(MembershipChange::Remove(id)).await
+    }
+
+    async fn reconfigure(&self, change: MembershipChange) -> Result<LogId, RaftError> {
         let (reply, response) = oneshot::channel();
-        self.request(Request::ChangeMembership(Membership::new(voters, learners), reply)).await?;
-        response.await.unwrap_or(Err(RaftError::ShutDown))
+        self.request(Request::Reconfigure(change, reply)).await?;
+        let started = response.await.unwrap_or(Err(RaftError::ShutDown))?;
+        // Complete once a plain configuration at or after the change's entry
+        // is committed; if the term moves on first, the change may or may
+        // not survive the new leader.
+        self.wait_for_metrics(|m| {
+            if m.term != started.term {
+                return Some(Err(RaftError::OutcomeUnknown));
+            }
+            let done = !m.membership.is_joint()
+                && m.membership_index >= started.index
+                && m.commit_index >= m.membership_index;
+            done.then_some(Ok(started))
+        })
+        .await
     }
 
     /// Starts handing leadership to `target`.
     pub async fn transfer_leadership(&self, target: NodeId) -> Result<(), RaftError> {
         let (reply, response) = oneshot::channel();
         self.request(Request::Transfer(target, reply)).await?;
+        response.await.unwrap_or(Err(RaftError::ShutDown))
+    }
+
+    /// Builds a snapshot of the state machine now (rather than after
+    /// [`Config::snapshot_threshold`] entries), saves it, and compacts the
+    /// log behind it; returns the last entry it covers.
+    pub async fn trigger_snapshot(&self) -> Result<LogId, RaftError> {
+        let (reply, response) = oneshot::channel();
+        self.request(Request::Snapshot(reply)).await?;
         response.await.unwrap_or(Err(RaftError::ShutDown))
     }
 
@@ -341,17 +463,26 @@ impl<SM: StateMachine> Raft<SM> {
     async fn request(&self, request: Request<SM>) -> Result<(), RaftError> {
         self.requests.send(request).await.map_err(|_| RaftError::ShutDown)
     }
+
+    /// Waits until `decide` returns an outcome for the metrics.
+    async fn wait_for_metrics<R>(
+        &self,
+        mut decide: impl FnMut(&Metrics) -> Option<Result<R, RaftError>>,
+    ) -> Result<R, RaftError> {
+        let mut metrics = self.metrics.clone();
+        loop {
+            // Decide on a clone-free borrow, released before awaiting.
+            if let Some(outcome) = decide(&metrics.borrow_and_update()) {
+                return outcome;
+            }
+            if metrics.changed().await.is_err() {
+                return Err(RaftError::ShutDown);
+            }
+        }
+    }
 }
 
-fn metrics_of(raw: &RawNode, applied_index: Index) -> Metrics {
-    Metrics {
-        applied_index,
-        id: raw.id(),
-        role: raw.role(),
-        term: raw.term(),
-        leader: raw.leader(),
-        commit_index: raw.log().committed(),
-        last_log_index: raw.log().last_index(),
-        membership: raw.membership().clone(),
-    }
+/// The address of the leader `metrics` names, if the configuration has it.
+fn leader_address(metrics: &Metrics) -> Option<String> {
+    metrics.leader.and_then(|l| metrics.membership.address(l)).map(String::from)
 }

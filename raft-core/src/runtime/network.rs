@@ -23,7 +23,7 @@ impl InProcessNetwork {
     }
 
     /// Connects node `id`: messages to it are handed to `deliver` (usually
-    /// [`Raft::receive`] of its handle).
+    /// [`super::Raft::receive`] of its handle).
     pub fn connect(&self, id: crate::NodeId, deliver: impl Fn(crate::Message) + Send + Sync + 'static) {
         self.lock().nodes.insert(id, Box::new(deliver));
     }
@@ -46,6 +46,11 @@ impl InProcessNetwork {
             inner.cut.insert((id, other));
             inner.cut.insert((other, id));
         }
+    }
+
+    /// Drops what `from` sends to `to` (one way: replies still flow back).
+    pub fn cut(&self, from: crate::NodeId, to: crate::NodeId) {
+        self.lock().cut.insert((from, to));
     }
 
     /// Restores every link.
