@@ -109,7 +109,7 @@ impl RaftLog {
     /// Appends an entry, recording it if it holds a configuration.
     fn push(&mut self, entry: Entry) {
         if let EntryPayload::Membership(m) = &entry.payload {
-            self.memberships.push(entry.index, m.clone());
+            self.memberships.push(entry.index, (**m).clone());
             self.membership_version += 1;
         }
         self.entries.push_back(entry);
@@ -320,7 +320,7 @@ impl RaftLog {
         self.memberships.reset(last.index, meta.membership.clone());
         for entry in &self.entries {
             if let EntryPayload::Membership(m) = &entry.payload {
-                self.memberships.push(entry.index, m.clone());
+                self.memberships.push(entry.index, (**m).clone());
             }
         }
         self.membership_version += 1;

@@ -59,7 +59,8 @@ pub enum MessageBody {
     ReadIndexResponse(ReadState),
     /// Sent by the leader to a follower whose next entry was compacted away:
     /// one chunk of a snapshot (section 7).
-    InstallSnapshot(InstallSnapshot),
+    /// Boxed, to keep every other message small.
+    InstallSnapshot(Box<InstallSnapshot>),
     /// A follower's answer to [`MessageBody::InstallSnapshot`], sent once what
     /// it acknowledges is durable.
     InstallSnapshotResponse(InstallSnapshotResponse),

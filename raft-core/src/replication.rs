@@ -142,7 +142,7 @@ impl Leader {
 
     /// Appends a configuration entry; it is in force from now on.
     fn append_membership(&mut self, core: &mut Core, membership: Membership) -> LogId {
-        let id = self.propose(core, EntryPayload::Membership(membership));
+        let id = self.propose(core, EntryPayload::Membership(Box::new(membership)));
         if core.refresh_membership() {
             self.reconcile_progress(core);
         }
@@ -542,7 +542,7 @@ fn send_snapshot_chunk(core: &mut Core, to: NodeId, pr: &mut Progress) {
         data: snapshot.data.slice(offset as usize..end as usize),
         done: end == len,
     };
-    core.send(to, MessageBody::InstallSnapshot(chunk));
+    core.send(to, MessageBody::InstallSnapshot(Box::new(chunk)));
 }
 
 /// A follower's handling of the current leader's AppendEntries and heartbeats.
@@ -553,7 +553,7 @@ pub(crate) fn follower_step(core: &mut Core, from: NodeId, body: MessageBody) ->
     match body {
         MessageBody::AppendEntries(append) => handle_append(core, from, append),
         MessageBody::InstallSnapshot(chunk) => {
-            handle_install_snapshot(core, from, chunk);
+            handle_install_snapshot(core, from, *chunk);
             Ok(())
         }
         MessageBody::Heartbeat(heartbeat) => {

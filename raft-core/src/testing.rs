@@ -283,12 +283,12 @@ fn snapshot_chunk(from: crate::NodeId, to: crate::NodeId, len: usize) -> crate::
         from,
         to,
         term: 1,
-        body: crate::MessageBody::InstallSnapshot(crate::InstallSnapshot {
+        body: crate::MessageBody::InstallSnapshot(Box::new(crate::InstallSnapshot {
             meta: SnapshotMeta { last: LogId::new(1, 100), membership: Membership::new([1, 2], []) },
             offset: 0,
             data: Bytes::from(data),
             done: true,
-        }),
+        })),
     }
 }
 

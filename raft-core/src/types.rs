@@ -58,8 +58,9 @@ pub enum EntryPayload {
     /// An application command, opaque to Raft.
     Command(Bytes),
     /// A new cluster configuration, in force on each node from the moment
-    /// the entry is in its log.
-    Membership(crate::Membership),
+    /// the entry is in its log. Boxed: configurations are rare, and entries
+    /// are moved around by the thousand, so they stay small.
+    Membership(Box<crate::Membership>),
 }
 
 impl Entry {

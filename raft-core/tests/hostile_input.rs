@@ -84,7 +84,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
             .prop_map(|(ctx, index)| MessageBody::ReadIndexResponse(raft_core::ReadState { ctx, index })),
         (number(), number(), number(), 0usize..20, prop::bool::ANY, 0u64..4).prop_map(
             |(term, index, offset, len, done, voters)| {
-                MessageBody::InstallSnapshot(raft_core::InstallSnapshot {
+                MessageBody::InstallSnapshot(Box::new(raft_core::InstallSnapshot {
                     meta: raft_core::SnapshotMeta {
                         last: raft_core::LogId::new(term, index),
                         membership: Membership::new(1..=voters, []),
@@ -92,7 +92,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
                     offset,
                     data: Bytes::from(vec![7u8; len]),
                     done,
-                })
+                }))
             }
         ),
         (number(), number(), number(), prop::bool::ANY).prop_map(|(term, index, next_offset, installed)| {
@@ -223,12 +223,12 @@ fn snapshot_chunk(last: raft_core::LogId, membership: Membership) -> Message {
         from: 2,
         to: 1,
         term: 3,
-        body: MessageBody::InstallSnapshot(raft_core::InstallSnapshot {
+        body: MessageBody::InstallSnapshot(Box::new(raft_core::InstallSnapshot {
             meta: raft_core::SnapshotMeta { last, membership },
             offset: 0,
             data: Bytes::from_static(b"s"),
             done: true,
-        }),
+        })),
     }
 }
 

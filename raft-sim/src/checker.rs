@@ -228,7 +228,7 @@ impl Checker {
             }
         } else if entry.index == known + 1 {
             if let EntryPayload::Membership(m) = &entry.payload {
-                self.committed_membership = Some(m.clone());
+                self.committed_membership = Some((**m).clone());
             }
             self.committed.push(entry.clone());
         }

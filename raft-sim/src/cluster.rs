@@ -804,7 +804,7 @@ impl Cluster {
             .values()
             .flat_map(|n| n.disk.entries.iter().filter(move |e| e.index > committed))
             .filter_map(|e| match &e.payload {
-                raft_core::EntryPayload::Membership(m) => Some(m.clone()),
+                raft_core::EntryPayload::Membership(m) => Some((**m).clone()),
                 _ => None,
             });
         let newer: Vec<Membership> = in_logs.chain(on_disks).collect();

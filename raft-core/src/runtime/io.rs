@@ -160,7 +160,7 @@ impl<SM: StateMachine, S: LogStore, T: Transport> Applier<SM, S, T> {
                     }
                 }
             },
-            EntryPayload::Membership(membership) => self.membership = membership,
+            EntryPayload::Membership(membership) => self.membership = *membership,
             EntryPayload::Blank => {}
         }
     }
