@@ -17,6 +17,13 @@
 //!
 //! A storage error stops the node: every waiting request fails with
 //! [`RaftError::Storage`] rather than run on a broken disk.
+//!
+//! Client requests a follower forwards to its leader
+//! ([`Raft::propose_or_forward`]) travel over the same transport as
+//! [`crate::MessageBody::Forward`] messages, which the protocol ignores; the
+//! leader answers them from the applier task. What the node reports about
+//! itself (a watch, counters and histograms, tracing) is described in
+//! [`metrics`].
 
 use crate::{
     Config, Entry, EntryPayload, Index, InitError, LogId, LogStore, LogWrite, Membership,
@@ -34,7 +41,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 mod core;
 mod io;
-mod metrics;
+pub mod metrics;
 mod network;
 
 use self::core::Core;
