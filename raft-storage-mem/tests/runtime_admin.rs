@@ -333,3 +333,28 @@ async fn the_leader_reports_each_peers_replication() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_on_a_lossy_slow_network_commits_and_converges() {
+    // Raft retries its own messages; a lost forwarded proposal is not
+    // retried (it might then apply twice), so its client hears "unknown"
+    // after the forward timeout and moves on.
+    let runtime = RuntimeConfig { forward_timeout: Duration::from_millis(300), ..RuntimeConfig::default() };
+    let cluster = Cluster::with_runtime(&[1, 2, 3], runtime).await;
+    leader(&cluster.handles()).await;
+    // A fifth of all messages lost, the rest 5 ms late (and so reordered).
+    cluster.net.set_loss(0.2);
+    cluster.net.set_delay(Duration::from_millis(5));
+    let load = Load::start(cluster.handles(), 4);
+    let leader_handle = cluster.leader().await;
+    let start = leader_handle.metrics().borrow().commit_index;
+    let mut metrics = leader_handle.metrics();
+    within("commits despite loss and delay", metrics.wait_for(|m| m.commit_index >= start + 200))
+        .await
+        .expect("running");
+    let acknowledged = load.stop().await;
+    cluster.net.heal();
+    let leader_handle = cluster.leader().await;
+    converged(&leader_handle, &cluster.handles(), &acknowledged).await;
+    cluster.shutdown().await;
+}

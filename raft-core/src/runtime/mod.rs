@@ -338,9 +338,10 @@ impl<SM: StateMachine> Raft<SM> {
 
     /// Like [`Raft::propose`], but a follower that knows the leader forwards
     /// the proposal to it and relays the outcome, so the caller need not
-    /// find the leader itself. A forwarded proposal that goes unanswered for
-    /// [`RuntimeConfig::forward_timeout`] ends in
-    /// [`RaftError::OutcomeUnknown`].
+    /// find the leader itself. The forward is sent once and never retried (a
+    /// retry could apply the command twice): if it or its answer is lost, the
+    /// caller hears [`RaftError::OutcomeUnknown`] after
+    /// [`RuntimeConfig::forward_timeout`].
     pub async fn propose_or_forward(&self, command: SM::Command) -> Result<SM::Response, RaftError> {
         self.propose_with(command, true).await
     }

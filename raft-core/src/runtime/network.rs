@@ -1,10 +1,15 @@
 //! The in-process network tests and benchmarks use.
 
 use super::Transport;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Deliver = Arc<dyn Fn(crate::Message) + Send + Sync>;
 
 /// An in-process network for tests and benchmarks: every node's transport
-/// delivers straight into the other nodes' inbound queues, with fault hooks
-/// (cut links, isolate a node, heal).
+/// delivers straight into the other nodes' inbound queues, with fault hooks:
+/// cut one link or every link of a node, lose a share of all messages, delay
+/// them (which may reorder them), and heal.
 #[derive(Clone, Default)]
 pub struct InProcessNetwork {
     inner: std::sync::Arc<std::sync::Mutex<NetworkInner>>,
@@ -12,8 +17,13 @@ pub struct InProcessNetwork {
 
 #[derive(Default)]
 struct NetworkInner {
-    nodes: std::collections::HashMap<crate::NodeId, Box<dyn Fn(crate::Message) + Send + Sync>>,
+    nodes: std::collections::HashMap<crate::NodeId, Deliver>,
     cut: std::collections::HashSet<(crate::NodeId, crate::NodeId)>,
+    /// Messages lost, per 2^32 sent.
+    loss: u64,
+    delay: Duration,
+    /// The loss decisions' generator (deterministic: a fixed seed).
+    rng: crate::rng::Rng,
 }
 
 impl InProcessNetwork {
@@ -25,7 +35,7 @@ impl InProcessNetwork {
     /// Connects node `id`: messages to it are handed to `deliver` (usually
     /// [`super::Raft::receive`] of its handle).
     pub fn connect(&self, id: crate::NodeId, deliver: impl Fn(crate::Message) + Send + Sync + 'static) {
-        self.lock().nodes.insert(id, Box::new(deliver));
+        self.lock().nodes.insert(id, Arc::new(deliver));
     }
 
     /// Disconnects node `id` (as when it stops); messages to it are dropped.
@@ -53,9 +63,23 @@ impl InProcessNetwork {
         self.lock().cut.insert((from, to));
     }
 
-    /// Restores every link.
+    /// Loses each message with probability `probability` (0 to 1).
+    pub fn set_loss(&self, probability: f64) {
+        self.lock().loss = (probability.clamp(0.0, 1.0) * (1u64 << 32) as f64) as u64;
+    }
+
+    /// Delivers each message `delay` after it is sent (from a timer task, so
+    /// messages may overtake each other). Needs a tokio runtime when nonzero.
+    pub fn set_delay(&self, delay: Duration) {
+        self.lock().delay = delay;
+    }
+
+    /// Restores every link, and ends losses and delays.
     pub fn heal(&self) {
-        self.lock().cut.clear();
+        let mut inner = self.lock();
+        inner.cut.clear();
+        inner.loss = 0;
+        inner.delay = Duration::ZERO;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, NetworkInner> {
@@ -71,12 +95,24 @@ pub struct InProcessTransport {
 
 impl Transport for InProcessTransport {
     fn send(&self, message: crate::Message) {
-        let inner = self.network.lock();
-        if inner.cut.contains(&(self.from, message.to)) {
-            return;
-        }
-        if let Some(deliver) = inner.nodes.get(&message.to) {
+        let (deliver, delay) = {
+            let mut inner = self.network.lock();
+            if inner.cut.contains(&(self.from, message.to)) {
+                return;
+            }
+            if inner.loss > 0 && inner.rng.next_u64() >> 32 < inner.loss {
+                return;
+            }
+            let Some(deliver) = inner.nodes.get(&message.to) else { return };
+            (deliver.clone(), inner.delay)
+        };
+        if delay.is_zero() {
             deliver(message);
+        } else {
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                deliver(message);
+            });
         }
     }
 }
