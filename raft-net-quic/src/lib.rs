@@ -237,6 +237,15 @@ struct Peer {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl std::fmt::Debug for QuicTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuicTransport")
+            .field("id", &self.shared.id)
+            .field("local_addr", &self.shared.endpoint.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
         self.task.abort();
@@ -332,7 +341,7 @@ impl QuicTransport {
         if peer == self.shared.id {
             return;
         }
-        let mut peers = self.peers();
+        let mut peers = self.lock_peers();
         if let Some(existing) = peers.get(&peer) {
             existing.address.send_if_modified(|current| std::mem::replace(current, address) != address);
             return;
@@ -347,25 +356,25 @@ impl QuicTransport {
     /// Stops sending to `peer` and closes the connection to it. Its
     /// connections to this node are not affected: they end when it stops.
     pub fn remove_peer(&self, peer: NodeId) {
-        let removed = self.peers().remove(&peer);
+        let removed = self.lock_peers().remove(&peer);
         drop(removed);
     }
 
     /// The peers this transport sends to, and their addresses.
-    pub fn peers_addresses(&self) -> HashMap<NodeId, SocketAddr> {
-        self.peers().iter().map(|(&id, peer)| (id, *peer.address.borrow())).collect()
+    pub fn peers(&self) -> HashMap<NodeId, SocketAddr> {
+        self.lock_peers().iter().map(|(&id, peer)| (id, *peer.address.borrow())).collect()
     }
 
     /// Stops the transport: closes every connection and the endpoint, and
     /// drops every queued message. Later sends are dropped.
     pub fn close(&self) {
-        let peers = std::mem::take(&mut *self.peers());
+        let peers = std::mem::take(&mut *self.lock_peers());
         drop(peers);
         self.shared.accept.abort();
         self.shared.endpoint.close(quinn::VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
     }
 
-    fn peers(&self) -> MutexGuard<'_, HashMap<NodeId, Peer>> {
+    fn lock_peers(&self) -> MutexGuard<'_, HashMap<NodeId, Peer>> {
         self.shared.peers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -374,7 +383,7 @@ impl Transport for QuicTransport {
     /// Queues `message` for `message.to`; drops it if that peer is unknown
     /// or its queue is full.
     fn send(&self, message: Message) {
-        let peers = self.peers();
+        let peers = self.lock_peers();
         let Some(peer) = peers.get(&message.to) else {
             tracing::trace!(to = message.to, "no address for the peer: message dropped");
             return;

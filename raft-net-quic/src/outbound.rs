@@ -73,7 +73,7 @@ pub(crate) async fn run(
                 // What waited for this connection is stale by the time the
                 // next one opens: Raft will have sent fresher messages.
                 let mut dropped = 0usize;
-                while messages.try_recv().is_ok() {
+                while dropped < context.queue_capacity && messages.try_recv().is_ok() {
                     dropped += 1;
                 }
                 tracing::debug!(node = context.id, peer, %target, %error, ?delay, dropped, "connection failed; retrying");
