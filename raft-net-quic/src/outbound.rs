@@ -5,7 +5,7 @@
 //! (everything queued, up to the batch size); each snapshot chunk gets a
 //! stream of its own, written by a task tied to the connection.
 
-use crate::{Hello, CLOSE_SHUTDOWN};
+use crate::{Hello, CLOSE_PROTOCOL, CLOSE_REFUSED, CLOSE_SHUTDOWN};
 use raft_core::codec::encode_frame;
 use raft_core::{Message, MessageBody, NodeId};
 use rand::Rng;
@@ -37,8 +37,10 @@ enum End {
     Stopped,
     /// The peer moved: dial its new address now.
     Moved,
-    /// The connection failed; `connected` if it had been established.
-    Failed { error: SendError, connected: bool },
+    /// The connection failed. After a connection that worked, the next
+    /// attempt comes quickly (`reset`); after a refusal or a failed dial, it
+    /// backs off further.
+    Failed { error: SendError, reset: bool },
 }
 
 #[derive(Debug, Error)]
@@ -49,6 +51,30 @@ enum SendError {
     Connection(#[from] quinn::ConnectionError),
     #[error(transparent)]
     Write(#[from] quinn::WriteError),
+}
+
+impl SendError {
+    /// The peer refused this node: its TLS handshake failed, or the peer
+    /// closed the connection over its hello or its frames. Retrying soon
+    /// will not help, and an operator should hear of it.
+    fn refused(&self) -> bool {
+        let connection = match self {
+            SendError::Connect(_) => return false,
+            SendError::Connection(error) => error,
+            SendError::Write(quinn::WriteError::ConnectionLost(error)) => error,
+            SendError::Write(_) => return false,
+        };
+        match connection {
+            quinn::ConnectionError::ApplicationClosed(close) => {
+                let code = close.error_code.into_inner();
+                code == u64::from(CLOSE_REFUSED) || code == u64::from(CLOSE_PROTOCOL)
+            }
+            // TLS failures (an unknown CA, a certificate naming another
+            // node) close the connection with a crypto error.
+            quinn::ConnectionError::ConnectionClosed(_) | quinn::ConnectionError::TransportError(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// Sends `messages` to `peer` at the address `address` holds, until the
@@ -65,8 +91,8 @@ pub(crate) async fn run(
         match connect_and_send(&context, peer, target, &mut messages, &mut address).await {
             End::Stopped => return,
             End::Moved => backoff.reset(),
-            End::Failed { error, connected } => {
-                if connected {
+            End::Failed { error, reset } => {
+                if reset {
                     backoff.reset();
                 }
                 let delay = backoff.next();
@@ -76,7 +102,11 @@ pub(crate) async fn run(
                 while dropped < context.queue_capacity && messages.try_recv().is_ok() {
                     dropped += 1;
                 }
-                tracing::debug!(node = context.id, peer, %target, %error, ?delay, dropped, "connection failed; retrying");
+                if error.refused() {
+                    tracing::warn!(node = context.id, peer, %target, %error, ?delay, dropped, "refused by the peer; retrying");
+                } else {
+                    tracing::debug!(node = context.id, peer, %target, %error, ?delay, dropped, "connection failed; retrying");
+                }
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     changed = address.changed() => {
@@ -98,16 +128,16 @@ async fn connect_and_send(
     messages: &mut mpsc::Receiver<Message>,
     address: &mut watch::Receiver<SocketAddr>,
 ) -> End {
-    let failed = |error: SendError, connected| End::Failed { error, connected };
+    let failed = |error: SendError| End::Failed { error, reset: false };
     let connecting =
         match context.endpoint.connect_with(context.client.clone(), target, &raft_net_tls::node_name(peer)) {
             Ok(connecting) => connecting,
-            Err(error) => return failed(error.into(), false),
+            Err(error) => return failed(error.into()),
         };
     let connection = tokio::select! {
         connection = connecting => match connection {
             Ok(connection) => connection,
-            Err(error) => return failed(error.into(), false),
+            Err(error) => return failed(error.into()),
         },
         changed = address.changed() => return if changed.is_ok() { End::Moved } else { End::Stopped },
     };
@@ -124,7 +154,7 @@ async fn send(
     messages: &mut mpsc::Receiver<Message>,
     address: &mut watch::Receiver<SocketAddr>,
 ) -> End {
-    let failed = |error: SendError| End::Failed { error, connected: true };
+    let failed = |error: SendError| End::Failed { reset: !error.refused(), error };
     let mut stream = match connection.open_uni().await {
         Ok(stream) => stream,
         Err(error) => return failed(error.into()),
@@ -234,8 +264,25 @@ impl Backoff {
 
 #[cfg(test)]
 mod tests {
-    use super::Backoff;
+    use super::{Backoff, SendError};
+    use crate::{CLOSE_PROTOCOL, CLOSE_REFUSED, CLOSE_SHUTDOWN};
     use std::time::Duration;
+
+    fn closed_by_peer(code: u32) -> SendError {
+        SendError::Connection(quinn::ConnectionError::ApplicationClosed(quinn::ApplicationClose {
+            error_code: quinn::VarInt::from_u32(code),
+            reason: bytes::Bytes::new(),
+        }))
+    }
+
+    #[test]
+    fn refusals_are_told_from_ordinary_failures() {
+        assert!(closed_by_peer(CLOSE_REFUSED).refused());
+        assert!(closed_by_peer(CLOSE_PROTOCOL).refused());
+        assert!(!closed_by_peer(CLOSE_SHUTDOWN).refused(), "a peer shutting down did not refuse us");
+        assert!(!SendError::Connection(quinn::ConnectionError::TimedOut).refused());
+        assert!(!SendError::Connect(quinn::ConnectError::EndpointStopping).refused());
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_up_to_its_maximum_and_resets() {
