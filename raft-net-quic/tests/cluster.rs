@@ -42,10 +42,15 @@ impl Node {
 
 /// Binds node `id`'s transport (peers are told later) and starts it on `store`.
 async fn start(ca: &ClusterCa, id: NodeId, store: MemLogStore) -> Node {
-    let (transport, mut inbox) = bind(ca, id, config());
+    start_with(ca, raft_config(id), store).await
+}
+
+/// [`start`] with a protocol configuration of its own.
+async fn start_with(ca: &ClusterCa, raft_config: Config, store: MemLogStore) -> Node {
+    let (transport, mut inbox) = bind(ca, raft_config.id, config());
     let membership = Membership::new([1, 2, 3], []);
     let raft = Raft::start(
-        raft_config(id),
+        raft_config,
         RuntimeConfig::default(),
         membership,
         store,
@@ -195,4 +200,61 @@ fn rest_commit(nodes: &[Node], except: NodeId) -> u64 {
         .map(|n| n.raft.metrics().borrow().commit_index)
         .max()
         .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_down_while_the_log_was_compacted_catches_up_by_snapshot_over_quic() {
+    let ca = ca();
+    // Small snapshots in small chunks: many chunk streams.
+    let config = |id| Config {
+        snapshot_threshold: 50,
+        snapshot_keep_entries: 10,
+        snapshot_chunk_bytes: 64,
+        ..raft_config(id)
+    };
+    let stores: Vec<MemLogStore> = (0..3).map(|_| MemLogStore::new()).collect();
+    let mut nodes = Vec::new();
+    for id in 1..=3u64 {
+        nodes.push(start_with(&ca, config(id), stores[id as usize - 1].clone()).await);
+    }
+    introduce(&nodes.iter().collect::<Vec<_>>());
+    propose(&nodes.iter().collect::<Vec<_>>(), set("a", "1")).await;
+
+    // A follower goes down; the others go on, snapshot and compact.
+    let l = leader(&nodes.iter().collect::<Vec<_>>()).await;
+    let lagging = (l + 1) % 3;
+    let lagging_id = nodes[lagging].transport.id();
+    nodes.remove(lagging).crash().await;
+    let rest: Vec<&Node> = nodes.iter().collect();
+    for i in 0..300 {
+        propose(&rest, set(&format!("k{}", i % 40), &i.to_string())).await;
+    }
+    let l = leader(&rest).await;
+    let leader_id = rest[l].transport.id();
+    let snapshot = within("loading", raft_core::LogStore::load(&stores[leader_id as usize - 1]))
+        .await
+        .expect("load")
+        .snapshot;
+    assert!(snapshot.is_some_and(|s| s.meta.last.index > 200), "the leader took snapshots and compacted");
+
+    // It comes back (new port) and must install the leader's snapshot.
+    nodes.push(start_with(&ca, config(lagging_id), stores[lagging_id as usize - 1].clone()).await);
+    introduce(&nodes.iter().collect::<Vec<_>>());
+    let target = rest_commit(&nodes, lagging_id);
+    let mut metrics = nodes.last().unwrap().raft.metrics();
+    let caught_up =
+        within("catching up", async { metrics.wait_for(|m| m.applied_index >= target).await.is_ok() });
+    assert!(caught_up.await, "the follower caught up");
+    let stored =
+        within("loading", raft_core::LogStore::load(&stores[lagging_id as usize - 1])).await.expect("load");
+    assert!(stored.snapshot.is_some(), "the follower installed a snapshot");
+    let theirs =
+        within("a stale read", nodes.last().unwrap().raft.read(ReadConsistency::Stale, |kv| kv.clone()))
+            .await;
+    let l = leader(&nodes.iter().collect::<Vec<_>>()).await;
+    let ours = within("a read", nodes[l].raft.read(ReadConsistency::Linearizable, |kv| kv.clone())).await;
+    assert_eq!(theirs, ours, "the follower's state equals the leader's");
+    for node in nodes {
+        node.crash().await;
+    }
 }
