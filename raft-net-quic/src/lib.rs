@@ -43,7 +43,8 @@
 //! Idle timeout [`QuicConfig::idle_timeout`], keep-alive
 //! [`QuicConfig::keep_alive`]; connection migration allowed (a client whose
 //! address changes keeps its connection); 0-RTT off on both sides (no early
-//! data is accepted or sent, so nothing can be replayed).
+//! data is accepted or sent, so nothing can be replayed); bidirectional
+//! streams and datagrams refused.
 //!
 //! # Example
 //!
@@ -404,5 +405,7 @@ fn transport_config(config: &QuicConfig) -> Result<quinn::TransportConfig, QuicE
     transport
         .max_concurrent_uni_streams(quinn::VarInt::from_u32(config.max_snapshot_streams.saturating_add(1)));
     transport.max_concurrent_bidi_streams(quinn::VarInt::from_u32(0));
+    // Nothing here uses datagrams: buffer none a peer might send.
+    transport.datagram_receive_buffer_size(None);
     Ok(transport)
 }
