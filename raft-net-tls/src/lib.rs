@@ -435,6 +435,9 @@ impl NodeIdentity {
     /// readable and well-formed, the certificate valid now, signed by the
     /// CA, naming `node-<node>`, usable as client and server certificate,
     /// and matching the key.
+    ///
+    /// The CA certificate's own validity period is not checked: as in
+    /// rustls's path validation, a trust anchor is trusted as given.
     pub fn load(paths: &IdentityPaths, node: NodeId) -> Result<Self, TlsError> {
         let ca = read_bytes(&paths.ca_cert)?;
         let cert = read_bytes(&paths.node_cert)?;
