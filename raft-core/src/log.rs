@@ -102,7 +102,9 @@ impl RaftLog {
     }
 
     /// Changes whenever the configuration in force changes.
-    pub(crate) fn membership_version(&self) -> u64 {
+    /// A number that changes whenever the configuration in force may have
+    /// (an entry carrying one appended or truncated, a snapshot installed).
+    pub fn membership_version(&self) -> u64 {
         self.membership_version
     }
 
@@ -211,15 +213,19 @@ impl RaftLog {
         let Ok(start) = usize::try_from(start) else {
             return Vec::new();
         };
-        let mut bytes = 0;
-        let mut out = Vec::new();
-        for entry in self.entries.range(start.min(self.entries.len())..) {
+        // Count first, then clone into a vector of the right size: this runs
+        // for every message the leader sends.
+        let start = start.min(self.entries.len());
+        let (mut bytes, mut count) = (0, 0);
+        for entry in self.entries.range(start..) {
             bytes += entry.size();
-            if out.len() == max_entries || (!out.is_empty() && bytes > max_bytes) {
+            if count == max_entries || (count > 0 && bytes > max_bytes) {
                 break;
             }
-            out.push(entry.clone());
+            count += 1;
         }
+        let mut out = Vec::with_capacity(count);
+        out.extend(self.entries.range(start..start + count).cloned());
         out
     }
 

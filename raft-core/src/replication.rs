@@ -487,6 +487,9 @@ fn send_appends(core: &mut Core, to: NodeId, pr: &mut Progress, send_if_empty: b
             }
             return;
         };
+        if pr.next_index() > core.log.last_index() && !send_if_empty {
+            return; // nothing new for this follower
+        }
         let entries = core.log.entries_from(
             pr.next_index(),
             core.config.max_entries_per_msg,

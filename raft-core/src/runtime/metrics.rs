@@ -50,6 +50,8 @@ pub struct Metrics {
     pub membership_index: Index,
     /// On a leader, each peer's replication progress; empty otherwise.
     pub replication: BTreeMap<NodeId, Replication>,
+    /// The log's configuration version [`Metrics::membership`] was taken at.
+    membership_version: u64,
 }
 
 /// How far a leader has replicated its log to one peer.
@@ -75,6 +77,7 @@ impl Metrics {
             membership: raw.membership().clone(),
             membership_index: 0,
             replication: BTreeMap::new(),
+            membership_version: raw.log().membership_version(),
         };
         metrics.refresh(raw, applied_index);
         metrics
@@ -111,9 +114,14 @@ impl Metrics {
                 self.snapshot,
                 self.membership_index,
             );
-        if self.membership != *raw.membership() {
-            self.membership = raw.membership().clone();
-            changed = true;
+        // Compared by version: comparing configurations after every input
+        // showed in profiles.
+        if self.membership_version != log.membership_version() {
+            self.membership_version = log.membership_version();
+            if self.membership != *raw.membership() {
+                self.membership = raw.membership().clone();
+                changed = true;
+            }
         }
         changed | self.refresh_replication(raw)
     }
