@@ -249,6 +249,8 @@ pub enum ForwardOutcome {
     NotApplied,
     /// May or may not have been applied.
     OutcomeUnknown,
-    /// Refused for another reason, given.
+    /// Refused for another reason, given (the command did not decode).
     Refused(String),
+    /// Applied, but the response did not encode; the reason.
+    ResponseLost(String),
 }

@@ -1096,6 +1096,18 @@ impl RawNode {
         self.core.log.membership()
     }
 
+    /// On the leader, whether `peer` has caught up enough to be promoted
+    /// from learner to voter (see [`Config::learner_catch_up_lag`]); `None`
+    /// elsewhere, or for an unknown peer.
+    pub fn caught_up(&self, peer: NodeId) -> Option<bool> {
+        match &self.role {
+            RoleState::Leader(leader) => {
+                leader.progress().get(&peer).map(|pr| crate::replication::caught_up(&self.core, pr))
+            }
+            _ => None,
+        }
+    }
+
     /// The leader's view of every follower's replication progress; `None` on
     /// a node that is not the leader.
     pub fn progress(&self) -> Option<&std::collections::BTreeMap<NodeId, crate::Progress>> {

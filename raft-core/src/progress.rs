@@ -136,9 +136,13 @@ pub struct Progress {
     /// The highest commit index sent to the follower. A follower that was
     /// paused when the commit index last advanced is told on its next ack.
     pub commit_sent: Index,
-    /// Consecutive heartbeat rounds in which the follower was within the
-    /// configured lag of the leader's log: what a learner needs for promotion.
+    /// Consecutive heartbeat rounds in which the follower answered and was
+    /// within the configured lag of the leader's log: what a learner needs
+    /// for promotion. A peer that never answers never counts, however short
+    /// the log.
     pub caught_up_rounds: u32,
+    /// The follower answered since the last catch-up round.
+    pub answered_this_round: bool,
     /// In [`ProgressState::Snapshot`]: the snapshot bytes the follower has
     /// acknowledged; sending resumes from here.
     pub snapshot_offset: u64,
@@ -158,6 +162,7 @@ impl Progress {
             stalled_heartbeats: 0,
             commit_sent: 0,
             caught_up_rounds: 0,
+            answered_this_round: false,
             snapshot_offset: 0,
         }
     }

@@ -124,9 +124,7 @@ impl Leader {
             let Some(pr) = self.progress.get(&node).filter(|_| current.is_learner(node)) else {
                 return Err(MembershipChangeError::NotALearner { node });
             };
-            let caught_up = pr.match_index().saturating_add(core.config.learner_catch_up_lag) >= last_index
-                && pr.caught_up_rounds >= core.config.learner_catch_up_rounds;
-            if !caught_up {
+            if !caught_up(core, pr) {
                 return Err(MembershipChangeError::NotCaughtUp {
                     node,
                     match_index: pr.match_index(),
@@ -297,11 +295,14 @@ impl Leader {
     fn count_caught_up_rounds(&mut self, core: &Core) {
         let last_index = core.log.last_index();
         for pr in self.progress.values_mut() {
-            if pr.match_index().saturating_add(core.config.learner_catch_up_lag) >= last_index {
+            if pr.answered_this_round
+                && pr.match_index().saturating_add(core.config.learner_catch_up_lag) >= last_index
+            {
                 pr.caught_up_rounds = pr.caught_up_rounds.saturating_add(1);
             } else {
                 pr.caught_up_rounds = 0;
             }
+            pr.answered_this_round = false;
         }
     }
 
@@ -333,6 +334,7 @@ impl Leader {
     fn handle_append_response(&mut self, core: &mut Core, from: NodeId, response: AppendEntriesResponse) {
         let Some(pr) = self.progress.get_mut(&from) else { return };
         pr.recent_active = true;
+        pr.answered_this_round = true;
         match response {
             AppendEntriesResponse::Success { match_index } => {
                 // A follower cannot hold entries we never had: ignore a bogus claim.
@@ -377,6 +379,7 @@ impl Leader {
     fn handle_snapshot_response(&mut self, core: &mut Core, from: NodeId, response: InstallSnapshotResponse) {
         let Some(pr) = self.progress.get_mut(&from) else { return };
         pr.recent_active = true;
+        pr.answered_this_round = true;
         let ProgressState::Snapshot { pending_index } = pr.state() else {
             if response.installed && response.last.index <= core.log.last_index() {
                 pr.maybe_update(response.last.index);
@@ -406,6 +409,7 @@ impl Leader {
     fn handle_heartbeat_response(&mut self, core: &mut Core, from: NodeId) {
         let Some(pr) = self.progress.get_mut(&from) else { return };
         pr.recent_active = true;
+        pr.answered_this_round = true;
         pr.probe_sent = false;
         if matches!(pr.state(), ProgressState::Snapshot { .. }) {
             // A chunk may have been lost: after a few heartbeats without
@@ -644,4 +648,11 @@ fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: InstallSnapshot
     core.snapshot = Some(snapshot.clone());
     core.snapshot_to_install = Some(snapshot);
     respond(core, size, true);
+}
+
+/// Whether a learner may be promoted: within the configured lag of the
+/// leader's log, having answered for the configured number of rounds.
+pub(crate) fn caught_up(core: &Core, pr: &Progress) -> bool {
+    pr.match_index().saturating_add(core.config.learner_catch_up_lag) >= core.log.last_index()
+        && pr.caught_up_rounds >= core.config.learner_catch_up_rounds
 }

@@ -15,7 +15,8 @@
 //!    entry at its last index has its term, the entries after it are kept,
 //!    otherwise every stored entry is removed (section 7 of the paper).
 //!    A snapshot the node built itself goes through
-//!    [`LogStore::save_snapshot`], which leaves the entries alone.
+//!    [`LogStore::save_snapshot`], which leaves the entries alone and never
+//!    replaces a snapshot covering as much or more.
 //! 4. [`LogStore::load`] returns exactly what was durably written: the hard
 //!    state, the latest snapshot, and the consecutive entries after it.
 //! 5. No method panics on what it reads back: corrupt data is a
@@ -140,7 +141,9 @@ pub trait LogStore: Send + Sync + 'static {
     async fn write(&self, write: LogWrite) -> Result<(), StorageError>;
 
     /// Durably saves a snapshot this node built of its state machine,
-    /// leaving the stored entries alone.
+    /// leaving the stored entries alone. A snapshot that covers no more than
+    /// the stored one is ignored: the applier may finish building one after
+    /// a newer snapshot from the leader was installed.
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StorageError>;
 
     /// The stored entries in `range`, at most `max_bytes` of them by

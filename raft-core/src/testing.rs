@@ -44,6 +44,7 @@ pub async fn log_store_conformance<H: LogStoreHarness>(harness: &mut H) {
     a_received_snapshot_keeps_a_matching_suffix(harness).await;
     a_received_snapshot_discards_a_log_that_does_not_match(harness).await;
     a_built_snapshot_leaves_the_entries(harness).await;
+    an_older_built_snapshot_does_not_replace_a_newer_one(harness).await;
     everything_survives_a_restart(harness).await;
 }
 
@@ -183,6 +184,18 @@ async fn a_built_snapshot_leaves_the_entries<H: LogStoreHarness>(h: &mut H) {
     let stored = load(&store).await;
     assert_eq!(stored.snapshot, Some(snapshot(8, 1)));
     assert_eq!(stored.entries, entries(9..11, 1), "load returns only the entries after the snapshot");
+}
+
+async fn an_older_built_snapshot_does_not_replace_a_newer_one<H: LogStoreHarness>(h: &mut H) {
+    let store = h.create().await;
+    append(&store, entries(1..11, 1)).await;
+    store.write(LogWrite { snapshot: Some(snapshot(8, 1)), ..Default::default() }).await.expect("install");
+    store.save_snapshot(snapshot(5, 1)).await.expect("save an older snapshot");
+    let stored = load(&store).await;
+    assert_eq!(stored.snapshot, Some(snapshot(8, 1)), "an older built snapshot must not replace a newer one");
+    assert_eq!(stored.entries, entries(9..11, 1));
+    let store = h.reopen(store).await;
+    assert_eq!(load(&store).await.snapshot, Some(snapshot(8, 1)), "nor after a restart");
 }
 
 async fn everything_survives_a_restart<H: LogStoreHarness>(h: &mut H) {

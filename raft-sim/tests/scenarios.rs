@@ -328,6 +328,35 @@ fn a_learner_that_never_catches_up_is_never_promoted() {
     );
 }
 
+/// A learner that never answers is not caught up, however short the log:
+/// being within the lag of a log of a few entries says nothing about a node
+/// that is down, and promoting it would cost the cluster a live voter. (From
+/// review.)
+#[test]
+fn a_silent_learner_is_not_caught_up_even_when_the_log_is_short() {
+    let disks = (1..=4).map(|id| (id, Disk::default())).collect();
+    let mut c = Cluster::with_membership(disks, raft_core::Membership::new([1, 2, 3], []), Config::new, 0);
+    c.campaign(1);
+    c.stabilize();
+    c.isolate(4);
+    c.change_membership(1, [1, 2, 3], [4]).expect("the learner joins");
+    for _ in 0..30 {
+        c.tick_all(1);
+        c.stabilize();
+    }
+    assert_eq!(c.node(1).caught_up(4), Some(false));
+    let err = c.change_membership(1, [1, 2, 3, 4], []).unwrap_err();
+    assert!(matches!(err, raft_core::MembershipChangeError::NotCaughtUp { node: 4, .. }), "{err}");
+    // Once it answers, it catches up within a few rounds.
+    c.heal();
+    for _ in 0..10 {
+        c.tick_all(1);
+        c.stabilize();
+    }
+    assert_eq!(c.node(1).caught_up(4), Some(true));
+    c.change_membership(1, [1, 2, 3, 4], []).expect("the learner is promoted");
+}
+
 /// One change at a time: a second change while one is in flight is refused.
 #[test]
 fn a_second_membership_change_while_one_is_in_flight_is_refused() {

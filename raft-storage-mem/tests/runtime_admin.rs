@@ -358,3 +358,84 @@ async fn a_cluster_on_a_lossy_slow_network_commits_and_converges() {
     converged(&leader_handle, &cluster.handles(), &acknowledged).await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_read_whose_request_is_lost_times_out() {
+    let runtime = RuntimeConfig { read_timeout: Duration::from_millis(300), ..RuntimeConfig::default() };
+    let cluster = Cluster::with_runtime(&[1, 2, 3], runtime).await;
+    let leader = cluster.leader().await;
+    let leader_id = leader.metrics().borrow().id;
+    let follower = cluster.handles().into_iter().find(|n| n.metrics().borrow().id != leader_id).unwrap();
+    let follower_id = follower.metrics().borrow().id;
+    let mut metrics = follower.metrics();
+    within("the follower learning the leader", metrics.wait_for(|m| m.leader == Some(leader_id)))
+        .await
+        .expect("running");
+    // The follower's ReadIndex request is lost; it still follows the leader.
+    cluster.net.cut(follower_id, leader_id);
+    let outcome = within("a lost read", follower.read(ReadConsistency::Linearizable, |_| ())).await;
+    assert_eq!(outcome, Err(RaftError::Timeout), "a read that cannot be confirmed fails rather than hang");
+    cluster.net.heal();
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_read_with_leases_off_is_refused_for_what_it_is() {
+    let cluster = Cluster::new(&[1, 2, 3]).await;
+    let leader = cluster.leader().await;
+    let outcome = leader.read(ReadConsistency::Lease, |_| ()).await;
+    assert_eq!(outcome, Err(RaftError::Read(raft_core::ReadError::LeaseReadsDisabled)));
+    cluster.shutdown().await;
+}
+
+/// A state machine that panics on one command, as a buggy one might.
+#[derive(Default)]
+struct Fragile(MemKv);
+
+impl raft_core::runtime::StateMachine for Fragile {
+    type Command = raft_storage_mem::KvCommand;
+    type Response = Option<String>;
+
+    fn apply(&mut self, entry: raft_core::LogId, command: Self::Command) -> Self::Response {
+        if matches!(&command, raft_storage_mem::KvCommand::Delete { key } if key == "boom") {
+            panic!("the state machine cannot apply this");
+        }
+        self.0.apply(entry, command)
+    }
+
+    fn snapshot(&self) -> bytes::Bytes {
+        self.0.snapshot()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), raft_core::runtime::RestoreError> {
+        self.0.restore(snapshot)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_machine_that_panics_stops_its_node_with_a_clear_error() {
+    let net = InProcessNetwork::new();
+    let node = Raft::start(
+        config(1),
+        RuntimeConfig::default(),
+        Membership::new([1], []),
+        MemLogStore::new(),
+        net.transport(1),
+        Fragile::default(),
+    )
+    .await
+    .expect("the node starts");
+    let mut metrics = node.metrics();
+    within("an election", metrics.wait_for(|m| m.role == Role::Leader)).await.expect("running");
+    within("a proposal", node.propose(set("a", "1"))).await.expect("applied");
+
+    let fatal = raft_storage_mem::KvCommand::Delete { key: "boom".into() };
+    let outcome = within("a fatal proposal", node.propose(fatal)).await;
+    assert_eq!(outcome, Err(RaftError::OutcomeUnknown), "the panic interrupted its own proposal");
+    within("the node stopping", async { while metrics.changed().await.is_ok() {} }).await;
+    let after = within("a request after the failure", node.propose(set("b", "2"))).await;
+    assert!(
+        matches!(after, Err(RaftError::Storage(ref e)) if e.contains("applier task panicked")),
+        "later requests learn why the node stopped: {after:?}"
+    );
+}

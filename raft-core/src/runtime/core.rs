@@ -4,7 +4,21 @@
 
 use super::*;
 use crate::{Forward, ForwardOutcome, MessageBody};
+use std::collections::{HashSet, VecDeque};
 use tokio::time::Instant;
+
+/// How many forwarded proposals the leader remembers, to drop a duplicate
+/// delivery instead of applying it twice.
+const REMEMBERED_FORWARDS: usize = 1 << 16;
+
+/// What the core task shares with the other tasks and the handles.
+pub(super) struct CoreLinks<SM: StateMachine> {
+    pub writes: mpsc::UnboundedSender<WriteJob>,
+    pub apply: mpsc::UnboundedSender<ApplyJob<SM>>,
+    pub metrics: watch::Sender<Metrics>,
+    pub counters: Counters,
+    pub failure: Arc<std::sync::OnceLock<String>>,
+}
 
 /// The core task's state.
 pub(super) struct Core<SM: StateMachine, T: Transport> {
@@ -16,13 +30,25 @@ pub(super) struct Core<SM: StateMachine, T: Transport> {
     counters: Counters,
     /// Proposals made here, by index, with the term they were made in.
     proposals: BTreeMap<Index, (Term, Responder<SM::Response>)>,
-    /// Proposals forwarded to the leader, by request id, with their deadline.
-    forwarded: HashMap<u64, (Instant, Reply<SM::Response>)>,
+    /// Proposals forwarded to the leader, by request id, with their deadline
+    /// and the node they went to.
+    forwarded: HashMap<u64, (Instant, NodeId, Reply<SM::Response>)>,
+    /// Request ids and read contexts start at a random point on every start,
+    /// so that a late answer to a request of an earlier run of this node
+    /// cannot be taken for the answer to a new one.
     next_forward: u64,
     forward_timeout: Duration,
-    /// Linearizable reads waiting for their read state.
-    reads: HashMap<u64, ReadJob<SM>>,
+    /// Forwarded proposals received, as (node, id), oldest first.
+    seen_forwards: HashSet<(NodeId, u64)>,
+    seen_order: VecDeque<(NodeId, u64)>,
+    /// Linearizable reads waiting for their read state, with their deadline.
+    reads: HashMap<u64, (Instant, ReadJob<SM>)>,
     next_read: u64,
+    read_timeout: Duration,
+    /// The configuration version whose addresses the transport was last told.
+    addresses_version: u64,
+    /// Where the handles read why the node stopped.
+    failure: Arc<std::sync::OnceLock<String>>,
     /// What the applier last reported applied.
     applied: Index,
 }
@@ -31,13 +57,14 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
     pub(super) fn new(
         raw: RawNode,
         transport: Arc<T>,
-        writes: mpsc::UnboundedSender<WriteJob>,
-        apply: mpsc::UnboundedSender<ApplyJob<SM>>,
-        metrics: watch::Sender<Metrics>,
-        counters: Counters,
-        forward_timeout: Duration,
+        links: CoreLinks<SM>,
+        runtime: &RuntimeConfig,
+        seed: u64,
     ) -> Self {
+        let CoreLinks { writes, apply, metrics, counters, failure } = links;
         let applied = raw.log().applied();
+        let mut rng = crate::rng::Rng::new(seed ^ 0x5EED_F0A1_D5EE_D5EE);
+        let addresses_version = raw.log().membership_version();
         Self {
             raw,
             transport,
@@ -47,10 +74,15 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             counters,
             proposals: BTreeMap::new(),
             forwarded: HashMap::new(),
-            next_forward: 0,
-            forward_timeout,
+            next_forward: rng.next_u64() >> 1,
+            forward_timeout: runtime.forward_timeout,
+            seen_forwards: HashSet::new(),
+            seen_order: VecDeque::new(),
             reads: HashMap::new(),
-            next_read: 0,
+            next_read: rng.next_u64() >> 1,
+            read_timeout: runtime.read_timeout,
+            addresses_version,
+            failure,
             applied,
         }
     }
@@ -61,17 +93,30 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         mut requests: mpsc::Receiver<Request<SM>>,
         mut inbound: mpsc::Receiver<Message>,
         mut events: mpsc::UnboundedReceiver<Event>,
-        writer: tokio::task::JoinHandle<()>,
-        applier: tokio::task::JoinHandle<()>,
+        mut writer: tokio::task::JoinHandle<()>,
+        mut applier: tokio::task::JoinHandle<()>,
     ) {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failure = None;
+        // An I/O task that ends on its own has failed (a panic in the state
+        // machine or the store): the node must not run on without it.
+        let (mut writer_ended, mut applier_ended) = (false, false);
         let shutdown = loop {
             tokio::select! {
                 _ = ticker.tick() => {
                     self.raw.tick();
-                    self.expire_forwarded();
+                    self.expire_waiting();
+                }
+                ended = &mut writer, if !writer_ended => {
+                    writer_ended = true;
+                    failure = Some(reported_failure(&mut events).unwrap_or_else(|| task_failure("log writer", ended)));
+                    break None;
+                }
+                ended = &mut applier, if !applier_ended => {
+                    applier_ended = true;
+                    failure = Some(reported_failure(&mut events).unwrap_or_else(|| task_failure("applier", ended)));
+                    break None;
                 }
                 Some(message) = inbound.recv() => {
                     self.receive(message);
@@ -118,7 +163,11 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             self.process_ready();
         };
         let error = match failure {
-            Some(error) => RaftError::Storage(error),
+            Some(error) => {
+                tracing::error!(%error, "stopping");
+                let _ = self.failure.set(error.clone());
+                RaftError::Storage(error)
+            }
             None => RaftError::ShutDown,
         };
         // From here on handles are refused at once, before anything reports
@@ -127,9 +176,13 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         self.fail_all(&error);
         // Let the writer finish what was acknowledged, then the applier.
         drop(self.writes);
-        let _ = writer.await;
+        if !writer_ended {
+            let _ = writer.await;
+        }
         drop(self.apply);
-        let _ = applier.await;
+        if !applier_ended {
+            let _ = applier.await;
+        }
         while let Ok(request) = requests.try_recv() {
             fail_request(request, &error);
         }
@@ -146,11 +199,14 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         tracing::trace!(from = message.from, term = message.term, kind = message.body.kind(), "receive");
         match message.body {
             MessageBody::Forward(Forward::Proposal { id, command }) => {
-                let responder = Responder::Remote { node: message.from, id };
-                self.propose(command, responder);
+                if self.first_delivery(message.from, id) {
+                    let responder = Responder::Remote { node: message.from, id };
+                    self.propose(command, responder);
+                }
             }
             MessageBody::Forward(Forward::Response { id, outcome }) => {
-                if let Some((_, reply)) = self.forwarded.remove(&id) {
+                let from_target = self.forwarded.get(&id).is_some_and(|&(_, to, _)| to == message.from);
+                if let Some((_, _, reply)) = self.forwarded.remove(&id).filter(|_| from_target) {
                     let result = outcome_to_result(outcome).map_err(|error| match error {
                         RaftError::NotLeader { leader, .. } => {
                             let address = leader.and_then(|l| self.raw.membership().address(l));
@@ -185,12 +241,13 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             Request::Read(consistency, job) => {
                 let mode =
                     if consistency == ReadConsistency::Lease { ReadMode::Lease } else { ReadMode::ReadIndex };
-                self.next_read += 1;
+                self.next_read = self.next_read.wrapping_add(1);
                 match self.raw.read_index(self.next_read, mode) {
                     Ok(()) => {
-                        self.reads.insert(self.next_read, job);
+                        self.reads.insert(self.next_read, (Instant::now() + self.read_timeout, job));
                     }
-                    Err(_) => job(Err(self.not_leader())),
+                    Err(ReadError::NoLeader) => job(Err(self.not_leader())),
+                    Err(error) => job(Err(RaftError::Read(error))),
                 }
             }
             Request::Reconfigure(change, reply) => {
@@ -211,7 +268,11 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         match self.raw.propose(command) {
             Ok(id) => {
                 self.counters.proposals.increment(1);
-                self.proposals.insert(id.index, (id.term, responder));
+                if let Some((_, replaced)) = self.proposals.insert(id.index, (id.term, responder)) {
+                    // An entry of an earlier term at this index was truncated
+                    // away: it can never be applied.
+                    self.respond(replaced, Err(RaftError::NotApplied));
+                }
             }
             Err(crate::ProposeError::NotLeader { .. } | crate::ProposeError::TransferInProgress { .. }) => {
                 let error = self.not_leader();
@@ -221,9 +282,9 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
     }
 
     fn forward(&mut self, leader: NodeId, command: Bytes, reply: Reply<SM::Response>) {
-        self.next_forward += 1;
+        self.next_forward = self.next_forward.wrapping_add(1);
         let id = self.next_forward;
-        self.forwarded.insert(id, (Instant::now() + self.forward_timeout, reply));
+        self.forwarded.insert(id, (Instant::now() + self.forward_timeout, leader, reply));
         self.counters.forwarded.increment(1);
         self.send(Message {
             from: self.raw.id(),
@@ -233,18 +294,43 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         });
     }
 
+    /// Whether a forwarded proposal is seen for the first time (a transport
+    /// that delivers twice must not make it apply twice).
+    fn first_delivery(&mut self, from: NodeId, id: u64) -> bool {
+        let (seen, order) = (&mut self.seen_forwards, &mut self.seen_order);
+        if !seen.insert((from, id)) {
+            tracing::debug!(from, id, "duplicate forwarded proposal dropped");
+            return false;
+        }
+        order.push_back((from, id));
+        if order.len() > REMEMBERED_FORWARDS {
+            if let Some(oldest) = order.pop_front() {
+                seen.remove(&oldest);
+            }
+        }
+        true
+    }
+
     /// Forwarded proposals unanswered for too long may have been lost on
-    /// the way there or back: their outcome is unknown.
-    fn expire_forwarded(&mut self) {
-        if self.forwarded.is_empty() {
+    /// the way there or back: their outcome is unknown. Reads not confirmed
+    /// in time fail, and nothing happened.
+    fn expire_waiting(&mut self) {
+        if self.forwarded.is_empty() && self.reads.is_empty() {
             return;
         }
         let now = Instant::now();
         let expired: Vec<u64> =
-            self.forwarded.iter().filter(|(_, (deadline, _))| *deadline <= now).map(|(&id, _)| id).collect();
+            self.forwarded.iter().filter(|(_, (deadline, ..))| *deadline <= now).map(|(&id, _)| id).collect();
         for id in expired {
-            if let Some((_, reply)) = self.forwarded.remove(&id) {
+            if let Some((_, _, reply)) = self.forwarded.remove(&id) {
                 let _ = reply.send(Err(RaftError::OutcomeUnknown));
+            }
+        }
+        let expired: Vec<u64> =
+            self.reads.iter().filter(|(_, (deadline, _))| *deadline <= now).map(|(&ctx, _)| ctx).collect();
+        for ctx in expired {
+            if let Some((_, job)) = self.reads.remove(&ctx) {
+                job(Err(RaftError::Timeout));
             }
         }
     }
@@ -339,7 +425,7 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                 let _ = self.apply.send(ApplyJob::Entries(entries));
             }
             for state in ready.read_states {
-                if let Some(job) = self.reads.remove(&state.ctx) {
+                if let Some((_, job)) = self.reads.remove(&state.ctx) {
                     let _ = self.apply.send(ApplyJob::Read(state.index, job));
                 }
             }
@@ -350,20 +436,18 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                 self.counters.role_changes.increment(1);
                 tracing::info!(role = ?soft.role, term = self.raw.term(), leader = ?soft.leader, "role changed");
                 // Reads waiting on a leadership that changed may never be confirmed.
-                for (_, job) in std::mem::take(&mut self.reads) {
+                for (_, (_, job)) in std::mem::take(&mut self.reads) {
                     job(Err(self.not_leader()));
                 }
             }
         }
-        let (raw, applied, transport) = (&self.raw, self.applied, &self.transport);
-        self.metrics.send_if_modified(|metrics| {
-            let membership_index = metrics.membership_index;
-            let changed = metrics.refresh(raw, applied);
-            if metrics.membership_index != membership_index {
-                transport.update_addresses(&metrics.membership.addresses);
-            }
-            changed
-        });
+        let (raw, applied) = (&self.raw, self.applied);
+        self.metrics.send_if_modified(|metrics| metrics.refresh(raw, applied));
+        let version = self.raw.log().membership_version();
+        if version != self.addresses_version {
+            self.addresses_version = version;
+            self.transport.update_addresses(&self.raw.membership().addresses);
+        }
     }
 
     fn fail_all(&mut self, error: &RaftError) {
@@ -371,10 +455,10 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         for (_, (_, responder)) in std::mem::take(&mut self.proposals) {
             self.respond(responder, Err(unknown.clone()));
         }
-        for (_, (_, reply)) in self.forwarded.drain() {
+        for (_, (_, _, reply)) in self.forwarded.drain() {
             let _ = reply.send(Err(unknown.clone()));
         }
-        for (_, job) in self.reads.drain() {
+        for (_, (_, job)) in self.reads.drain() {
             job(Err(error.clone()));
         }
     }
@@ -396,7 +480,7 @@ pub(super) fn respond<R: Serialize>(
             let outcome = match result {
                 Ok(response) => match crate::codec::encode(&response) {
                     Ok(bytes) => ForwardOutcome::Applied(Bytes::from(bytes)),
-                    Err(error) => ForwardOutcome::Refused(error.to_string()),
+                    Err(error) => ForwardOutcome::ResponseLost(error.to_string()),
                 },
                 Err(RaftError::NotLeader { leader, .. }) => ForwardOutcome::NotLeader { leader },
                 Err(RaftError::NotApplied) => ForwardOutcome::NotApplied,
@@ -413,8 +497,9 @@ pub(super) fn respond<R: Serialize>(
 fn outcome_to_result<R: DeserializeOwned>(outcome: ForwardOutcome) -> Result<R, RaftError> {
     match outcome {
         ForwardOutcome::Applied(bytes) => {
-            crate::codec::decode(&bytes).map_err(|e| RaftError::Encode(format!("the leader's response: {e}")))
+            crate::codec::decode(&bytes).map_err(|e| RaftError::Response(e.to_string()))
         }
+        ForwardOutcome::ResponseLost(reason) => Err(RaftError::Response(reason)),
         ForwardOutcome::NotLeader { leader } => Err(RaftError::NotLeader { leader, address: None }),
         ForwardOutcome::NotApplied => Err(RaftError::NotApplied),
         ForwardOutcome::OutcomeUnknown => Err(RaftError::OutcomeUnknown),
@@ -438,4 +523,24 @@ fn fail_request<SM: StateMachine>(request: Request<SM>, error: &RaftError) {
             let _ = done.send(());
         }
     }
+}
+
+/// Why an I/O task that ended on its own stopped the node.
+fn task_failure(task: &str, ended: Result<(), tokio::task::JoinError>) -> String {
+    match ended {
+        Err(error) if error.is_panic() => format!("the {task} task panicked"),
+        Err(error) => format!("the {task} task was cancelled: {error}"),
+        Ok(()) => format!("the {task} task stopped"),
+    }
+}
+
+/// The failure a task reported before it ended, if it did (a storage error
+/// says more than "the task stopped").
+fn reported_failure(events: &mut mpsc::UnboundedReceiver<Event>) -> Option<String> {
+    while let Ok(event) = events.try_recv() {
+        if let Event::Failed(error) = event {
+            return Some(error);
+        }
+    }
+    None
 }

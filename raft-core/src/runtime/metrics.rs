@@ -61,6 +61,9 @@ pub struct Replication {
     pub match_index: Index,
     /// How many entries of the leader's log the peer lacks.
     pub lag: Index,
+    /// Whether the leader would promote the peer from learner to voter now
+    /// (see [`crate::Config::learner_catch_up_rounds`]).
+    pub caught_up: bool,
 }
 
 impl Metrics {
@@ -142,8 +145,11 @@ impl Metrics {
             if peer == self.id {
                 continue;
             }
-            let now =
-                Replication { match_index: pr.match_index(), lag: last.saturating_sub(pr.match_index()) };
+            let now = Replication {
+                match_index: pr.match_index(),
+                lag: last.saturating_sub(pr.match_index()),
+                caught_up: raw.caught_up(peer).unwrap_or(false),
+            };
             if self.replication.insert(peer, now) != Some(now) {
                 changed = true;
             }

@@ -27,8 +27,8 @@
 
 use crate::{
     Config, Entry, EntryPayload, Index, InitError, LogId, LogStore, LogWrite, Membership,
-    MembershipChangeError, Message, NodeId, RawNode, ReadMode, Role, Snapshot, SnapshotMeta, StorageError,
-    Term, TransferError,
+    MembershipChangeError, Message, NodeId, RawNode, ReadError, ReadMode, Role, Snapshot, SnapshotMeta,
+    StorageError, Term, TransferError,
 };
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -44,7 +44,7 @@ mod io;
 pub mod metrics;
 mod network;
 
-use self::core::Core;
+use self::core::{Core, CoreLinks};
 use self::metrics::Counters;
 use io::{run_writer, Applier};
 pub use metrics::{Metrics, Replication};
@@ -100,17 +100,23 @@ pub struct RuntimeConfig {
     /// How long a proposal forwarded to the leader may go unanswered before
     /// its caller is told the outcome is unknown.
     pub forward_timeout: Duration,
+    /// How long a linearizable or lease read may wait to be confirmed before
+    /// it fails with [`RaftError::Timeout`] (its request or answer may have
+    /// been lost, or the leader cannot reach a quorum).
+    pub read_timeout: Duration,
 }
 
 impl Default for RuntimeConfig {
     /// Ticks of 10 ms (so elections after 100 to 200 ms with the default
-    /// [`Config`]), queues of 4096, and 10 s for forwarded proposals.
+    /// [`Config`]), queues of 4096, 10 s for forwarded proposals and 5 s for
+    /// reads.
     fn default() -> Self {
         Self {
             tick: Duration::from_millis(10),
             inbound_capacity: 4096,
             request_capacity: 4096,
             forward_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -138,7 +144,9 @@ pub enum RaftError {
     /// The node is shut down.
     #[error("the node is shut down")]
     ShutDown,
-    /// The node stopped on a storage error.
+    /// The node stopped on a storage error (or its state machine or store
+    /// panicked): requests waiting then, and every request after, get this.
+    /// A proposal waiting then may or may not have been applied.
     #[error("the node stopped on a storage error: {0}")]
     Storage(String),
     /// The command could not be encoded.
@@ -150,6 +158,17 @@ pub enum RaftError {
     /// A leadership transfer was refused.
     #[error(transparent)]
     Transfer(#[from] TransferError),
+    /// A read could not be served as asked (a lease read with lease reads
+    /// off). Nothing happened.
+    #[error(transparent)]
+    Read(ReadError),
+    /// A read was not confirmed in time. Nothing happened; retry.
+    #[error("the read was not confirmed in time")]
+    Timeout,
+    /// The command was applied, but its response could not be relayed (it
+    /// did not encode at the leader, or decode here).
+    #[error("the command was applied, but its response was lost: {0}")]
+    Response(String),
 }
 
 /// Why a node could not start.
@@ -241,8 +260,9 @@ pub struct Raft<SM: StateMachine> {
     requests: mpsc::Sender<Request<SM>>,
     inbound: mpsc::Sender<Message>,
     metrics: watch::Receiver<Metrics>,
-    /// How close to the leader's log a learner counts as caught up.
-    catch_up_lag: Index,
+    /// Why the node stopped, if it failed (set once, before requests are
+    /// refused).
+    failure: Arc<std::sync::OnceLock<String>>,
 }
 
 impl<SM: StateMachine> Clone for Raft<SM> {
@@ -251,7 +271,7 @@ impl<SM: StateMachine> Clone for Raft<SM> {
             requests: self.requests.clone(),
             inbound: self.inbound.clone(),
             metrics: self.metrics.clone(),
-            catch_up_lag: self.catch_up_lag,
+            failure: self.failure.clone(),
         }
     }
 }
@@ -285,7 +305,6 @@ impl<SM: StateMachine> Raft<SM> {
             ^ std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
-        let catch_up_lag = config.learner_catch_up_lag;
         let raw = RawNode::new(config, stored.into_initial_state(membership.clone()), seed)?;
         let id = raw.id();
         let span = tracing::info_span!("raft", node = id);
@@ -316,11 +335,18 @@ impl<SM: StateMachine> Raft<SM> {
         let writer =
             run_writer(store, transport.clone(), write_rx, apply_tx.clone(), event_tx, counters.clone());
         let writer = tokio::spawn(tracing::Instrument::instrument(writer, span.clone()));
-        let core =
-            Core::new(raw, transport, write_tx, apply_tx, metrics_tx, counters, runtime.forward_timeout);
+        let failure = Arc::new(std::sync::OnceLock::new());
+        let links = CoreLinks {
+            writes: write_tx,
+            apply: apply_tx,
+            metrics: metrics_tx,
+            counters,
+            failure: failure.clone(),
+        };
+        let core = Core::new(raw, transport, links, &runtime, seed);
         let core = core.run(runtime.tick, request_rx, inbound_rx, event_rx, writer, applier);
         tokio::spawn(tracing::Instrument::instrument(core, span));
-        Ok(Self { requests, inbound, metrics, catch_up_lag })
+        Ok(Self { requests, inbound, metrics, failure })
     }
 
     /// Hands a message from a peer to this node (transports call this). Never
@@ -387,8 +413,9 @@ impl<SM: StateMachine> Raft<SM> {
     /// Adds node `id` as a learner (reachable at `address`, which the
     /// configuration carries to every member's transport), and returns once
     /// that configuration is committed. With `wait_caught_up`, it returns
-    /// only once the learner's log is within [`Config::learner_catch_up_lag`]
-    /// of the leader's, ready to be promoted with
+    /// only once the leader would promote the learner (its log within
+    /// [`Config::learner_catch_up_lag`] of the leader's, answering, for
+    /// [`Config::learner_catch_up_rounds`] heartbeat rounds), ready for
     /// [`Raft::change_membership`]. Asked of the leader.
     pub async fn add_learner(
         &self,
@@ -398,12 +425,11 @@ impl<SM: StateMachine> Raft<SM> {
     ) -> Result<LogId, RaftError> {
         let started = self.reconfigure(MembershipChange::AddLearner { id, address }).await?;
         if wait_caught_up {
-            let lag = self.catch_up_lag;
             self.wait_for_metrics(|m| {
                 if m.role != Role::Leader {
                     return Some(Err(RaftError::NotLeader { leader: m.leader, address: leader_address(m) }));
                 }
-                let caught_up = m.replication.get(&id).is_some_and(|r| r.lag <= lag);
+                let caught_up = m.replication.get(&id).is_some_and(|r| r.caught_up);
                 caught_up.then_some(Ok(()))
             })
             .await?;
@@ -423,16 +449,20 @@ impl<SM: StateMachine> Raft<SM> {
         self.request(Request::Reconfigure(change, reply)).await?;
         let started = response.await.unwrap_or(Err(RaftError::ShutDown))?;
         // Complete once a plain configuration at or after the change's entry
-        // is committed; if the term moves on first, the change may or may
-        // not survive the new leader.
+        // is committed in the same term. If the term moves on, or this node
+        // stops leading, first, the change may or may not survive.
         self.wait_for_metrics(|m| {
-            if m.term != started.term {
-                return Some(Err(RaftError::OutcomeUnknown));
-            }
-            let done = !m.membership.is_joint()
+            let done = m.term == started.term
+                && !m.membership.is_joint()
                 && m.membership_index >= started.index
                 && m.commit_index >= m.membership_index;
-            done.then_some(Ok(started))
+            if done {
+                Some(Ok(started))
+            } else if m.term != started.term || m.role != Role::Leader {
+                Some(Err(RaftError::OutcomeUnknown))
+            } else {
+                None
+            }
         })
         .await
     }
@@ -446,7 +476,8 @@ impl<SM: StateMachine> Raft<SM> {
 
     /// Builds a snapshot of the state machine now (rather than after
     /// [`Config::snapshot_threshold`] entries), saves it, and compacts the
-    /// log behind it; returns the last entry it covers.
+    /// log behind it; returns the last entry it covers (index 0, and no
+    /// snapshot, if nothing was applied yet).
     pub async fn trigger_snapshot(&self) -> Result<LogId, RaftError> {
         let (reply, response) = oneshot::channel();
         self.request(Request::Snapshot(reply)).await?;
@@ -457,19 +488,31 @@ impl<SM: StateMachine> Raft<SM> {
     /// hold a borrow of them (including the guard `wait_for` returns) while
     /// the node runs: it blocks the node from publishing new ones.
     pub fn metrics(&self) -> watch::Receiver<Metrics> {
-        self.metrics.clone()
+        let mut metrics = self.metrics.clone();
+        metrics.mark_unchanged();
+        metrics
     }
 
-    /// Stops the node once every write it has acknowledged is durable.
+    /// Stops the node once every write it has acknowledged is durable, and
+    /// returns once it has stopped (whichever handle asked). Handles kept
+    /// elsewhere (a transport delivering to the node holds one) do not keep
+    /// it running, but dropping every handle does not stop it either: call
+    /// this.
     pub async fn shutdown(&self) {
+        let mut running = self.metrics.clone();
         let (done, finished) = oneshot::channel();
         if self.requests.send(Request::Shutdown(done)).await.is_ok() {
             let _ = finished.await;
         }
+        // The core task drops the metrics sender as it finishes.
+        while running.changed().await.is_ok() {}
     }
 
     async fn request(&self, request: Request<SM>) -> Result<(), RaftError> {
-        self.requests.send(request).await.map_err(|_| RaftError::ShutDown)
+        self.requests.send(request).await.map_err(|_| match self.failure.get() {
+            Some(error) => RaftError::Storage(error.clone()),
+            None => RaftError::ShutDown,
+        })
     }
 
     /// Waits until `decide` returns an outcome for the metrics.
