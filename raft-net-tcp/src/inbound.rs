@@ -40,13 +40,17 @@ enum ReadError {
     Io(#[from] std::io::Error),
 }
 
+/// The connection kept per peer and channel: its number, and how to tell
+/// it a newer one replaced it.
+type Current = HashMap<(NodeId, Channel), (u64, Arc<Notify>)>;
+
 /// What every inbound connection task shares.
 struct Inbound<L> {
     config: TcpConfig,
     layer: Arc<L>,
     deliver: Deliver,
     /// The connection currently kept per peer and channel, by number.
-    current: Mutex<HashMap<(NodeId, Channel), (u64, Arc<Notify>)>>,
+    current: Mutex<Current>,
 }
 
 /// Accepts connections until the task is aborted (which aborts every
@@ -136,7 +140,7 @@ async fn serve<L: StreamLayer>(
 }
 
 impl<L> Inbound<L> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(NodeId, Channel), (u64, Arc<Notify>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
         self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
