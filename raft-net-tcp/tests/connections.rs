@@ -171,17 +171,20 @@ async fn heartbeats_are_never_stuck_behind_snapshot_chunks() {
 
 #[tokio::test]
 async fn inbound_connections_beyond_the_limit_are_refused() {
-    let config = TcpConfig { max_inbound_connections: 2, ..TcpConfig::new(1, CLUSTER, loopback()) };
+    let config = TcpConfig {
+        max_inbound_connections: 2,
+        handshake_timeout: Duration::from_secs(120),
+        ..TcpConfig::new(1, CLUSTER, loopback())
+    };
     let (transport, _inbox) = node(config).await;
     let _held: Vec<TcpStream> = vec![
         TcpStream::connect(transport.local_addr()).await.expect("connect"),
         TcpStream::connect(transport.local_addr()).await.expect("connect"),
     ];
     let mut third = TcpStream::connect(transport.local_addr()).await.expect("connect");
-    // Closed at once (well before the 5 s handshake timeout), without a word.
-    let started = std::time::Instant::now();
+    // Closed without a word, long before the handshake timeout (which
+    // `read_to_end`'s deadline would not even reach).
     assert_eq!(read_to_end(&mut third).await, Vec::<u8>::new());
-    assert!(started.elapsed() < Duration::from_secs(4), "refused, not timed out");
 }
 
 #[tokio::test]
