@@ -311,10 +311,14 @@ impl<L: StreamLayer> TcpTransport<L> {
     /// it. Setting this node's own address, or any after
     /// [`TcpTransport::close`], does nothing.
     pub fn set_peer(&self, id: NodeId, addr: SocketAddr) {
-        if id == self.shared.id || self.is_closed() {
+        if id == self.shared.id {
             return;
         }
         let mut peers = self.write_peers();
+        // Checked under the lock, so that no link starts after `close`.
+        if self.is_closed() {
+            return;
+        }
         match peers.get(&id) {
             Some(link) => {
                 link.address.send_if_modified(|current| std::mem::replace(current, addr) != addr);

@@ -132,7 +132,19 @@ async fn run<L: StreamLayer>(
         // Dial only with something to send.
         let Some(first) = queue.recv().await else { return };
         let addr = *address.borrow_and_update();
-        let failure = match connect(&links, peer, addr, channel).await {
+        // A peer that moved while this link dialed its old address (which may
+        // take the whole connect timeout) is dialed at its new one at once.
+        let connected = tokio::select! {
+            connected = connect(&links, peer, addr, channel) => connected,
+            changed = address.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                links.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        let failure = match connected {
             Ok(stream) => {
                 if failures > 0 {
                     tracing::info!(peer, %addr, ?channel, "reconnected");
