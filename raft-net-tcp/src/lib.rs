@@ -185,6 +185,16 @@ impl TcpConfig {
         if self.max_frame_bytes == 0 || self.max_frame_bytes > raft_core::codec::MAX_VALUE_BYTES {
             return invalid("max_frame_bytes must be between 1 and raft_core::codec::MAX_VALUE_BYTES");
         }
+        if self.reconnect_backoff_min < Duration::from_millis(1)
+            || self.reconnect_backoff_max < self.reconnect_backoff_min
+            || self.reconnect_backoff_max > Duration::from_secs(3600)
+        {
+            return invalid("reconnect backoffs must satisfy 1 ms <= min <= max <= 1 hour");
+        }
+        if self.handshake_timeout.is_zero() || self.connect_timeout.is_zero() || self.write_timeout.is_zero()
+        {
+            return invalid("timeouts must not be zero");
+        }
         if self.max_inbound_connections == 0 {
             return invalid("max_inbound_connections must be at least 1");
         }

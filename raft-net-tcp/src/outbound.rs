@@ -111,7 +111,7 @@ impl Backoff {
 
     fn next(&mut self) -> Duration {
         let step = self.step;
-        self.step = (self.step * 2).min(self.max);
+        self.step = self.step.checked_mul(2).unwrap_or(self.max).min(self.max);
         step.mul_f64(rand::rng().random_range(0.5..=1.0))
     }
 }

@@ -241,6 +241,9 @@ async fn invalid_configurations_are_errors() {
         TcpConfig { queue_capacity: 0, ..TcpConfig::new(1, CLUSTER, loopback()) },
         TcpConfig { max_frame_bytes: usize::MAX, ..TcpConfig::new(1, CLUSTER, loopback()) },
         TcpConfig::new(1, CLUSTER, loopback()).with_peers([(1, loopback())]),
+        TcpConfig { reconnect_backoff_min: Duration::ZERO, ..TcpConfig::new(1, CLUSTER, loopback()) },
+        TcpConfig { reconnect_backoff_max: Duration::MAX, ..TcpConfig::new(1, CLUSTER, loopback()) },
+        TcpConfig { handshake_timeout: Duration::ZERO, ..TcpConfig::new(1, CLUSTER, loopback()) },
     ];
     for config in cases {
         let result = TcpTransport::bind(config.clone(), |_| {}).await;
