@@ -83,6 +83,7 @@ fn tcp(c: &mut Criterion) {
         let config =
             TcpConfig::new(1, 1, "127.0.0.1:0".parse().unwrap()).with_peers([(2, receiver.local_addr())]);
         let sender = TcpTransport::bind(config, |_| {}).await.expect("binds");
+        receiver.set_peer(1, sender.local_addr());
         (sender, receiver)
     });
     group.bench_function("tcp_loopback", |b| {

@@ -3,7 +3,9 @@
 //! The dialer sends a [`Hello`] naming its cluster, itself, the node it
 //! means to reach and the [`Channel`] the connection carries; the acceptor
 //! checks it and answers with its own `Hello` (which the dialer checks in
-//! turn) or a [`Refusal`], then closes. Both frames use the project codec
+//! turn) or a [`Refusal`], then closes. The acceptor only accepts dialers
+//! it knows as peers (whose address it was given): a node cannot talk to a
+//! peer it cannot answer. Both frames use the project codec
 //! ([`raft_core::codec`]) with a limit of [`MAX_HANDSHAKE_BYTES`], so a
 //! hostile length prefix is refused from its four header bytes.
 //!
@@ -86,6 +88,8 @@ pub enum Refusal {
     WrongNode,
     /// The dialer claims an id it cannot have (0, or the acceptor's own).
     BadSender,
+    /// The acceptor does not know the dialer as a peer.
+    UnknownSender,
 }
 
 /// A handshake frame.
@@ -125,6 +129,9 @@ pub enum HandshakeError {
     /// The peer claims an id it cannot have (0, or this node's own).
     #[error("the peer claims node id {0}, which it cannot have")]
     BadSender(NodeId),
+    /// The peer claims to be a node this node does not know as a peer.
+    #[error("node {0} is not a known peer of this node")]
+    UnknownSender(NodeId),
     /// The answer did not match the question (another channel, or a
     /// `Hello` where none was expected).
     #[error("unexpected handshake frame: {0:?}")]
@@ -153,6 +160,7 @@ impl HandshakeError {
             HandshakeError::WrongCluster { .. } => Some(Refusal::WrongCluster),
             HandshakeError::WrongNode { .. } => Some(Refusal::WrongNode),
             HandshakeError::BadSender(_) => Some(Refusal::BadSender),
+            HandshakeError::UnknownSender(_) => Some(Refusal::UnknownSender),
             _ => None,
         }
     }
@@ -219,16 +227,23 @@ pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The acceptor's side, for node `me` of cluster `cluster_id`: reads and
-/// checks the dialer's `Hello` and answers it. Returns the `Hello` and any
-/// bytes read past it. Bound it with a timeout.
+/// checks the dialer's `Hello` (its sender must be `known`) and answers it.
+/// Returns the `Hello` and any bytes read past it. Bound it with a timeout.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     cluster_id: u64,
     me: NodeId,
+    known: impl Fn(NodeId) -> bool,
 ) -> Result<(Hello, BytesMut), HandshakeError> {
     let mut buffer = BytesMut::new();
     let checked = match read(stream, &mut buffer).await {
-        Ok(Handshake::Hello(hello)) => hello.check(cluster_id, me).map(|()| hello),
+        Ok(Handshake::Hello(hello)) => hello.check(cluster_id, me).and_then(|()| {
+            if known(hello.from) {
+                Ok(hello)
+            } else {
+                Err(HandshakeError::UnknownSender(hello.from))
+            }
+        }),
         Ok(other) => Err(HandshakeError::Unexpected(other)),
         Err(error) => Err(error),
     };
@@ -286,13 +301,18 @@ mod tests {
     async fn dial_and_accept_agree_or_both_refuse() {
         let (mut a, mut b) = tokio::io::duplex(1024);
         let dialer = tokio::spawn(async move { dial(&mut a, Hello::new(7, 1, 2, Channel::Messages)).await });
-        let (hello, rest) = accept(&mut b, 7, 2).await.unwrap();
+        let (hello, rest) = accept(&mut b, 7, 2, |_| true).await.unwrap();
         assert_eq!((hello.from, hello.channel, rest.len()), (1, Channel::Messages, 0));
         assert!(dialer.await.unwrap().is_ok());
 
         let (mut a, mut b) = tokio::io::duplex(1024);
         let dialer = tokio::spawn(async move { dial(&mut a, Hello::new(8, 1, 2, Channel::Messages)).await });
-        assert!(matches!(accept(&mut b, 7, 2).await, Err(HandshakeError::WrongCluster { .. })));
+        assert!(matches!(accept(&mut b, 7, 2, |_| true).await, Err(HandshakeError::WrongCluster { .. })));
         assert!(matches!(dialer.await.unwrap(), Err(HandshakeError::Refused(Refusal::WrongCluster))));
+
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let dialer = tokio::spawn(async move { dial(&mut a, Hello::new(7, 5, 2, Channel::Messages)).await });
+        assert!(matches!(accept(&mut b, 7, 2, |id| id != 5).await, Err(HandshakeError::UnknownSender(5))));
+        assert!(matches!(dialer.await.unwrap(), Err(HandshakeError::Refused(Refusal::UnknownSender))));
     }
 }

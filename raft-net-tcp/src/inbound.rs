@@ -4,9 +4,11 @@
 //! listener owns, so stopping the listener stops them all) that runs the
 //! handshake under a timeout, then reads frames and hands each message to
 //! the node. Anything malformed ends that connection with a logged error
-//! and never reaches the node. At most one connection per peer and channel
-//! is kept: a newer one (a peer that reconnected) replaces the older, so a
-//! half-open connection cannot linger beside it.
+//! and never reaches the node. Only known peers (see [`Registry`]) are
+//! accepted, and at most one connection per peer and channel is kept: a
+//! newer one (a peer that reconnected) replaces the older, so a half-open
+//! connection cannot linger beside it; a peer's removal closes its
+//! connections.
 
 use crate::handshake::{self, Channel, Hello};
 use crate::layer::StreamLayer;
@@ -14,7 +16,7 @@ use crate::{Deliver, TcpConfig};
 use bytes::BytesMut;
 use raft_core::codec::{FrameDecoder, FrameError};
 use raft_core::{Message, NodeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use thiserror::Error;
@@ -40,17 +42,74 @@ enum ReadError {
     Io(#[from] std::io::Error),
 }
 
-/// The connection kept per peer and channel: its number, and how to tell
-/// it a newer one replaced it.
-type Current = HashMap<(NodeId, Channel), (u64, Arc<Notify>)>;
+/// The peers this node accepts connections from, and the connection kept
+/// per peer and channel. One lock over both, so that no connection of a
+/// removed peer can register after its removal closed the others.
+#[derive(Default)]
+pub(crate) struct Registry(Mutex<RegistryInner>);
+
+#[derive(Default)]
+struct RegistryInner {
+    known: HashSet<NodeId>,
+    /// Per peer and channel: the connection's number, and how to tell it
+    /// that it was replaced or its peer removed.
+    current: HashMap<(NodeId, Channel), (u64, Arc<Notify>)>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RegistryInner> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Accepts connections from `id` from now on.
+    pub(crate) fn add_peer(&self, id: NodeId) {
+        self.lock().known.insert(id);
+    }
+
+    /// Refuses connections from `id` from now on, and closes its open ones.
+    pub(crate) fn remove_peer(&self, id: NodeId) {
+        let mut inner = self.lock();
+        inner.known.remove(&id);
+        inner.current.retain(|(peer, _), (_, close)| {
+            if *peer == id {
+                close.notify_one();
+            }
+            *peer != id
+        });
+    }
+
+    fn is_known(&self, id: NodeId) -> bool {
+        self.lock().known.contains(&id)
+    }
+
+    /// Keeps connection `number` for `key`, closing the one it replaces;
+    /// `None` if the peer is no longer known.
+    fn register(&self, key: (NodeId, Channel), number: u64) -> Option<Arc<Notify>> {
+        let mut inner = self.lock();
+        if !inner.known.contains(&key.0) {
+            return None;
+        }
+        let close = Arc::new(Notify::new());
+        if let Some((_, older)) = inner.current.insert(key, (number, close.clone())) {
+            older.notify_one();
+        }
+        Some(close)
+    }
+
+    fn unregister(&self, key: (NodeId, Channel), number: u64) {
+        let mut inner = self.lock();
+        if inner.current.get(&key).is_some_and(|(n, _)| *n == number) {
+            inner.current.remove(&key);
+        }
+    }
+}
 
 /// What every inbound connection task shares.
 struct Inbound<L> {
     config: TcpConfig,
     layer: Arc<L>,
     deliver: Deliver,
-    /// The connection currently kept per peer and channel, by number.
-    current: Mutex<Current>,
+    registry: Arc<Registry>,
 }
 
 /// Accepts connections until the task is aborted (which aborts every
@@ -60,9 +119,10 @@ pub(crate) async fn listen<L: StreamLayer>(
     config: TcpConfig,
     layer: Arc<L>,
     deliver: Deliver,
+    registry: Arc<Registry>,
 ) {
     let limit = Arc::new(Semaphore::new(config.max_inbound_connections));
-    let inbound = Arc::new(Inbound { config, layer, deliver, current: Mutex::new(HashMap::new()) });
+    let inbound = Arc::new(Inbound { config, layer, deliver, registry });
     let mut connections = JoinSet::new();
     let mut number = 0u64;
     loop {
@@ -100,7 +160,8 @@ async fn serve<L: StreamLayer>(
     let _ = tcp.set_nodelay(true);
     let opened = tokio::time::timeout(config.handshake_timeout, async {
         let mut stream = inbound.layer.accept(tcp, addr).await?;
-        let (hello, buffer) = handshake::accept(&mut stream, config.cluster_id, config.id).await?;
+        let known = |id| inbound.registry.is_known(id);
+        let (hello, buffer) = handshake::accept(&mut stream, config.cluster_id, config.id, known).await?;
         Ok::<_, handshake::HandshakeError>((stream, hello, buffer))
     })
     .await
@@ -115,33 +176,21 @@ async fn serve<L: StreamLayer>(
     tracing::debug!(%addr, peer = hello.from, channel = ?hello.channel, "accepted a connection");
 
     let key = (hello.from, hello.channel);
-    let replaced = Arc::new(Notify::new());
-    let older = inbound.lock().insert(key, (number, replaced.clone()));
-    if let Some((_, older)) = older {
-        older.notify_one();
-    }
+    let Some(close) = inbound.registry.register(key, number) else {
+        tracing::warn!(%addr, peer = hello.from, "closed a connection from a peer removed during its handshake");
+        return;
+    };
     let outcome = tokio::select! {
         outcome = read_messages(stream, buffer, &hello, config, &inbound.deliver) => outcome,
-        () = replaced.notified() => {
-            tracing::debug!(%addr, peer = hello.from, "a newer connection from the peer replaced this one");
+        () = close.notified() => {
+            tracing::debug!(%addr, peer = hello.from, "closed a connection replaced by a newer one, or of a removed peer");
             Ok(())
         }
     };
-    {
-        let mut current = inbound.lock();
-        if current.get(&key).is_some_and(|(n, _)| *n == number) {
-            current.remove(&key);
-        }
-    }
+    inbound.registry.unregister(key, number);
     match outcome {
         Ok(()) => tracing::debug!(%addr, peer = hello.from, "connection closed"),
         Err(error) => tracing::warn!(%addr, peer = hello.from, %error, "closed an inbound connection"),
-    }
-}
-
-impl<L> Inbound<L> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
-        self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -18,15 +18,16 @@
 //!   when there is something to send.
 //! - **A handshake** ([`handshake`]) opens every connection: both sides
 //!   check the cluster id and each other's node id before any message
-//!   passes, and every message must then be from the node the handshake
-//!   named. A connection that does not complete it within
+//!   passes (a node accepts only its known peers), and every message must
+//!   then be from the node the handshake named. A connection that does not complete it within
 //!   [`TcpConfig::handshake_timeout`] is closed.
 //! - **Hostile bytes end the connection**, never the node: a malformed,
 //!   truncated or oversized frame ([`TcpConfig::max_frame_bytes`], checked
 //!   from the frame's 4-byte header before its body is read) closes the
 //!   connection with a logged error (`tracing`).
 //! - **Addresses change at runtime**: [`TcpTransport::set_peer`] and
-//!   [`TcpTransport::remove_peer`] follow membership changes.
+//!   [`TcpTransport::remove_peer`] follow membership changes (a removed
+//!   peer's connections close, both ways).
 //! - **Stopping**: [`TcpTransport::close`], or dropping every clone of the
 //!   transport, stops its listener and every connection.
 //!
@@ -243,6 +244,7 @@ struct Shared<L> {
     runtime: tokio::runtime::Handle,
     links: Arc<Links<L>>,
     peers: RwLock<HashMap<NodeId, PeerLink>>,
+    registry: Arc<inbound::Registry>,
     listener: AbortHandle,
     closed: AtomicBool,
 }
@@ -283,8 +285,10 @@ impl<L: StreamLayer> TcpTransport<L> {
             listener.local_addr().map_err(|source| TcpError::Bind { addr: config.listen, source })?;
         let layer = Arc::new(layer);
         let deliver: Deliver = Arc::new(deliver);
-        let listener =
-            runtime.spawn(inbound::listen(listener, config.clone(), layer.clone(), deliver)).abort_handle();
+        let registry = Arc::new(inbound::Registry::default());
+        let listener = runtime
+            .spawn(inbound::listen(listener, config.clone(), layer.clone(), deliver, registry.clone()))
+            .abort_handle();
         tracing::info!(node = config.id, cluster = config.cluster_id, %local_addr, "listening");
         let peers = config.peers.clone();
         let links = Arc::new(Links { config, layer, dropped: Arc::new(AtomicU64::new(0)) });
@@ -295,6 +299,7 @@ impl<L: StreamLayer> TcpTransport<L> {
                 runtime,
                 links,
                 peers: RwLock::new(HashMap::new()),
+                registry,
                 listener,
                 closed: AtomicBool::new(false),
             }),
@@ -316,10 +321,11 @@ impl<L: StreamLayer> TcpTransport<L> {
         self.shared.local_addr
     }
 
-    /// Sets the address of peer `id`, adding the peer if it is new. A
-    /// changed address takes effect at once: the peer's connections move to
-    /// it. Setting this node's own address, or any after
-    /// [`TcpTransport::close`], does nothing.
+    /// Sets the address of peer `id`, adding the peer if it is new: from now
+    /// on this node sends to it, and accepts its connections (a node only
+    /// accepts peers it can answer). A changed address takes effect at once:
+    /// the peer's connections move to it. Setting this node's own address,
+    /// or any after [`TcpTransport::close`], does nothing.
     pub fn set_peer(&self, id: NodeId, addr: SocketAddr) {
         if id == self.shared.id {
             return;
@@ -329,6 +335,7 @@ impl<L: StreamLayer> TcpTransport<L> {
         if self.is_closed() {
             return;
         }
+        self.shared.registry.add_peer(id);
         match peers.get(&id) {
             Some(link) => {
                 link.address.send_if_modified(|current| std::mem::replace(current, addr) != addr);
@@ -339,10 +346,13 @@ impl<L: StreamLayer> TcpTransport<L> {
         }
     }
 
-    /// Forgets peer `id` (removed from the cluster): its connections close
-    /// and messages to it are dropped. Returns whether it was known.
+    /// Forgets peer `id` (removed from the cluster): its connections, both
+    /// ways, close; messages to it are dropped and its new connections
+    /// refused. Returns whether it was known.
     pub fn remove_peer(&self, id: NodeId) -> bool {
-        self.write_peers().remove(&id).is_some()
+        let mut peers = self.write_peers();
+        self.shared.registry.remove_peer(id);
+        peers.remove(&id).is_some()
     }
 
     /// The peers' addresses.

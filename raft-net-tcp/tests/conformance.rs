@@ -75,7 +75,7 @@ impl TransportHarness for Harness {
         let silent = tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((mut stream, _)) = listener.accept().await {
-                if handshake::accept(&mut stream, CLUSTER, id).await.is_ok() {
+                if handshake::accept(&mut stream, CLUSTER, id, |_| true).await.is_ok() {
                     held.push(stream);
                 }
             }
@@ -90,6 +90,9 @@ impl TransportHarness for Harness {
         from: NodeId,
         to: NodeId,
     ) -> Option<Box<dyn tokio::io::AsyncWrite + Unpin + Send>> {
+        // The hostile node is a member: `to` knows it (at an address where
+        // nothing listens; nothing is sent to it).
+        self.transports[&to].set_peer(from, "127.0.0.1:9".parse().unwrap());
         let mut stream = TcpStream::connect(self.addresses[&to]).await.expect("connect");
         let hello = Hello::new(CLUSTER, from, to, Channel::Messages);
         tokio::time::timeout(Duration::from_secs(20), handshake::dial(&mut stream, hello))

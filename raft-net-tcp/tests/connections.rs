@@ -190,7 +190,8 @@ async fn inbound_connections_beyond_the_limit_are_refused() {
 #[tokio::test]
 async fn peers_are_added_moved_and_removed_at_runtime_and_close_stops_everything() {
     let (one, _one_inbox) = node(TcpConfig::new(1, CLUSTER, loopback())).await;
-    let (two, mut two_inbox) = node(TcpConfig::new(2, CLUSTER, loopback())).await;
+    let (two, mut two_inbox) =
+        node(TcpConfig::new(2, CLUSTER, loopback()).with_peers([(1, one.local_addr())])).await;
     one.send(heartbeat(1, 2, 0));
     assert_eq!(one.dropped(), 1, "no address yet: dropped");
     one.set_peer(2, two.local_addr());
@@ -200,7 +201,8 @@ async fn peers_are_added_moved_and_removed_at_runtime_and_close_stops_everything
 
     // Node 2 moves to a new address.
     two.close();
-    let (moved, mut moved_inbox) = node(TcpConfig::new(2, CLUSTER, loopback())).await;
+    let (moved, mut moved_inbox) =
+        node(TcpConfig::new(2, CLUSTER, loopback()).with_peers([(1, one.local_addr())])).await;
     one.set_peer(2, moved.local_addr());
     let mut round = 2;
     within("a message at the new address", async {
@@ -256,6 +258,7 @@ async fn frames_over_the_senders_limit_are_dropped_not_sent() {
     let config = |id| TcpConfig { max_frame_bytes: 1024, ..TcpConfig::new(id, CLUSTER, loopback()) };
     let (two, mut two_inbox) = node(config(2)).await;
     let (one, _inbox) = node(config(1).with_peers([(2, two.local_addr())])).await;
+    two.set_peer(1, one.local_addr());
     let mut big = heartbeat(1, 2, 0);
     big.body = MessageBody::InstallSnapshot(InstallSnapshot {
         meta: SnapshotMeta { last: LogId::new(1, 1), membership: Membership::new([1, 2], []) },
@@ -272,4 +275,38 @@ async fn frames_over_the_senders_limit_are_dropped_not_sent() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn only_known_peers_are_accepted_and_a_removed_peer_is_disconnected() {
+    let (transport, mut inbox) = node(TcpConfig::new(1, CLUSTER, loopback())).await;
+    let addr = transport.local_addr();
+    let dial = |from: NodeId| async move {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let hello = Hello::new(CLUSTER, from, 1, Channel::Messages);
+        let result = within("a handshake", handshake::dial(&mut stream, hello)).await;
+        (stream, result)
+    };
+    let (_, refused) = dial(2).await;
+    assert!(
+        matches!(refused, Err(handshake::HandshakeError::Refused(Refusal::UnknownSender))),
+        "{refused:?}"
+    );
+
+    transport.set_peer(2, "127.0.0.1:9".parse().unwrap());
+    let (mut stream, accepted) = dial(2).await;
+    assert!(accepted.is_ok(), "{accepted:?}");
+    let mut frame = Vec::new();
+    raft_core::codec::encode_frame(&heartbeat(2, 1, 5), &mut frame).expect("encodes");
+    stream.write_all(&frame).await.expect("write");
+    assert_eq!(within("a message", inbox.recv()).await, Some(heartbeat(2, 1, 5)));
+
+    // Removed: its open connection closes, and it cannot come back.
+    assert!(transport.remove_peer(2));
+    assert_eq!(read_to_end(&mut stream).await, Vec::<u8>::new());
+    let (_, refused) = dial(2).await;
+    assert!(
+        matches!(refused, Err(handshake::HandshakeError::Refused(Refusal::UnknownSender))),
+        "{refused:?}"
+    );
 }

@@ -86,6 +86,7 @@ async fn a_plain_peer_cannot_reach_a_layered_one() {
     let layered = TcpTransport::bind_with(config(2), Preamble, deliver).await.expect("binds");
     let plain =
         TcpTransport::bind(config(1).with_peers([(2, layered.local_addr())]), |_| {}).await.expect("binds");
+    layered.set_peer(1, plain.local_addr());
     for round in 0..20 {
         plain.send(heartbeat(1, 2, round));
     }
