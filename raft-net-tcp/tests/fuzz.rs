@@ -96,13 +96,14 @@ fn messages() -> impl Strategy<Value = Vec<Message>> {
 fn handshakes() -> impl Strategy<Value = Vec<Handshake>> {
     let one =
         (any::<u8>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(kind, cluster, from, to)| {
-            match kind % 6 {
+            match kind % 7 {
                 0 => Handshake::Hello(Hello::new(cluster, from, to, Channel::Messages)),
                 1 => Handshake::Hello(Hello::new(cluster, from, to, Channel::Snapshots)),
                 2 => Handshake::Refused(Refusal::NotRaft),
                 3 => Handshake::Refused(Refusal::WrongCluster),
                 4 => Handshake::Refused(Refusal::WrongNode),
-                _ => Handshake::Refused(Refusal::BadSender),
+                5 => Handshake::Refused(Refusal::BadSender),
+                _ => Handshake::Refused(Refusal::UnknownSender),
             }
         });
     proptest::collection::vec(one, 1..3)
