@@ -310,3 +310,19 @@ async fn only_known_peers_are_accepted_and_a_removed_peer_is_disconnected() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn dropping_the_last_clone_stops_the_transport() {
+    let (transport, _inbox) = node(TcpConfig::new(1, CLUSTER, loopback())).await;
+    let addr = transport.local_addr();
+    let clone = transport.clone();
+    drop(transport);
+    assert!(TcpStream::connect(addr).await.is_ok(), "a clone keeps it running");
+    drop(clone);
+    within("the listener closing", async {
+        while TcpStream::connect(addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
