@@ -227,6 +227,30 @@ pub trait TransportHarness: Send {
     ) -> (Self::Transport, tokio::sync::mpsc::Receiver<crate::Message>);
     /// Stops node `id`: nothing reaches it until it starts again.
     async fn stop(&mut self, id: crate::NodeId);
+
+    /// Makes `id` a peer that never answers: it takes what the transport
+    /// offers (as far as the transport needs: a byte-stream transport may
+    /// complete its handshake) and then reads nothing, ever. The peer lasts
+    /// as long as the returned guard. The default starts `id` and never
+    /// reads its inbox; a byte-stream transport should override it with a
+    /// peer whose socket nobody reads, so that its writes back up.
+    async fn start_unresponsive(&mut self, id: crate::NodeId) -> Box<dyn std::any::Any + Send> {
+        Box::new(self.start(id).await)
+    }
+
+    /// A raw connection to node `to` as from node `from`, past whatever
+    /// handshake the transport runs, so that what the suite writes on it is
+    /// read as message frames (the project codec's, see
+    /// [`crate::codec::encode_frame`]). `None` (the default) skips the
+    /// hostile-peer checks, for transports without a byte stream.
+    async fn hostile_connection(
+        &mut self,
+        from: crate::NodeId,
+        to: crate::NodeId,
+    ) -> Option<Box<dyn tokio::io::AsyncWrite + Unpin + Send>> {
+        let _ = (from, to);
+        None
+    }
 }
 
 /// How long the suite waits for a message that should arrive.
@@ -279,6 +303,134 @@ pub async fn transport_conformance<H: TransportHarness>(harness: &mut H) {
     })
     .await;
     assert!(delivered.is_ok(), "a restarted peer must receive again");
+
+    a_peer_that_never_answers_blocks_nobody(harness, &one, &mut two_inbox).await;
+    hostile_bytes_end_their_connection_not_the_node(harness, &one, &mut two_inbox).await;
+}
+
+/// Issue 4: a peer that accepts nothing and reads nothing must not block
+/// `send`, nor delay the other peers' messages.
+async fn a_peer_that_never_answers_blocks_nobody<H: TransportHarness>(
+    harness: &mut H,
+    one: &H::Transport,
+    two_inbox: &mut tokio::sync::mpsc::Receiver<crate::Message>,
+) {
+    use crate::runtime::Transport;
+    let _silent = harness.start_unresponsive(3).await;
+    // 64 MiB at the silent peer: more than any socket buffer holds.
+    let payload = Bytes::from(vec![7; 16 * 1024]);
+    let started = std::time::Instant::now();
+    for round in 0..4096 {
+        one.send(append_entries(1, 3, round, payload.clone()));
+    }
+    assert!(started.elapsed() < TRANSPORT_DEADLINE, "send must never block on a peer that reads nothing");
+    for round in 0..100 {
+        one.send(heartbeat(1, 2, 2_000_000 + round));
+    }
+    for round in 0..100 {
+        let message = receive_fresh(two_inbox, 2_000_000).await;
+        assert_eq!(
+            message,
+            heartbeat(1, 2, 2_000_000 + round),
+            "a peer that reads nothing must not hold up messages to the others"
+        );
+    }
+}
+
+/// Issue 6: garbage, truncated, oversized and misaddressed frames end the
+/// connection they came on (nothing after them is delivered) and never the
+/// node (a good peer's messages still arrive).
+async fn hostile_bytes_end_their_connection_not_the_node<H: TransportHarness>(
+    harness: &mut H,
+    one: &H::Transport,
+    two_inbox: &mut tokio::sync::mpsc::Receiver<crate::Message>,
+) {
+    use crate::codec::{encode_frame, FORMAT_VERSION, MAX_VALUE_BYTES};
+    use crate::runtime::Transport;
+    use tokio::io::AsyncWriteExt;
+    const HOSTILE: crate::NodeId = 4;
+    let mut frame_of_garbage = vec![8, 0, 0, 0, FORMAT_VERSION];
+    frame_of_garbage.extend_from_slice(&[0xFF; 7]);
+    let mut other_version = Vec::new();
+    let _ = encode_frame(&heartbeat(HOSTILE, 2, 0), &mut other_version);
+    other_version[crate::codec::FRAME_LENGTH_BYTES] = FORMAT_VERSION.wrapping_add(1);
+    let mut misaddressed = Vec::new();
+    let _ = encode_frame(&heartbeat(HOSTILE + 1, 2, 0), &mut misaddressed);
+    let oversized = |len: u32| {
+        let mut bytes = len.to_le_bytes().to_vec();
+        bytes.push(FORMAT_VERSION);
+        bytes.extend_from_slice(&[0; 64]);
+        bytes
+    };
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        ("garbage", frame_of_garbage, false),
+        ("a frame of another format version", other_version, false),
+        ("an empty frame", 0u32.to_le_bytes().to_vec(), false),
+        ("a frame over the codec's limit", oversized(MAX_VALUE_BYTES as u32 + 1), false),
+        ("a frame claiming 4 GiB", oversized(u32::MAX), false),
+        ("a message from another node than the handshake's", misaddressed, false),
+        // A header promising 100 bytes, 10 of them, then the end of the stream.
+        ("a truncated frame", [&100u32.to_le_bytes()[..], &[FORMAT_VERSION; 10]].concat(), true),
+    ];
+    let mut skipped = true;
+    for (i, (what, bytes, then_close)) in cases.into_iter().enumerate() {
+        let Some(mut hostile) = harness.hostile_connection(HOSTILE, 2).await else {
+            break;
+        };
+        skipped = false;
+        let round = 3_000_000 + 10 * i as u64;
+        // The connection works before the bad bytes: the check is not vacuous.
+        let mut good = Vec::new();
+        let _ = encode_frame(&heartbeat(HOSTILE, 2, round), &mut good);
+        hostile.write_all(&good).await.expect("a hostile connection accepts a valid frame");
+        hostile.flush().await.expect("flush");
+        assert_eq!(
+            receive_from(two_inbox, HOSTILE).await,
+            heartbeat(HOSTILE, 2, round),
+            "a valid frame on the test's raw connection must be delivered (before {what})"
+        );
+        // Then the bad bytes, and a valid frame that must never be read.
+        let _ = hostile.write_all(&bytes).await;
+        if then_close {
+            let _ = hostile.shutdown().await;
+        } else {
+            let mut after = Vec::new();
+            let _ = encode_frame(&heartbeat(HOSTILE, 2, round + 1), &mut after);
+            let _ = hostile.write_all(&after).await;
+        }
+        let _ = hostile.flush().await;
+        drop(hostile);
+        // The node still takes a good peer's messages.
+        let marker = 4_000_000 + i as u64;
+        let arrived = tokio::time::timeout(TRANSPORT_DEADLINE, async {
+            loop {
+                one.send(heartbeat(1, 2, marker));
+                let attempt =
+                    tokio::time::timeout(std::time::Duration::from_millis(100), two_inbox.recv()).await;
+                match attempt {
+                    Ok(Some(message)) if message.from == HOSTILE => {
+                        panic!("a message after {what} was delivered: {message:?}")
+                    }
+                    Ok(Some(message)) if message == heartbeat(1, 2, marker) => return,
+                    Ok(None) => panic!("the inbox closed"),
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            arrived.is_ok(),
+            "after {what} from a hostile peer, a good peer's messages must still arrive"
+        );
+    }
+    if skipped {
+        eprintln!("transport_conformance: no hostile_connection; the hostile-peer checks were skipped");
+    }
+    // Whatever a hostile connection's last frame became, it is not delivered late.
+    tokio::task::yield_now().await;
+    while let Ok(message) = two_inbox.try_recv() {
+        assert_ne!(message.from, HOSTILE, "a message after hostile bytes was delivered: {message:?}");
+    }
 }
 
 fn heartbeat(from: crate::NodeId, to: crate::NodeId, round: u64) -> crate::Message {
@@ -302,6 +454,49 @@ fn snapshot_chunk(from: crate::NodeId, to: crate::NodeId, len: usize) -> crate::
             data: Bytes::from(data),
             done: true,
         })),
+    }
+}
+
+fn append_entries(from: crate::NodeId, to: crate::NodeId, round: u64, payload: Bytes) -> crate::Message {
+    crate::Message {
+        from,
+        to,
+        term: 1,
+        body: crate::MessageBody::AppendEntries(crate::AppendEntries {
+            prev_log_index: round,
+            prev_log_term: 1,
+            entries: vec![Entry { term: 1, index: round + 1, payload: EntryPayload::Command(payload) }],
+            leader_commit: 0,
+        }),
+    }
+}
+
+/// The next message that is not a heartbeat of a round below `min_round`
+/// (a straggler of an earlier check that retried).
+async fn receive_fresh(
+    inbox: &mut tokio::sync::mpsc::Receiver<crate::Message>,
+    min_round: u64,
+) -> crate::Message {
+    loop {
+        let message = receive(inbox).await;
+        match &message.body {
+            crate::MessageBody::Heartbeat(h) if h.round < min_round => {}
+            _ => return message,
+        }
+    }
+}
+
+/// The next message from `from`, skipping others (stragglers of earlier
+/// checks that retried).
+async fn receive_from(
+    inbox: &mut tokio::sync::mpsc::Receiver<crate::Message>,
+    from: crate::NodeId,
+) -> crate::Message {
+    loop {
+        let message = receive(inbox).await;
+        if message.from == from {
+            return message;
+        }
     }
 }
 
