@@ -1,7 +1,10 @@
 //! Conformance suites for backends (feature `testing`): a backend's whole
 //! test is one harness and one call.
 //!
-//! ```ignore
+//! For a store `MyStore` (`raft-storage-mem/tests/conformance.rs` is a
+//! complete, compiled example):
+//!
+//! ```text
 //! struct Harness;
 //! #[async_trait::async_trait]
 //! impl LogStoreHarness for Harness {
