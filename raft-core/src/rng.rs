@@ -5,7 +5,7 @@
 
 /// SplitMix64 (Steele, Lea and Flood, 2014): fast, and good enough to spread
 /// election timeouts. Not for anything that needs unpredictability.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Rng {
     state: u64,
 }

@@ -12,7 +12,11 @@ type Deliver = Arc<dyn Fn(crate::Message) + Send + Sync>;
 /// them (which may reorder them), and heal.
 #[derive(Clone, Default)]
 pub struct InProcessNetwork {
-    inner: std::sync::Arc<std::sync::Mutex<NetworkInner>>,
+    /// Read by every send, written only by the fault hooks: senders on
+    /// different threads do not wait for each other.
+    inner: Arc<std::sync::RwLock<NetworkInner>>,
+    /// How many loss decisions were drawn (each from a hash of the count).
+    draws: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Default)]
@@ -22,8 +26,6 @@ struct NetworkInner {
     /// Messages lost, per 2^32 sent.
     loss: u64,
     delay: Duration,
-    /// The loss decisions' generator (deterministic: a fixed seed).
-    rng: crate::rng::Rng,
 }
 
 impl InProcessNetwork {
@@ -82,8 +84,18 @@ impl InProcessNetwork {
         inner.delay = Duration::ZERO;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, NetworkInner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> std::sync::RwLockWriteGuard<'_, NetworkInner> {
+        self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, NetworkInner> {
+        self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the next message is lost, at the loss rate `loss` per 2^32.
+    fn lose(&self, loss: u64) -> bool {
+        let draw = self.draws.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::rng::Rng::new(draw).next_u64() >> 32 < loss
     }
 }
 
@@ -96,11 +108,11 @@ pub struct InProcessTransport {
 impl Transport for InProcessTransport {
     fn send(&self, message: crate::Message) {
         let (deliver, delay) = {
-            let mut inner = self.network.lock();
+            let inner = self.network.read();
             if inner.cut.contains(&(self.from, message.to)) {
                 return;
             }
-            if inner.loss > 0 && inner.rng.next_u64() >> 32 < inner.loss {
+            if inner.loss > 0 && self.network.lose(inner.loss) {
                 return;
             }
             let Some(deliver) = inner.nodes.get(&message.to) else { return };
