@@ -96,6 +96,19 @@ impl Cluster {
         handles[leader(&handles).await].clone()
     }
 
+    /// The leader, and a follower that knows it leads.
+    async fn leader_and_follower(&self) -> (Raft<MemKv>, Raft<MemKv>) {
+        let leader = self.leader().await;
+        let leader_id = leader.metrics().borrow().id;
+        let follower = self.handles().into_iter().find(|n| n.metrics().borrow().id != leader_id);
+        let follower = follower.expect("a follower");
+        let mut metrics = follower.metrics();
+        within("the follower learning the leader", metrics.wait_for(|m| m.leader == Some(leader_id)))
+            .await
+            .expect("running");
+        (leader, follower)
+    }
+
     async fn shutdown(self) {
         for node in self.nodes.values() {
             within("a shutdown", node.shutdown()).await;
@@ -189,13 +202,8 @@ async fn converged(leader: &Raft<MemKv>, nodes: &[Raft<MemKv>], acknowledged: &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_forwards_proposals_to_the_leader_when_asked() {
     let cluster = Cluster::new(&[1, 2, 3]).await;
-    let leader = cluster.leader().await;
+    let (leader, follower) = cluster.leader_and_follower().await;
     let leader_id = leader.metrics().borrow().id;
-    let follower = cluster.handles().into_iter().find(|n| n.metrics().borrow().id != leader_id).unwrap();
-    let mut metrics = follower.metrics();
-    within("the follower learning the leader", metrics.wait_for(|m| m.leader == Some(leader_id)))
-        .await
-        .expect("running");
 
     let refused = follower.propose(set("a", "1")).await;
     assert_eq!(
@@ -216,14 +224,8 @@ async fn a_follower_forwards_proposals_to_the_leader_when_asked() {
 async fn a_forwarded_proposal_that_is_lost_ends_in_an_unknown_outcome() {
     let runtime = RuntimeConfig { forward_timeout: Duration::from_millis(300), ..RuntimeConfig::default() };
     let cluster = Cluster::with_runtime(&[1, 2, 3], runtime).await;
-    let leader = cluster.leader().await;
-    let leader_id = leader.metrics().borrow().id;
-    let follower = cluster.handles().into_iter().find(|n| n.metrics().borrow().id != leader_id).unwrap();
-    let follower_id = follower.metrics().borrow().id;
-    let mut metrics = follower.metrics();
-    within("the follower learning the leader", metrics.wait_for(|m| m.leader == Some(leader_id)))
-        .await
-        .expect("running");
+    let (leader, follower) = cluster.leader_and_follower().await;
+    let (leader_id, follower_id) = (leader.metrics().borrow().id, follower.metrics().borrow().id);
 
     // What the follower sends is lost; the leader's heartbeats still arrive,
     // so it keeps following, and the leader keeps its other follower.
@@ -365,14 +367,8 @@ async fn a_cluster_on_a_lossy_slow_network_commits_and_converges() {
 async fn a_follower_read_whose_request_is_lost_times_out() {
     let runtime = RuntimeConfig { read_timeout: Duration::from_millis(300), ..RuntimeConfig::default() };
     let cluster = Cluster::with_runtime(&[1, 2, 3], runtime).await;
-    let leader = cluster.leader().await;
-    let leader_id = leader.metrics().borrow().id;
-    let follower = cluster.handles().into_iter().find(|n| n.metrics().borrow().id != leader_id).unwrap();
-    let follower_id = follower.metrics().borrow().id;
-    let mut metrics = follower.metrics();
-    within("the follower learning the leader", metrics.wait_for(|m| m.leader == Some(leader_id)))
-        .await
-        .expect("running");
+    let (leader, follower) = cluster.leader_and_follower().await;
+    let (leader_id, follower_id) = (leader.metrics().borrow().id, follower.metrics().borrow().id);
     // The follower's ReadIndex request is lost; it still follows the leader.
     cluster.net.cut(follower_id, leader_id);
     let outcome = within("a lost read", follower.read(ReadConsistency::Linearizable, |_| ())).await;

@@ -91,32 +91,13 @@ impl Metrics {
     /// anything changed.
     pub(super) fn refresh(&mut self, raw: &RawNode, applied_index: Index) -> bool {
         let log = raw.log();
-        let before = (
-            self.role,
-            self.term,
-            self.leader,
-            self.commit_index,
-            self.last_log_index,
-            self.applied_index,
-            self.snapshot,
-            self.membership_index,
-        );
+        let before = self.scalars();
         (self.role, self.term, self.leader) = (raw.role(), raw.term(), raw.leader());
         (self.commit_index, self.last_log_index, self.applied_index) =
             (log.committed(), log.last_index(), applied_index);
         self.snapshot = raw.snapshot_last();
         self.membership_index = log.memberships().current_index();
-        let mut changed = before
-            != (
-                self.role,
-                self.term,
-                self.leader,
-                self.commit_index,
-                self.last_log_index,
-                self.applied_index,
-                self.snapshot,
-                self.membership_index,
-            );
+        let mut changed = before != self.scalars();
         // Compared by version: comparing configurations after every input
         // showed in profiles.
         if self.membership_version != log.membership_version() {
@@ -127,6 +108,20 @@ impl Metrics {
             }
         }
         changed | self.refresh_replication(raw)
+    }
+
+    /// The plain values, compared to tell whether anything changed.
+    fn scalars(&self) -> (Role, Term, Option<NodeId>, Index, Index, Index, LogId, Index) {
+        (
+            self.role,
+            self.term,
+            self.leader,
+            self.commit_index,
+            self.last_log_index,
+            self.applied_index,
+            self.snapshot,
+            self.membership_index,
+        )
     }
 
     fn refresh_replication(&mut self, raw: &RawNode) -> bool {
