@@ -161,7 +161,9 @@ async fn serve<L: StreamLayer>(
     let opened = tokio::time::timeout(config.handshake_timeout, async {
         let mut stream = inbound.layer.accept(tcp, addr).await?;
         let known = |id| inbound.registry.is_known(id);
-        let (hello, buffer) = handshake::accept(&mut stream, config.cluster_id, config.id, known).await?;
+        let verify = |stream: &L::Stream, claimed| inbound.layer.verify_peer(stream, claimed);
+        let (hello, buffer) =
+            handshake::accept_verified(&mut stream, config.cluster_id, config.id, known, verify).await?;
         Ok::<_, handshake::HandshakeError>((stream, hello, buffer))
     })
     .await

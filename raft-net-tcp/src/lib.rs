@@ -84,7 +84,7 @@ mod inbound;
 mod layer;
 mod outbound;
 
-pub use layer::{PlainTcp, StreamLayer};
+pub use layer::{PeerRejected, PlainTcp, StreamLayer};
 
 use outbound::{Links, PeerLink};
 use raft_core::runtime::Transport;
