@@ -83,8 +83,12 @@ pub mod handshake;
 mod inbound;
 mod layer;
 mod outbound;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use layer::{PeerRejected, PlainTcp, StreamLayer};
+#[cfg(feature = "tls")]
+pub use tls::TlsLayer;
 
 use outbound::{Links, PeerLink};
 use raft_core::runtime::Transport;
