@@ -33,6 +33,16 @@ pub trait StreamLayer: Send + Sync + 'static {
     /// Wraps a connection this node accepted from `addr`.
     async fn accept(&self, tcp: TcpStream, addr: SocketAddr) -> std::io::Result<Self::Stream>;
 
+    /// The node this layer proves to be to its peers (with TLS: the node its
+    /// certificate names), if it proves anything.
+    /// [`TcpTransport::bind_with`](crate::TcpTransport::bind_with) refuses a
+    /// configuration for another node, which every peer would refuse.
+    ///
+    /// The default is `None`: a layer without identity fits any node.
+    fn node(&self) -> Option<NodeId> {
+        None
+    }
+
     /// Whether the peer of `stream`, a connection [`StreamLayer::accept`]
     /// returned, may be node `claimed`: the id its handshake `Hello` gives.
     /// A refusal closes the connection before any message is read from it

@@ -247,6 +247,15 @@ pub enum TcpError {
         /// Why.
         source: std::io::Error,
     },
+    /// The stream layer proves another node than the configuration's (a TLS
+    /// certificate for another node, say): every peer would refuse it.
+    #[error("the transport is configured as node {config}, but its stream layer is node {layer}'s")]
+    LayerForAnotherNode {
+        /// [`TcpConfig::id`].
+        config: NodeId,
+        /// [`StreamLayer::node`].
+        layer: NodeId,
+    },
     /// [`TcpTransport::bind`] was called outside a tokio runtime.
     #[error("the transport must be started within a tokio runtime")]
     NoRuntime,
@@ -304,6 +313,9 @@ impl<L: StreamLayer> TcpTransport<L> {
         deliver: impl Fn(Message) + Send + Sync + 'static,
     ) -> Result<Self, TcpError> {
         config.validate()?;
+        if let Some(layer_node) = layer.node().filter(|&node| node != config.id) {
+            return Err(TcpError::LayerForAnotherNode { config: config.id, layer: layer_node });
+        }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| TcpError::NoRuntime)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

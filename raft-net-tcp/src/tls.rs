@@ -29,10 +29,11 @@ use thiserror::Error;
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 
-/// Mutual TLS under the transport, as node [`TlsLayer::node`]: pass it to
-/// [`TcpTransport::bind_with`](crate::TcpTransport::bind_with) with a
-/// [`TcpConfig`](crate::TcpConfig) whose `id` is the same node (its peers
-/// check its certificate against that id).
+/// Mutual TLS under the transport, as the node its identity is for: pass it
+/// to [`TcpTransport::bind_with`](crate::TcpTransport::bind_with) with a
+/// [`TcpConfig`](crate::TcpConfig) whose `id` is that node (its peers check
+/// its certificate against that id; `bind_with` refuses another id with
+/// [`TcpError::LayerForAnotherNode`](crate::TcpError::LayerForAnotherNode)).
 ///
 /// ```no_run
 /// use raft_net_tcp::{TcpConfig, TcpTransport, TlsLayer};
@@ -66,16 +67,11 @@ impl TlsLayer {
             connector: TlsConnector::from(Arc::new(identity.client_config()?)),
         })
     }
-
-    /// The node whose certificate this layer presents.
-    pub fn node(&self) -> NodeId {
-        self.identity.node()
-    }
 }
 
 impl std::fmt::Debug for TlsLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsLayer").field("node", &self.node()).finish_non_exhaustive()
+        f.debug_struct("TlsLayer").field("node", &self.identity.node()).finish_non_exhaustive()
     }
 }
 
@@ -102,6 +98,11 @@ impl StreamLayer for TlsLayer {
 
     async fn accept(&self, tcp: TcpStream, _addr: SocketAddr) -> std::io::Result<Self::Stream> {
         Ok(self.acceptor.accept(tcp).await?.into())
+    }
+
+    /// The node whose certificate this layer presents.
+    fn node(&self) -> Option<NodeId> {
+        Some(self.identity.node())
     }
 
     /// Checks the peer's certificate chain names node `claimed` (and is the

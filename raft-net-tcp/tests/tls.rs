@@ -6,7 +6,7 @@ use raft_core::runtime::Transport;
 use raft_core::testing::{transport_conformance, TransportHarness};
 use raft_core::{Heartbeat, Message, MessageBody, NodeId};
 use raft_net_tcp::handshake::{self, Channel, HandshakeError, Hello, Refusal};
-use raft_net_tcp::{StreamLayer, TcpConfig, TcpTransport, TlsLayer};
+use raft_net_tcp::{StreamLayer, TcpConfig, TcpError, TcpTransport, TlsLayer};
 use raft_net_tls::{ClusterCa, NodeCertificate, NodeIdentity, Validity};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -249,6 +249,23 @@ fn client_config(ca: &ClusterCa, cert: &NodeCertificate) -> rustls::ClientConfig
     config
 }
 
+/// A TLS layer that does not say which node its certificate names, as a
+/// modified node would not.
+struct Impostor(TlsLayer);
+
+#[async_trait::async_trait]
+impl StreamLayer for Impostor {
+    type Stream = <TlsLayer as StreamLayer>::Stream;
+
+    async fn connect(&self, tcp: TcpStream, peer: NodeId, addr: SocketAddr) -> std::io::Result<Self::Stream> {
+        self.0.connect(tcp, peer, addr).await
+    }
+
+    async fn accept(&self, tcp: TcpStream, addr: SocketAddr) -> std::io::Result<Self::Stream> {
+        self.0.accept(tcp, addr).await
+    }
+}
+
 #[tokio::test]
 async fn a_valid_certificate_claiming_another_node_is_refused() {
     let ca = cluster_ca();
@@ -283,8 +300,8 @@ async fn a_valid_certificate_claiming_another_node_is_refused() {
     let _ = write_frame(&mut impostor, &heartbeat(1, 2, 666)).await;
 
     // So is a whole transport doing the same: it is node 1 to itself, with
-    // node 3's certificate.
-    let (impostor_node, _inbox) = node(config(1).with_peers([(2, addr)]), three.clone()).await;
+    // node 3's certificate (under a layer that hides it from `bind_with`).
+    let (impostor_node, _inbox) = node(config(1).with_peers([(2, addr)]), Impostor(three)).await;
     for round in 0..20 {
         impostor_node.send(heartbeat(1, 2, 1000 + round));
     }
@@ -334,4 +351,14 @@ async fn write_frame<S: tokio::io::AsyncWrite + Unpin>(
     raft_core::codec::encode_frame(message, &mut frame).expect("a heartbeat encodes");
     stream.write_all(&frame).await?;
     stream.flush().await
+}
+
+#[tokio::test]
+async fn a_configuration_for_another_node_than_the_certificate_is_refused_at_bind() {
+    let ca = cluster_ca();
+    let refused = TcpTransport::bind_with(config(1), layer(&ca, 2), |_| {}).await;
+    assert!(
+        matches!(refused, Err(TcpError::LayerForAnotherNode { config: 1, layer: 2 })),
+        "expected a refusal, got {refused:?}"
+    );
 }
