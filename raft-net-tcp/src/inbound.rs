@@ -215,7 +215,15 @@ async fn read_messages<S: AsyncRead + Unpin>(
         if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
             buffer.reserve(READ_CHUNK);
         }
-        if stream.read_buf(&mut buffer).await? == 0 {
+        let read = match stream.read_buf(&mut buffer).await {
+            Ok(read) => read,
+            // A TLS peer that went away without a close_notify (a node
+            // stopping, a link redialing): the frames say whether anything
+            // was cut short, so this is an end like any other.
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(error) => return Err(error.into()),
+        };
+        if read == 0 {
             return if buffer.is_empty() { Ok(()) } else { Err(ReadError::Truncated(buffer.len())) };
         }
     }
