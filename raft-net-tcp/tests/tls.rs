@@ -1,6 +1,8 @@
 //! The TCP transport over mutual TLS (`TlsLayer`): the whole transport
 //! contract, and the peers it must refuse: a certificate of another CA, a
-//! valid certificate claiming another node's id, no TLS at all.
+//! valid certificate claiming another node's id, a server that is another
+//! node than the one dialed, no TLS at all; and a node configured with
+//! another node's identity, refused at start.
 
 use raft_core::runtime::Transport;
 use raft_core::testing::{transport_conformance, TransportHarness};
@@ -361,4 +363,20 @@ async fn a_configuration_for_another_node_than_the_certificate_is_refused_at_bin
         matches!(refused, Err(TcpError::LayerForAnotherNode { config: 1, layer: 2 })),
         "expected a refusal, got {refused:?}"
     );
+}
+
+#[tokio::test]
+async fn a_dialer_refuses_a_server_whose_certificate_names_another_node() {
+    let ca = cluster_ca();
+    let (three, _three_inbox) = node(config(3), layer(&ca, 3)).await;
+    let addr = three.local_addr();
+    let one = layer(&ca, 1);
+    // Dialing node 3 as node 3 works: the refusal below is about the name.
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    within("TLS", one.connect(tcp, 3, addr)).await.expect("node 3 is node 3");
+    // Node 3 answering where node 2 was expected fails the TLS handshake,
+    // before the transport's.
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let refused = within("TLS", one.connect(tcp, 2, addr)).await;
+    assert!(refused.is_err(), "a dialer expecting node 2 took node 3's certificate");
 }
