@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, docs, every crate's
 # tests (including the simulator's 5,000-seed sweep and the storage
-# conformance suite), that the benchmarks compile, and the mutation tests that
-# prove the simulator's checkers catch deliberate bugs.
+# conformance suite; raft-net-tcp's lints, docs and tests also with its `tls`
+# feature), that the benchmarks compile, and the mutation tests that prove the
+# simulator's checkers catch deliberate bugs.
 #
 #   RAFT_SIM_SEEDS=100000 scripts/test.sh    # a longer sweep
 set -euo pipefail
@@ -18,12 +19,15 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p raft-net-tcp --all-targets --features tls --locked -- -D warnings
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc -p raft-net-tcp --no-deps --features tls --locked --quiet
 
 step "cargo test (seed sweep: ${RAFT_SIM_SEEDS:-5000} seeds)"
 cargo test --workspace --locked
+cargo test -p raft-net-tcp --features tls --locked
 
 step "benchmarks compile"
 # Built in the test profile, reusing the test build: compiling every

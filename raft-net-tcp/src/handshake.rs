@@ -14,6 +14,7 @@
 //! every message on it must then be from the node the handshake named, to
 //! the node that accepted it.
 
+use crate::layer::PeerRejected;
 use bytes::BytesMut;
 use raft_core::codec::{encode_frame, FrameDecoder, FrameError};
 use raft_core::NodeId;
@@ -90,6 +91,9 @@ pub enum Refusal {
     BadSender,
     /// The acceptor does not know the dialer as a peer.
     UnknownSender,
+    /// The dialer could not prove it is the node it claims (with TLS: its
+    /// certificate names another node).
+    Unauthenticated,
 }
 
 /// A handshake frame.
@@ -132,6 +136,10 @@ pub enum HandshakeError {
     /// The peer claims to be a node this node does not know as a peer.
     #[error("node {0} is not a known peer of this node")]
     UnknownSender(NodeId),
+    /// The stream layer refused the node id the peer claims (see
+    /// [`crate::StreamLayer::verify_peer`]).
+    #[error(transparent)]
+    Unauthenticated(#[from] PeerRejected),
     /// The answer did not match the question (another channel, or a
     /// `Hello` where none was expected).
     #[error("unexpected handshake frame: {0:?}")]
@@ -161,6 +169,7 @@ impl HandshakeError {
             HandshakeError::WrongNode { .. } => Some(Refusal::WrongNode),
             HandshakeError::BadSender(_) => Some(Refusal::BadSender),
             HandshakeError::UnknownSender(_) => Some(Refusal::UnknownSender),
+            HandshakeError::Unauthenticated(_) => Some(Refusal::Unauthenticated),
             _ => None,
         }
     }
@@ -235,14 +244,27 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     me: NodeId,
     known: impl Fn(NodeId) -> bool,
 ) -> Result<(Hello, BytesMut), HandshakeError> {
+    accept_verified(stream, cluster_id, me, known, |_, _| Ok(())).await
+}
+
+/// [`accept`], with `verify` also checking the dialer's claim to its id
+/// against the stream (its TLS certificate, say) before the `Hello` is
+/// answered.
+pub(crate) async fn accept_verified<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    cluster_id: u64,
+    me: NodeId,
+    known: impl Fn(NodeId) -> bool,
+    verify: impl FnOnce(&S, NodeId) -> Result<(), PeerRejected>,
+) -> Result<(Hello, BytesMut), HandshakeError> {
     let mut buffer = BytesMut::new();
     let checked = match read(stream, &mut buffer).await {
         Ok(Handshake::Hello(hello)) => hello.check(cluster_id, me).and_then(|()| {
-            if known(hello.from) {
-                Ok(hello)
-            } else {
-                Err(HandshakeError::UnknownSender(hello.from))
+            if !known(hello.from) {
+                return Err(HandshakeError::UnknownSender(hello.from));
             }
+            verify(stream, hello.from)?;
+            Ok(hello)
         }),
         Ok(other) => Err(HandshakeError::Unexpected(other)),
         Err(error) => Err(error),
@@ -314,5 +336,17 @@ mod tests {
         let dialer = tokio::spawn(async move { dial(&mut a, Hello::new(7, 5, 2, Channel::Messages)).await });
         assert!(matches!(accept(&mut b, 7, 2, |id| id != 5).await, Err(HandshakeError::UnknownSender(5))));
         assert!(matches!(dialer.await.unwrap(), Err(HandshakeError::Refused(Refusal::UnknownSender))));
+    }
+
+    #[tokio::test]
+    async fn a_claim_the_layer_rejects_is_refused_before_the_answer() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let dialer = tokio::spawn(async move { dial(&mut a, Hello::new(7, 1, 2, Channel::Messages)).await });
+        let reject = |_: &tokio::io::DuplexStream, claimed| {
+            Err(PeerRejected { claimed, reason: "a certificate of node 3".into() })
+        };
+        let accepted = accept_verified(&mut b, 7, 2, |_| true, reject).await;
+        assert!(matches!(accepted, Err(HandshakeError::Unauthenticated(PeerRejected { claimed: 1, .. }))));
+        assert!(matches!(dialer.await.unwrap(), Err(HandshakeError::Refused(Refusal::Unauthenticated))));
     }
 }

@@ -161,7 +161,9 @@ async fn serve<L: StreamLayer>(
     let opened = tokio::time::timeout(config.handshake_timeout, async {
         let mut stream = inbound.layer.accept(tcp, addr).await?;
         let known = |id| inbound.registry.is_known(id);
-        let (hello, buffer) = handshake::accept(&mut stream, config.cluster_id, config.id, known).await?;
+        let verify = |stream: &L::Stream, claimed| inbound.layer.verify_peer(stream, claimed);
+        let (hello, buffer) =
+            handshake::accept_verified(&mut stream, config.cluster_id, config.id, known, verify).await?;
         Ok::<_, handshake::HandshakeError>((stream, hello, buffer))
     })
     .await
@@ -213,7 +215,15 @@ async fn read_messages<S: AsyncRead + Unpin>(
         if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
             buffer.reserve(READ_CHUNK);
         }
-        if stream.read_buf(&mut buffer).await? == 0 {
+        let read = match stream.read_buf(&mut buffer).await {
+            Ok(read) => read,
+            // A TLS peer that went away without a close_notify (a node
+            // stopping, a link redialing): the frames say whether anything
+            // was cut short, so this is an end like any other.
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(error) => return Err(error.into()),
+        };
+        if read == 0 {
             return if buffer.is_empty() { Ok(()) } else { Err(ReadError::Truncated(buffer.len())) };
         }
     }

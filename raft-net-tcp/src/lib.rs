@@ -33,8 +33,31 @@
 //!
 //! Frames are the project codec's ([`raft_core::codec`]). The connection
 //! code is generic over the stream: [`TcpTransport::bind_with`] takes a
-//! [`StreamLayer`] that wraps each TCP stream (TLS, for instance) before the
-//! handshake runs.
+//! [`StreamLayer`] that wraps each TCP stream before the handshake runs, and
+//! may check the node id each dialer claims against what it learned of the
+//! peer ([`StreamLayer::verify_peer`]).
+//!
+//! ## TLS (feature `tls`)
+//!
+//! The cluster id authenticates nobody: anyone who can reach the port and
+//! knows it can talk. With the `tls` feature (off by default), `TlsLayer`
+//! runs mutual TLS (rustls through tokio-rustls: TLS 1.3, ALPN `raft/1`, the
+//! `ring` provider) with the cluster certificates `raft-net-tls` loads, the
+//! same as the QUIC transport's (`cargo run -p raft-net-tls --example
+//! gen-certs -- certs demo 1 2 3` makes a local cluster's):
+//!
+//! - a node dialing node `n` checks that the server's certificate names `n`;
+//! - a node accepting a connection checks that the dialer's certificate
+//!   names the node its handshake `Hello` claims, before answering it, so a
+//!   member with a valid certificate cannot pass for another node: it is
+//!   refused ([`handshake::Refusal::Unauthenticated`]) and nothing it sends
+//!   is read;
+//! - a peer without a certificate of the cluster CA, or without TLS, fails
+//!   the TLS handshake, and a TLS node cannot reach a plain one either.
+//!
+//! Certificates that are expired, not yet valid, of another CA or
+//! unreadable are refused when the identity is loaded
+//! (`raft_net_tls::NodeIdentity::load`), with an error saying which and why.
 //!
 //! ## Example
 //!
@@ -83,8 +106,12 @@ pub mod handshake;
 mod inbound;
 mod layer;
 mod outbound;
+#[cfg(feature = "tls")]
+mod tls;
 
-pub use layer::{PlainTcp, StreamLayer};
+pub use layer::{PeerRejected, PlainTcp, StreamLayer};
+#[cfg(feature = "tls")]
+pub use tls::TlsLayer;
 
 use outbound::{Links, PeerLink};
 use raft_core::runtime::Transport;
@@ -220,6 +247,15 @@ pub enum TcpError {
         /// Why.
         source: std::io::Error,
     },
+    /// The stream layer proves another node than the configuration's (a TLS
+    /// certificate for another node, say): every peer would refuse it.
+    #[error("the transport is configured as node {config}, but its stream layer is node {layer}'s")]
+    LayerForAnotherNode {
+        /// [`TcpConfig::id`].
+        config: NodeId,
+        /// [`StreamLayer::node`].
+        layer: NodeId,
+    },
     /// [`TcpTransport::bind`] was called outside a tokio runtime.
     #[error("the transport must be started within a tokio runtime")]
     NoRuntime,
@@ -277,6 +313,9 @@ impl<L: StreamLayer> TcpTransport<L> {
         deliver: impl Fn(Message) + Send + Sync + 'static,
     ) -> Result<Self, TcpError> {
         config.validate()?;
+        if let Some(layer_node) = layer.node().filter(|&node| node != config.id) {
+            return Err(TcpError::LayerForAnotherNode { config: config.id, layer: layer_node });
+        }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| TcpError::NoRuntime)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
