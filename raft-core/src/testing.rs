@@ -36,6 +36,45 @@ pub trait LogStoreHarness: Send {
     async fn reopen(&mut self, store: Self::Store) -> Self::Store;
 }
 
+/// Awaits `future`, panicking with `what` if it takes longer than `deadline`:
+/// how a test waits on a condition without letting timing decide its verdict.
+pub async fn within<F: std::future::Future>(
+    deadline: std::time::Duration,
+    what: &str,
+    future: F,
+) -> F::Output {
+    tokio::time::timeout(deadline, future).await.unwrap_or_else(|_| panic!("{what} did not finish in time"))
+}
+
+/// Waits until one of `nodes` reports itself leader, and returns its
+/// position; panics after `deadline`.
+pub async fn wait_for_leader<'a, SM: crate::runtime::StateMachine>(
+    nodes: impl IntoIterator<Item = &'a crate::runtime::Raft<SM>>,
+    deadline: std::time::Duration,
+) -> usize {
+    use std::future::Future as _;
+    let mut metrics: Vec<_> = nodes.into_iter().map(|node| node.metrics()).collect();
+    within(deadline, "electing a leader", async {
+        loop {
+            // Receivers first, then the check: a change in between still wakes us.
+            if let Some(i) = metrics.iter().position(|m| m.borrow().role == crate::Role::Leader) {
+                return i;
+            }
+            let mut changes: Vec<_> = metrics.iter_mut().map(|m| Box::pin(m.changed())).collect();
+            std::future::poll_fn(|cx| {
+                let any = changes.iter_mut().any(|change| change.as_mut().poll(cx).is_ready());
+                if any {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+        }
+    })
+    .await
+}
+
 /// Runs every check of the [`LogStore`] contract against stores from `harness`.
 pub async fn log_store_conformance<H: LogStoreHarness>(harness: &mut H) {
     a_new_store_is_empty(harness).await;

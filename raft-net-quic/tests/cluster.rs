@@ -7,7 +7,7 @@ mod common;
 
 use common::{addr, bind, ca, config, within, DEADLINE};
 use raft_core::runtime::{Raft, RaftError, ReadConsistency, RuntimeConfig};
-use raft_core::{Config, Membership, NodeId, Role};
+use raft_core::{Config, Membership, NodeId};
 use raft_net_quic::QuicTransport;
 use raft_net_tls::ClusterCa;
 use raft_storage_mem::{KvCommand, MemKv, MemLogStore};
@@ -79,30 +79,7 @@ fn introduce(nodes: &[&Node]) {
 
 /// Waits until one of `nodes` leads, and returns its position.
 async fn leader(nodes: &[&Node]) -> usize {
-    within("electing a leader", async {
-        let mut changes: Vec<_> = nodes.iter().map(|n| n.raft.metrics()).collect();
-        loop {
-            if let Some(i) = changes.iter().position(|m| m.borrow().role == Role::Leader) {
-                return i;
-            }
-            let waits: Vec<_> = changes.iter_mut().map(|m| Box::pin(m.changed())).collect();
-            let _ = select_any(waits).await;
-        }
-    })
-    .await
-}
-
-/// Resolves when the first of `futures` does.
-async fn select_any<F: std::future::Future + Unpin>(mut futures: Vec<F>) {
-    std::future::poll_fn(|cx| {
-        for future in futures.iter_mut() {
-            if std::pin::Pin::new(future).poll(cx).is_ready() {
-                return std::task::Poll::Ready(());
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
+    raft_core::testing::wait_for_leader(nodes.iter().map(|n| &n.raft), DEADLINE).await
 }
 
 /// Proposes at whoever leads among `nodes`, retrying where a client would

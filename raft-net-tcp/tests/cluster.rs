@@ -3,7 +3,7 @@
 //! deadline; no sleep decides a verdict.
 
 use raft_core::runtime::{Raft, ReadConsistency, RuntimeConfig, Transport};
-use raft_core::{Config, Membership, Message, MessageBody, NodeId, Role, VoteRequest};
+use raft_core::{Config, Membership, Message, MessageBody, NodeId, VoteRequest};
 use raft_net_tcp::handshake::{self, Channel, HandshakeError, Hello, Refusal};
 use raft_net_tcp::{TcpConfig, TcpTransport};
 use raft_storage_mem::{KvCommand, MemKv, MemLogStore};
@@ -18,7 +18,7 @@ const CLUSTER: u64 = 7;
 
 /// Awaits `future`, failing the test if it takes longer than the deadline.
 async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(DEADLINE, future).await.unwrap_or_else(|_| panic!("{what} did not finish in time"))
+    raft_core::testing::within(DEADLINE, what, future).await
 }
 
 /// Election timeouts of 300 to 600 ms, as in raft-storage-mem's runtime tests.
@@ -93,16 +93,7 @@ async fn cluster(stores: &[MemLogStore]) -> (Vec<Node>, BTreeMap<NodeId, SocketA
 
 /// Waits until some node among `nodes` leads, and returns its index.
 async fn leader(nodes: &[&Node]) -> usize {
-    within("electing a leader", async {
-        loop {
-            if let Some(i) = nodes.iter().position(|n| n.raft.metrics().borrow().role == Role::Leader) {
-                return i;
-            }
-            let mut metrics = nodes[0].raft.metrics();
-            let _ = tokio::time::timeout(Duration::from_millis(50), metrics.changed()).await;
-        }
-    })
-    .await
+    raft_core::testing::wait_for_leader(nodes.iter().map(|n| &n.raft), DEADLINE).await
 }
 
 /// Proposes at whichever node leads, retrying where a client would (no

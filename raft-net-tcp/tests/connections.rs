@@ -18,7 +18,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 const CLUSTER: u64 = 9;
 
 async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(DEADLINE, future).await.unwrap_or_else(|_| panic!("{what} did not finish in time"))
+    raft_core::testing::within(DEADLINE, what, future).await
 }
 
 fn heartbeat(from: NodeId, to: NodeId, round: u64) -> Message {

@@ -44,7 +44,7 @@ fn config(id: NodeId) -> TcpConfig {
 }
 
 async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(DEADLINE, future).await.unwrap_or_else(|_| panic!("{what} did not happen in time"))
+    raft_core::testing::within(DEADLINE, what, future).await
 }
 
 /// A node whose inbox is a channel.

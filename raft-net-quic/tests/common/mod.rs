@@ -19,7 +19,7 @@ pub const CLUSTER: &str = "test-cluster";
 
 /// Awaits `future`, failing the test if it takes longer than the deadline.
 pub async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(DEADLINE, future).await.unwrap_or_else(|_| panic!("{what} did not finish in time"))
+    raft_core::testing::within(DEADLINE, what, future).await
 }
 
 pub fn ca() -> ClusterCa {

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use raft_core::runtime::{InProcessNetwork, Raft, RaftError, ReadConsistency, RuntimeConfig};
-use raft_core::{Config, Membership, NodeId, Role};
+use raft_core::{Config, Membership, NodeId};
 use raft_storage_mem::{KvCommand, MemKv, MemLogStore};
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Awaits `future`, failing the test if it takes longer than the deadline.
 pub async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
-    tokio::time::timeout(DEADLINE, future).await.unwrap_or_else(|_| panic!("{what} did not finish in time"))
+    raft_core::testing::within(DEADLINE, what, future).await
 }
 
 /// Election timeouts of 300 to 600 ms: long enough that a loaded machine does
@@ -47,32 +47,7 @@ pub async fn read<R: Send + 'static>(
 
 /// Waits until some node among `nodes` leads, and returns its index.
 pub async fn leader(nodes: &[Raft<MemKv>]) -> usize {
-    tokio::time::timeout(DEADLINE, async {
-        loop {
-            if let Some(i) = nodes.iter().position(|n| n.metrics().borrow().role == Role::Leader) {
-                return i;
-            }
-            let mut changes: Vec<_> = nodes.iter().map(|n| n.metrics()).collect();
-            let waits = changes.iter_mut().map(|m| Box::pin(m.changed()));
-            let _ = futures_select_any(waits).await;
-        }
-    })
-    .await
-    .expect("a leader within the deadline")
-}
-
-/// Resolves when the first of `futures` does.
-pub async fn futures_select_any<F: std::future::Future + Unpin>(futures: impl Iterator<Item = F>) {
-    let mut futures: Vec<F> = futures.collect();
-    std::future::poll_fn(|cx| {
-        for future in futures.iter_mut() {
-            if std::pin::Pin::new(future).poll(cx).is_ready() {
-                return std::task::Poll::Ready(());
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
+    raft_core::testing::wait_for_leader(nodes, DEADLINE).await
 }
 
 /// Starts node `config.id` with `membership` (the founding configuration,
