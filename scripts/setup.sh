@@ -9,7 +9,8 @@ need_apt=()
 # the RocksDB store is part of the workspace.
 if [ -d raft-storage-rocksdb ]; then
     command -v clang >/dev/null 2>&1 || need_apt+=(clang)
-    ldconfig -p 2>/dev/null | grep -q 'libclang' || need_apt+=(libclang-dev)
+    # Asked of dpkg: a libclang-cpp library alone does not serve bindgen.
+    dpkg -s libclang-dev >/dev/null 2>&1 || need_apt+=(libclang-dev)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""
