@@ -82,8 +82,8 @@ fn body() -> impl Strategy<Value = MessageBody> {
             .prop_map(|(ctx, lease)| MessageBody::ReadIndex(raft_core::ReadIndexRequest { ctx, lease })),
         (number(), number())
             .prop_map(|(ctx, index)| MessageBody::ReadIndexResponse(raft_core::ReadState { ctx, index })),
-        (number(), number(), number(), 0usize..20, prop::bool::ANY, 0u64..4).prop_map(
-            |(term, index, offset, len, done, voters)| {
+        (number(), number(), number(), 0usize..20, prop::bool::ANY, 0u64..4, number(), any::<u32>())
+            .prop_map(|(term, index, offset, len, done, voters, total_len, checksum)| {
                 MessageBody::InstallSnapshot(Box::new(raft_core::InstallSnapshot {
                     meta: raft_core::SnapshotMeta {
                         last: raft_core::LogId::new(term, index),
@@ -92,9 +92,10 @@ fn body() -> impl Strategy<Value = MessageBody> {
                     offset,
                     data: Bytes::from(vec![7u8; len]),
                     done,
+                    total_len,
+                    checksum,
                 }))
-            }
-        ),
+            }),
         (number(), number(), number(), prop::bool::ANY).prop_map(|(term, index, next_offset, installed)| {
             MessageBody::InstallSnapshotResponse(raft_core::InstallSnapshotResponse {
                 last: raft_core::LogId::new(term, index),
@@ -228,6 +229,8 @@ fn snapshot_chunk(last: raft_core::LogId, membership: Membership) -> Message {
             offset: 0,
             data: Bytes::from_static(b"s"),
             done: true,
+            total_len: 1,
+            checksum: crc32fast::hash(b"s"),
         })),
     }
 }
