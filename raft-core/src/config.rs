@@ -61,7 +61,10 @@ pub struct Config {
     ///
     /// With it on, a node that restarts refuses to vote for
     /// `election_timeout_min` ticks after it starts, since it may have
-    /// promised a leader not to before it crashed. [`Config::validate`]
+    /// promised a leader not to before it crashed. Every node of a cluster
+    /// must agree on `lease_reads`, `election_timeout_min` and
+    /// `max_clock_drift_ticks`: a leader's lease counts on its followers'
+    /// promises, which those settings define. [`Config::validate`]
     /// refuses it when the lease would be shorter than one tick, and when
     /// `max_clock_drift_ticks` is 0.
     pub lease_reads: bool,
