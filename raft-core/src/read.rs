@@ -61,13 +61,18 @@
 //!
 //! Before this bound the lease was `min - d`: with `d = 0` it outlived the
 //! promise by up to a tick at equal clock rates, and with `d = 1` a leader
-//! clock about 1 % slow was enough. The other parts of the argument, checked
-//! in the code: the leader records `t` when it starts a read round, in
+//! clock slower than a follower's by any amount could be enough (9 leader
+//! ticks against 9 follower periods), far within the documented bound. The
+//! other parts of the argument, checked in the code: the leader records `t`
+//! when it starts a read round, in
 //! [`crate::RawNode::ready`], before the caller can send the heartbeat (a
 //! later send only shortens the lease in real time); a follower resets
 //! `ticks_since_leader` on every message of its leader before it answers; a
 //! restarted node with leases on keeps the promise it may have made before
-//! it crashed (it refuses votes for `min` ticks from its start); a node
+//! it crashed (it refuses votes for `min` ticks from its start); a
+//! follower refuses votes within its promise even in a term it adopted
+//! meanwhile (from a stray reply of a newer term), not only requests of
+//! newer terms; a node
 //! votes for itself only when its election timer fires, which cannot happen
 //! within its promise (the timer is reset whenever `ticks_since_leader` is,
 //! and fires after at least `min` ticks), or when its caller forces it with
