@@ -117,6 +117,8 @@ pub struct SimNode {
     pub kv: KvStore,
     /// Confirmed reads waiting for the state machine to catch up.
     reads: Vec<ReadState>,
+    /// How this node encodes its state machine into snapshot bytes.
+    encode: fn(&KvStore) -> Bytes,
 }
 
 /// Something a client of the cluster can observe.
@@ -279,6 +281,7 @@ impl Cluster {
                         incarnation: 0,
                         kv: KvStore::default(),
                         reads: Vec::new(),
+                        encode: KvStore::encode,
                     },
                 )
             })
@@ -485,7 +488,7 @@ impl Cluster {
             last: LogId::new(term, applied),
             membership: raft.log().memberships().at(applied).clone(),
         };
-        let snapshot = Snapshot { meta, data: node.kv.encode() };
+        let snapshot = Snapshot { meta, data: (node.encode)(&node.kv) };
         node.disk.snapshot = Some(snapshot.clone());
         raft.on_snapshot_built(snapshot).expect("a snapshot of applied state is accepted");
     }
@@ -593,6 +596,20 @@ impl Cluster {
             let message = self.in_flight.swap_remove(pos).message;
             self.deliver(message);
         }
+    }
+
+    /// Makes node `id` encode its snapshots with `encode` (for example
+    /// [`KvStore::encode_descending`]): nodes then hold different bytes for
+    /// the same state, as with a state machine that encodes a hash map.
+    pub fn set_snapshot_encoding(&mut self, id: NodeId, encode: fn(&KvStore) -> Bytes) {
+        self.nodes.get_mut(&id).expect("known node").encode = encode;
+    }
+
+    /// Scripted use: puts `message` on the wire as if `message.from` had sent
+    /// it, to play a faulty or hostile peer. It is delivered like any other.
+    pub fn inject(&mut self, message: Message) {
+        self.log_event(|| format!("inject: {}", describe(&message)));
+        self.send(message);
     }
 
     /// Ticks node `id` once.
