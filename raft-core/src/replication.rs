@@ -406,6 +406,13 @@ impl Leader {
     }
 
     fn handle_heartbeat_response(&mut self, core: &mut Core, from: NodeId) {
+        if self.transfer.is_some_and(|t| t.target == from && t.sent) {
+            // The target answered as our follower, so it knows us as its
+            // leader now; a TimeoutNow that reached it before it did (it had
+            // just restarted, say) was ignored. Another one is harmless: it
+            // campaigns once, and the lease is revoked for this term already.
+            core.send(from, MessageBody::TimeoutNow);
+        }
         let Some(pr) = self.progress.get_mut(&from) else { return };
         pr.recent_active = true;
         pr.answered_this_round = true;

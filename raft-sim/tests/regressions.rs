@@ -155,3 +155,25 @@ fn issue_10_a_promise_holds_for_votes_of_a_term_adopted_meanwhile() {
     c.stabilize();
     assert_eq!(c.node(2).vote(), None, "node 2 voted within its promise to leader 1");
 }
+
+/// Issue 10, found reviewing bug 5's fix: a caught-up follower that has just
+/// restarted knows no leader, so it ignores the TimeoutNow the leader sends
+/// at once (its match index is unchanged); the leader used to send it only
+/// once, so the transfer was abandoned and lease reads stayed off for the
+/// term. It now sends TimeoutNow again when the target answers a heartbeat.
+#[test]
+fn issue_10_transfer_to_a_just_restarted_follower_completes() {
+    let config = |id| Config { lease_reads: true, ..Config::new(id) };
+    let mut c = Cluster::with_config(3, config);
+    c.campaign(1);
+    c.stabilize();
+    assert_eq!(c.leader(), Some(1));
+    c.propose(1, raft_sim::kv::put(7, 1));
+    c.stabilize();
+    c.restart(2);
+    assert_eq!(c.node(2).leader(), None, "the restarted target knows no leader");
+    c.transfer_leadership(1, 2).expect("node 1 leads");
+    c.stabilize();
+    c.tick_all(30);
+    assert_eq!(c.leader(), Some(2), "the transfer to the restarted follower was abandoned");
+}
