@@ -23,8 +23,10 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod disk;
 pub mod kv;
 pub mod linearizability;
+pub mod net;
 pub mod sim;
 
 pub use checker::{Checker, Violation};

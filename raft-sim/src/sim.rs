@@ -222,12 +222,12 @@ impl Simulation {
         let mut cluster = Cluster::with_membership(disks, initial, config, rng.random());
         cluster.panic_on_violation = false;
         cluster.defer_ready = options.batch_ready;
-        cluster.net = Some(NetModel {
-            rng: ChaCha8Rng::seed_from_u64(rng.random()),
-            drop_rate: options.drop_rate,
-            duplicate_rate: options.duplicate_rate,
-            max_delay: options.max_delay,
-        });
+        cluster.net = Some(NetModel::new(
+            ChaCha8Rng::seed_from_u64(rng.random()),
+            options.drop_rate,
+            options.duplicate_rate,
+            options.max_delay,
+        ));
         cluster.disk = Some(DiskModel { rng: ChaCha8Rng::seed_from_u64(rng.random()), max_latency: 12 });
         let tick_phase = (0..total).map(|_| rng.random_range(0..TICK)).collect();
         Self {
