@@ -184,6 +184,11 @@ impl Cluster {
         self.trace.as_deref().unwrap_or_default()
     }
 
+    /// Adds a line to the trace (if tracing): what the driver did.
+    pub fn note(&mut self, event: impl FnOnce() -> String) {
+        self.log_event(event);
+    }
+
     fn log_event(&mut self, event: impl FnOnce() -> String) {
         if let Some(trace) = &mut self.trace {
             trace.push(format!("{:>6} {}", self.now, event()));
@@ -376,6 +381,9 @@ impl Cluster {
     /// Completes the oldest pending write of node `id`: it becomes durable,
     /// its held messages are sent, and the node is told.
     pub fn flush_one(&mut self, id: NodeId) -> bool {
+        if self.paused.contains(&id) {
+            return false; // it would hear of the write only on resuming
+        }
         let node = self.nodes.get_mut(&id).expect("known node");
         let Some(write) = node.pending.pop_front() else { return false };
         if let Err(e) = node.disk.check_write(write.snapshot.as_ref(), &write.entries) {
@@ -427,17 +435,20 @@ impl Cluster {
 
     /// Completes the pending writes of node `id` that are due by now.
     pub fn flush_due(&mut self, id: NodeId) {
-        // A paused node's writes wait: it would hear of them only on resuming.
-        while !self.paused.contains(&id)
-            && self.nodes[&id].pending.front().is_some_and(|w| w.ready_at <= self.now)
-        {
-            self.flush_one(id);
+        while self.nodes[&id].pending.front().is_some_and(|w| w.ready_at <= self.now) {
+            if !self.flush_one(id) {
+                return;
+            }
         }
     }
 
     /// Delivers one message, if its recipient is up and the link not cut.
     fn deliver(&mut self, message: Message) {
         if self.cut.contains(&(message.from, message.to)) || !self.is_up(message.to) {
+            return;
+        }
+        if self.paused.contains(&message.to) {
+            self.wire.hold(message); // read once the node resumes
             return;
         }
         self.stats.delivered += 1;
@@ -462,11 +473,7 @@ impl Cluster {
     /// Delivers every message due by now, in order of delivery time.
     pub fn deliver_due(&mut self) {
         while let Some(message) = self.wire.pop_due(self.now) {
-            if self.paused.contains(&message.message.to) {
-                self.wire.hold(message);
-            } else {
-                self.deliver(message.message);
-            }
+            self.deliver(message.message);
         }
     }
 
@@ -496,7 +503,7 @@ impl Cluster {
             self.tick(id);
         }
         for message in self.wire.take_held(id) {
-            self.deliver(message.message);
+            self.deliver(message);
         }
     }
 
@@ -629,12 +636,14 @@ impl Cluster {
 
     /// Drops every message in flight.
     pub fn drop_in_flight(&mut self) {
-        self.wire.take_all();
+        self.wire.clear();
     }
 
-    /// Whether messages or writes remain.
+    /// Whether messages or writes remain (other than those of paused nodes,
+    /// which wait for them to resume).
     pub fn is_quiet(&self) -> bool {
-        self.wire.is_empty() && self.nodes.values().all(|n| n.pending.is_empty())
+        self.wire.is_empty()
+            && self.nodes.iter().all(|(id, n)| n.pending.is_empty() || self.paused.contains(id))
     }
 
     /// Scripted use: delivers every message and completes every write until

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checker;
+pub mod clock;
 pub mod cluster;
 pub mod disk;
 pub mod kv;

@@ -150,7 +150,7 @@ impl Ord for InFlight {
 pub(crate) struct Wire {
     queue: BinaryHeap<InFlight>,
     /// Messages that arrived while their recipient was paused, in arrival order.
-    held: BTreeMap<NodeId, Vec<InFlight>>,
+    held: BTreeMap<NodeId, Vec<Message>>,
     next_seq: u64,
 }
 
@@ -170,30 +170,36 @@ impl Wire {
     }
 
     /// Holds a message that arrived for a paused node.
-    pub(crate) fn hold(&mut self, message: InFlight) {
-        self.held.entry(message.message.to).or_default().push(message);
+    pub(crate) fn hold(&mut self, message: Message) {
+        self.held.entry(message.to).or_default().push(message);
     }
 
     /// What arrived for node `id` while it was paused, in arrival order.
-    pub(crate) fn take_held(&mut self, id: NodeId) -> Vec<InFlight> {
+    pub(crate) fn take_held(&mut self, id: NodeId) -> Vec<Message> {
         self.held.remove(&id).unwrap_or_default()
     }
 
-    /// Everything on the wire and held, in sending order (scripted use).
+    /// Everything on the wire (not what is held), in sending order, for
+    /// scripted delivery.
     pub(crate) fn take_all(&mut self) -> Vec<InFlight> {
         let mut all = std::mem::take(&mut self.queue).into_vec();
-        all.extend(std::mem::take(&mut self.held).into_values().flatten());
         all.sort_by_key(|m| m.seq);
         all
     }
 
-    /// Whether nothing is on the wire or held.
+    /// Drops everything on the wire and held.
+    pub(crate) fn clear(&mut self) {
+        self.queue.clear();
+        self.held.clear();
+    }
+
+    /// Whether nothing is on the wire (held messages wait for their node).
     pub(crate) fn is_empty(&self) -> bool {
-        self.queue.is_empty() && self.held.is_empty()
+        self.queue.is_empty()
     }
 
     /// Every message on the wire or held, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Message> {
-        self.queue.iter().chain(self.held.values().flatten()).map(|m| &m.message)
+        self.queue.iter().map(|m| &m.message).chain(self.held.values().flatten())
     }
 }

@@ -10,6 +10,7 @@
 //! [`LIVENESS_TICKS`] ticks. Safety is checked after every step of both.
 
 use crate::checker::Violation;
+use crate::clock::{ClockSkew, Clocks};
 use crate::cluster::ClientEvent;
 use crate::cluster::{Cluster, DiskModel, NetModel};
 use crate::kv;
@@ -75,10 +76,29 @@ pub struct SimOptions {
     pub snapshot_keep_entries: u64,
     /// Bytes per snapshot chunk.
     pub snapshot_chunk_bytes: u64,
-    /// Lease reads on (with check-quorum only): leaders serve some reads
-    /// under their lease.
+    /// Lease reads on (with check-quorum only): some reads, at the leader
+    /// or at followers, ask for the leader's lease.
     pub lease_reads: bool,
+    /// The nodes' [`Config::max_clock_drift_ticks`], which bounds how far
+    /// apart the clock rates are drawn (see [`crate::clock`]).
+    pub max_clock_drift_ticks: u64,
+    /// How the nodes' clock rates are drawn within that bound.
+    pub clock_skew: ClockSkew,
+    /// Chance per step that one node's clock rate is redrawn (within the bound).
+    pub rate_change_rate: f64,
+    /// Chance per step that a node is paused (SIGSTOP); half the pauses hit
+    /// the leader, half of those for longer than the election timeout.
+    pub pause_rate: f64,
+    /// Chance a message is delayed by up to [`LONG_DELAY`] steps instead.
+    pub long_delay_rate: f64,
+    /// Chance a message is remembered, to be delivered again after its
+    /// sender or receiver restarts.
+    pub replay_rate: f64,
 }
+
+/// The longest message delay, in steps: many election timeouts, so a message
+/// can arrive terms after it was sent.
+pub const LONG_DELAY: u64 = 150 * TICK;
 
 impl SimOptions {
     /// The run that `seed` stands for: its cluster size and fault mix are drawn
@@ -107,9 +127,35 @@ impl SimOptions {
             snapshot_keep_entries: [0, 5, 50][rng.random_range(0..3)],
             snapshot_chunk_bytes: [8, 40, 1 << 20][rng.random_range(0..3)],
             lease_reads: false,
+            max_clock_drift_ticks: 1,
+            clock_skew: ClockSkew::None,
+            rate_change_rate: 0.0,
+            pause_rate: 0.0,
+            long_delay_rate: 0.0,
+            replay_rate: 0.0,
         }
         .with_lease_reads(rng.random_bool(0.3))
         .with_storm(rng.random_bool(0.15))
+        .with_clocks_and_pauses(&mut rng, calm)
+    }
+
+    /// Clock rates, pauses, long delays and replays: drawn after the rest,
+    /// so the older fields of a seed stay what they were.
+    fn with_clocks_and_pauses(self, rng: &mut ChaCha8Rng, calm: bool) -> Self {
+        let clock_skew = match rng.random_range(0..10) {
+            0..=1 => ClockSkew::None,
+            2..=5 => ClockSkew::Within,
+            _ => ClockSkew::Edge,
+        };
+        Self {
+            max_clock_drift_ticks: [1, 1, 2, 3][rng.random_range(0..4)],
+            clock_skew,
+            rate_change_rate: if rng.random_bool(0.5) { 0.0 } else { rng.random_range(0.0..0.003) },
+            pause_rate: if calm || rng.random_bool(0.3) { 0.0 } else { rng.random_range(0.0..0.003) },
+            long_delay_rate: if calm || rng.random_bool(0.5) { 0.0 } else { rng.random_range(0.0..0.002) },
+            replay_rate: if calm || rng.random_bool(0.5) { 0.0 } else { rng.random_range(0.0..0.02) },
+            ..self
+        }
     }
 
     /// Lease reads need check-quorum.
@@ -193,7 +239,9 @@ pub struct Simulation {
     cluster: Cluster,
     /// For each node: the time it comes back up, if down.
     down_until: Vec<Option<u64>>,
-    tick_phase: Vec<u64>,
+    /// For each node: the time it resumes, if paused.
+    paused_until: Vec<Option<u64>>,
+    clocks: Clocks,
     next_command: u64,
     step: u64,
     clients: Vec<Option<PendingOp>>,
@@ -214,6 +262,7 @@ impl Simulation {
             snapshot_keep_entries: options_.snapshot_keep_entries,
             snapshot_chunk_bytes: options_.snapshot_chunk_bytes,
             lease_reads: options_.lease_reads,
+            max_clock_drift_ticks: options_.max_clock_drift_ticks,
             ..Config::new(id)
         };
         let total = options.nodes + options.spares;
@@ -229,13 +278,21 @@ impl Simulation {
             options.max_delay,
         ));
         cluster.disk = Some(DiskModel { rng: ChaCha8Rng::seed_from_u64(rng.random()), max_latency: 12 });
-        let tick_phase = (0..total).map(|_| rng.random_range(0..TICK)).collect();
+        if let Some(net) = &mut cluster.net {
+            net.long_delay_rate = options.long_delay_rate;
+            net.long_delay = LONG_DELAY;
+            net.remember_rate = options.replay_rate;
+        }
+        let election_timeout_min = Config::new(1).election_timeout_min;
+        let drift = options.max_clock_drift_ticks;
+        let clocks = Clocks::new(&mut rng, total, TICK, election_timeout_min, drift, options.clock_skew);
         Self {
             down_until: vec![None; total as usize],
+            paused_until: vec![None; total as usize],
+            clocks,
             options,
             rng,
             cluster,
-            tick_phase,
             next_command: 0,
             step: 0,
             clients: vec![None; CLIENTS as usize],
@@ -322,7 +379,7 @@ impl Simulation {
         }
         self.cluster.deliver_due();
         for &id in &ids {
-            if self.step % TICK == self.tick_phase[id as usize - 1] {
+            if self.clocks.ticks_at(id, self.step) {
                 self.cluster.tick(id);
             }
         }
@@ -348,12 +405,16 @@ impl Simulation {
                     self.cluster.restart(id);
                 }
                 None if self.rng.random_bool(self.options.crash_rate) => {
+                    if self.paused_until[i].take().is_some() {
+                        self.clocks.forget_pause(id, self.step);
+                    }
                     self.cluster.crash(id);
                     self.down_until[i] = Some(self.step + self.rng.random_range(1..40) * TICK);
                 }
                 _ => {}
             }
         }
+        self.pause_step(n);
         if self.rng.random_bool(self.options.partition_rate) {
             self.repartition();
         }
@@ -384,6 +445,47 @@ impl Simulation {
         }
     }
 
+    /// Pauses and resumes nodes, and changes clock rates.
+    fn pause_step(&mut self, n: u64) {
+        for i in 0..n as usize {
+            if self.paused_until[i].is_some_and(|t| t <= self.step) {
+                self.resume(i as NodeId + 1);
+            }
+        }
+        if self.rng.random_bool(self.options.rate_change_rate) {
+            let id = self.rng.random_range(1..=n);
+            let period = self.clocks.change_rate(&mut self.rng, id);
+            self.cluster.note(|| format!("n{id} now ticks every {period} steps"));
+        }
+        if !self.rng.random_bool(self.options.pause_rate) {
+            return;
+        }
+        let leader = self.cluster.leader().filter(|_| self.rng.random_bool(0.5));
+        let id = leader.unwrap_or_else(|| self.rng.random_range(1..=n));
+        if self.paused_until[id as usize - 1].is_some() || !self.cluster.is_up(id) {
+            return;
+        }
+        let config = Config::new(id);
+        // Half the leader pauses outlast the election timeout: the classic
+        // lease-read failure, a leader that resumes after another was elected.
+        let ticks = if leader.is_some() && self.rng.random_bool(0.5) {
+            self.rng.random_range(config.election_timeout_max..=3 * config.election_timeout_max)
+        } else {
+            self.rng.random_range(1..=config.election_timeout_min)
+        };
+        self.paused_until[id as usize - 1] = Some(self.step + ticks * TICK);
+        self.clocks.pause(id);
+        self.cluster.pause(id);
+    }
+
+    /// Resumes node `id`: first the ticks its clock counted while it was
+    /// stopped, then the messages that arrived meanwhile.
+    fn resume(&mut self, id: NodeId) {
+        self.paused_until[id as usize - 1] = None;
+        let missed = self.clocks.resume(id, self.step);
+        self.cluster.resume(id, missed);
+    }
+
     /// Client `client` starts a put (at the leader, mostly) or a read (at any
     /// node: ReadIndex, or a lease read at a leader with leases on).
     fn invoke(&mut self, client: usize, nodes: u64) {
@@ -405,8 +507,10 @@ impl Simulation {
                 self.clients[client] = Some(PendingOp { op, node, invoke: self.step, id });
             }
         } else {
+            // At any node: a follower asks its leader for the read index (or
+            // for the lease) and serves the read itself.
             let node = self.rng.random_range(1..=nodes);
-            let lease = self.options.lease_reads && Some(node) == leader && self.rng.random_bool(0.5);
+            let lease = self.options.lease_reads && self.rng.random_bool(0.5);
             let mode = if lease { ReadMode::Lease } else { ReadMode::ReadIndex };
             if self.cluster.read_index(node, value, mode).is_ok() {
                 let op = Op::Get { key };
@@ -553,6 +657,11 @@ impl Simulation {
 
     /// Ends the fault phase: everything restarts and the network turns reliable.
     fn heal(&mut self) {
+        for i in 0..self.paused_until.len() {
+            if self.paused_until[i].is_some() {
+                self.resume(i as NodeId + 1);
+            }
+        }
         for i in 0..self.down_until.len() {
             if self.down_until[i].take().is_some() {
                 self.cluster.restart(i as NodeId + 1);
@@ -563,6 +672,9 @@ impl Simulation {
             net.drop_rate = 0.0;
             net.duplicate_rate = 0.0;
             net.max_delay = net.max_delay.min(5);
+            net.long_delay_rate = 0.0;
+            net.remember_rate = 0.0;
+            net.forget();
         }
     }
 }
