@@ -327,7 +327,7 @@ impl Cluster {
         }
         let node = self.nodes.get_mut(&id).expect("known node");
         if ready.request_snapshot {
-            Self::build_snapshot(node);
+            Self::build_snapshot(id, node);
         }
         node.reads.extend(ready.read_states);
         let applied = node.kv.applied();
@@ -351,7 +351,7 @@ impl Cluster {
 
     /// Snapshots node's state machine as a runtime would: made durable first,
     /// then handed to the node, which compacts its log.
-    fn build_snapshot(node: &mut SimNode) {
+    fn build_snapshot(id: NodeId, node: &mut SimNode) {
         let Some(raft) = node.raft.as_mut() else { return };
         let applied = node.kv.applied();
         let Some(term) = raft.log().term(applied).filter(|_| applied > 0) else { return };
@@ -359,7 +359,7 @@ impl Cluster {
             last: LogId::new(term, applied),
             membership: raft.log().memberships().at(applied).clone(),
         };
-        let snapshot = Snapshot { meta, data: node.kv.encode() };
+        let snapshot = Snapshot { meta, data: node.kv.encode_for(id) };
         node.disk.snapshot = Some(snapshot.clone());
         raft.on_snapshot_built(snapshot).expect("a snapshot of applied state is accepted");
     }
