@@ -32,4 +32,4 @@ pub mod sim;
 
 pub use checker::{Checker, Violation};
 pub use cluster::{ClientEvent, Cluster, Disk, DiskModel, NetModel, Stats};
-pub use sim::{run_seed, sweep, Failure, Outcome, SimOptions, Simulation};
+pub use sim::{run_seed, sweep, Failure, Outcome, SimOptions, Simulation, SweepReport};

@@ -14,7 +14,7 @@ use crate::clock::{ClockSkew, Clocks};
 use crate::cluster::ClientEvent;
 use crate::cluster::{Cluster, DiskModel, NetModel};
 use crate::kv;
-use crate::linearizability::{self, Event, History, Op, Outcome as OpOutcome, Verdict};
+use crate::linearizability::{self, Event, History, KeyCounts, Op, Outcome as OpOutcome, Verdict};
 use bytes::Bytes;
 use raft_core::{Config, EntryPayload, LogId, Membership, NodeId, ReadMode};
 use rand::{Rng, SeedableRng};
@@ -212,7 +212,19 @@ pub struct Outcome {
     pub recovery_ticks: u64,
     /// The highest term reached.
     pub max_term: u64,
+    /// Keys whose histories the linearizability checker searched, over the
+    /// run's checks, and on how many it gave up (never counted as a pass).
+    pub linearizability: KeyCounts,
 }
+
+/// The linearizability checker's search budget per key and check.
+pub const SEARCH_BUDGET: usize = 200_000;
+/// A run fails if the checker gave up on more than this fraction of its key
+/// checks: a history the checker cannot judge is not a pass.
+pub const MAX_GAVE_UP_PER_RUN: f64 = 0.25;
+/// A sweep fails if the checker gave up on more than this fraction of all
+/// its key checks.
+pub const MAX_GAVE_UP_PER_SWEEP: f64 = 0.001;
 
 /// Clients issuing operations concurrently.
 const CLIENTS: u64 = 4;
@@ -246,6 +258,7 @@ pub struct Simulation {
     step: u64,
     clients: Vec<Option<PendingOp>>,
     history: History,
+    checked: KeyCounts,
 }
 
 impl Simulation {
@@ -297,6 +310,7 @@ impl Simulation {
             step: 0,
             clients: vec![None; CLIENTS as usize],
             history: History::new(),
+            checked: KeyCounts::default(),
         }
     }
 
@@ -310,12 +324,42 @@ impl Simulation {
         &self.cluster
     }
 
-    /// Runs the fault phase, heals, and checks liveness.
+    /// Runs the fault phase, heals, and checks liveness. The clients'
+    /// history is checked for linearizability when the fault phase ends and
+    /// again when the run ends, however it ends: a run that fails for
+    /// liveness still reports a stale read, and a safety violation is
+    /// reported first.
     pub fn run(&mut self) -> Result<Outcome, Failure> {
+        let result = self.run_phases();
+        if result.as_ref().is_err_and(|f| f.violation.property != "Liveness") {
+            return result;
+        }
+        for client in 0..self.clients.len() {
+            self.complete(client, OpOutcome::Unknown);
+        }
+        let history = std::mem::take(&mut self.history);
+        let checked = self.check_linearizable(&history);
+        self.history = history;
+        checked?;
+        let counts = self.checked;
+        if counts.gave_up as f64 > MAX_GAVE_UP_PER_RUN * counts.checked as f64 {
+            return Err(self.failure(Violation {
+                property: "Linearizability checked",
+                detail: format!(
+                    "the checker gave up on {} of {} key histories (at most {MAX_GAVE_UP_PER_RUN} may be unjudged)",
+                    counts.gave_up, counts.checked
+                ),
+            }));
+        }
+        result.map(|outcome| Outcome { linearizability: counts, ..outcome })
+    }
+
+    fn run_phases(&mut self) -> Result<Outcome, Failure> {
         while self.step < self.options.fault_steps {
             self.fault_step();
             self.advance()?;
         }
+        self.check_fault_phase()?;
         self.heal();
         let healed_at = self.step;
         let deadline = healed_at + LIVENESS_TICKS * TICK;
@@ -333,7 +377,6 @@ impl Simulation {
             self.advance()?;
             let committed = self.cluster.committed();
             if committed.iter().rev().any(|e| matches!(&e.payload, EntryPayload::Command(c) if *c == probe)) {
-                self.check_linearizable()?;
                 let committed = self.cluster.committed();
                 let max_term = self
                     .cluster
@@ -346,6 +389,7 @@ impl Simulation {
                     committed: committed.len() as u64,
                     recovery_ticks: (self.step - healed_at) / TICK,
                     max_term: max_term.unwrap_or(0),
+                    linearizability: KeyCounts::default(),
                 });
             }
         }
@@ -566,12 +610,33 @@ impl Simulation {
         self.history.record(event);
     }
 
-    /// The clients' history must be linearizable (checked per key).
-    fn check_linearizable(&mut self) -> Result<(), Failure> {
-        for client in 0..self.clients.len() {
-            self.complete(client, OpOutcome::Unknown);
+    /// The history of the fault phase must be linearizable on its own,
+    /// with the operations still open then counted as unknown (a prefix of a
+    /// linearizable history is; checking it alone is a second chance where
+    /// the whole history is too long to search).
+    fn check_fault_phase(&mut self) -> Result<(), Failure> {
+        let mut history = self.history.clone();
+        for (client, pending) in self.clients.iter().enumerate() {
+            let Some(pending) = pending else { continue };
+            let event = Event {
+                client: client as u64,
+                op: pending.op,
+                invoke: pending.invoke,
+                complete: self.step,
+                outcome: OpOutcome::Unknown,
+            };
+            history.record(event);
         }
-        match linearizability::check(&self.history, 200_000) {
+        self.check_linearizable(&history)
+    }
+
+    /// `history` must be linearizable (checked per key); keys the search
+    /// gave up on are counted.
+    fn check_linearizable(&mut self, history: &History) -> Result<(), Failure> {
+        let (verdict, counts) = linearizability::check_counted(history, SEARCH_BUDGET);
+        self.checked.checked += counts.checked;
+        self.checked.gave_up += counts.gave_up;
+        match verdict {
             Verdict::NotLinearizable { key, explanation } => Err(self.failure(Violation {
                 property: "Linearizability",
                 detail: format!("key {key}: {explanation}"),
@@ -684,13 +749,34 @@ pub fn run_seed(seed: u64) -> Result<Outcome, Failure> {
     Simulation::new(SimOptions::from_seed(seed)).run()
 }
 
+/// What a sweep found.
+#[derive(Debug, Default)]
+pub struct SweepReport {
+    /// The seeds that failed, in no particular order.
+    pub failures: Vec<Failure>,
+    /// Threads used.
+    pub threads: usize,
+    /// Over the passing runs: key histories checked for linearizability,
+    /// and how many of those the checker gave up on.
+    pub linearizability: KeyCounts,
+}
+
+impl SweepReport {
+    /// Whether the checker gave up on more than [`MAX_GAVE_UP_PER_SWEEP`] of
+    /// the sweep's key checks: then the sweep judged too little to pass.
+    pub fn gave_up_too_often(&self) -> bool {
+        let counts = self.linearizability;
+        counts.gave_up as f64 > MAX_GAVE_UP_PER_SWEEP * counts.checked as f64
+    }
+}
+
 /// Runs every seed in `seeds` on every available core, calling `on_failure`
-/// for each one that fails (from the thread that ran it). Returns the
-/// failures, in no particular order, and the number of threads used.
-pub fn sweep(seeds: std::ops::Range<u64>, on_failure: impl Fn(&Failure) + Sync) -> (Vec<Failure>, usize) {
+/// for each one that fails (from the thread that ran it).
+pub fn sweep(seeds: std::ops::Range<u64>, on_failure: impl Fn(&Failure) + Sync) -> SweepReport {
     use std::sync::atomic::{AtomicU64, Ordering};
     let next = AtomicU64::new(seeds.start);
-    let failures = std::sync::Mutex::new(Vec::new());
+    let report = std::sync::Mutex::new(SweepReport::default());
+    let lock = || report.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -699,12 +785,21 @@ pub fn sweep(seeds: std::ops::Range<u64>, on_failure: impl Fn(&Failure) + Sync) 
                 if seed >= seeds.end {
                     return;
                 }
-                if let Err(failure) = run_seed(seed) {
-                    on_failure(&failure);
-                    failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(failure);
+                match run_seed(seed) {
+                    Ok(outcome) => {
+                        let mut report = lock();
+                        report.linearizability.checked += outcome.linearizability.checked;
+                        report.linearizability.gave_up += outcome.linearizability.gave_up;
+                    }
+                    Err(failure) => {
+                        on_failure(&failure);
+                        lock().failures.push(failure);
+                    }
                 }
             });
         }
     });
-    (failures.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()), threads)
+    let mut report = report.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    report.threads = threads;
+    report
 }
