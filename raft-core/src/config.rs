@@ -45,13 +45,38 @@ pub struct Config {
     pub learner_catch_up_rounds: u32,
     /// Allow lease-based reads ([`crate::ReadMode::Lease`]): served without a
     /// heartbeat round while the leader's lease holds. Off by default; needs
-    /// `check_quorum`. See the crate documentation on reads for the clock
-    /// assumption it makes. With it on, a node that restarts refuses to vote
-    /// for `election_timeout_min` ticks after it starts, since it may have
-    /// promised a leader not to before it crashed.
+    /// `check_quorum`.
+    ///
+    /// A lease lasts `election_timeout_min - 1 - max_clock_drift_ticks` of the
+    /// leader's ticks from the sending of a heartbeat a quorum answered, and
+    /// is safe only if ticks really measure time: no node's ticks may come
+    /// slower than [`Config::max_clock_drift_ticks`] allows. The core trusts
+    /// its caller for that. A caller that stops ticking for a while (a
+    /// paused process or VM, a long garbage collection, a blocked thread)
+    /// must, before it gives the node any other input, deliver every tick it
+    /// missed, counted on a monotonic clock; a leader that resumes without
+    /// them believes its lease is younger than it is, and can serve stale
+    /// reads while another leader accepts writes. See the module
+    /// documentation of reads (`read.rs`) for the derivation.
+    ///
+    /// With it on, a node that restarts refuses to vote for
+    /// `election_timeout_min` ticks after it starts, since it may have
+    /// promised a leader not to before it crashed. [`Config::validate`]
+    /// refuses it when the lease would be shorter than one tick, and when
+    /// `max_clock_drift_ticks` is 0.
     pub lease_reads: bool,
-    /// The most, in ticks, by which any node's clock may run ahead of
-    /// another's over an election timeout. The lease is shortened by this.
+    /// How much slower one node's clock may run than another's: at most this
+    /// many ticks per `election_timeout_min` ticks, measured over any
+    /// interval of an election timeout. Precisely, for the real times `P_i`
+    /// between two ticks of each node, `max P / min P <= election_timeout_min
+    /// / (election_timeout_min - max_clock_drift_ticks)`. With the defaults
+    /// (1 per 10) a leader's clock may run about 11 % slower than a
+    /// follower's. The lease is shortened by this many ticks (and by one
+    /// more, for the rounding of time to whole ticks). A pause of the caller
+    /// counts as drift unless the missed ticks are delivered afterwards (see
+    /// [`Config::lease_reads`]). Must be below `election_timeout_min`, and
+    /// with lease reads at least 1, since no two real clocks run at exactly
+    /// the same rate.
     pub max_clock_drift_ticks: u64,
     /// Ask for a snapshot ([`crate::Ready::request_snapshot`]) once this many
     /// entries have been applied since the last one.
@@ -143,6 +168,15 @@ impl Config {
                 election_min: self.election_timeout_min,
             });
         }
+        if self.lease_reads && self.max_clock_drift_ticks == 0 {
+            return Err(ConfigError::LeaseReadsNeedDriftBound);
+        }
+        if self.lease_reads && self.election_timeout_min < self.max_clock_drift_ticks + 2 {
+            return Err(ConfigError::LeaseTooShort {
+                drift: self.max_clock_drift_ticks,
+                election_min: self.election_timeout_min,
+            });
+        }
         Ok(())
     }
 }
@@ -186,6 +220,22 @@ pub enum ConfigError {
         /// The configured minimum election timeout.
         election_min: u64,
     },
+    /// Lease reads with a drift bound of zero assume identical clock rates,
+    /// which no two real clocks have.
+    #[error("lease_reads requires max_clock_drift_ticks of at least 1")]
+    LeaseReadsNeedDriftBound,
+    /// The lease, `election_timeout_min - 1 - max_clock_drift_ticks` ticks,
+    /// would be shorter than one tick: lease reads could never be served.
+    #[error(
+        "lease_reads needs election_timeout_min ({election_min}) of at least max_clock_drift_ticks \
+         ({drift}) + 2, for a lease of one tick or more"
+    )]
+    LeaseTooShort {
+        /// The configured drift bound.
+        drift: u64,
+        /// The configured minimum election timeout.
+        election_min: u64,
+    },
 }
 
 #[cfg(test)]
@@ -195,6 +245,26 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(Config::new(1).validate(), Ok(()));
+        assert_eq!(Config { lease_reads: true, ..Config::new(1) }.validate(), Ok(()));
+    }
+
+    /// The smallest election timeout that leaves a lease of one tick, and
+    /// drift bounds without lease reads, which shorten nothing.
+    #[test]
+    fn boundaries_of_the_lease_checks() {
+        let lease = |min, drift| Config {
+            lease_reads: true,
+            election_timeout_min: min,
+            election_timeout_max: min + 10,
+            heartbeat_interval: 1,
+            max_clock_drift_ticks: drift,
+            ..Config::new(1)
+        };
+        assert_eq!(lease(3, 1).validate(), Ok(()));
+        assert_eq!(lease(3, 2).validate(), Err(ConfigError::LeaseTooShort { drift: 2, election_min: 3 }));
+        assert_eq!(lease(10, 8).validate(), Ok(()));
+        let no_lease = Config { max_clock_drift_ticks: 0, ..Config::new(1) };
+        assert_eq!(no_lease.validate(), Ok(()));
     }
 
     /// A change that makes a default configuration invalid.
@@ -223,6 +293,20 @@ mod tests {
             (
                 |c| c.max_clock_drift_ticks = 10,
                 ConfigError::DriftNotBelowElection { drift: 10, election_min: 10 },
+            ),
+            (
+                |c| {
+                    c.lease_reads = true;
+                    c.max_clock_drift_ticks = 0
+                },
+                ConfigError::LeaseReadsNeedDriftBound,
+            ),
+            (
+                |c| {
+                    c.lease_reads = true;
+                    c.max_clock_drift_ticks = 9
+                },
+                ConfigError::LeaseTooShort { drift: 9, election_min: 10 },
             ),
         ];
         for (mutate, expected) in cases {

@@ -134,7 +134,12 @@ pub(crate) fn handle_vote_request(
     let can_vote = core.vote == Some(from)
         || (core.vote.is_none() && core.leader.is_none())
         || (pre_vote && term > core.term);
-    let granted = can_vote && vote_allowed_by_log(core, request);
+    // The promise to a leader holds whatever happened to the term since: a
+    // follower that adopted a newer term from a stray reply, and so knows no
+    // leader and has no vote in it, must still refuse a new vote until the
+    // promise ends (the caller checked only requests of newer terms).
+    let promised = !pre_vote && !request.leadership_transfer && core.vote != Some(from) && core.in_promise();
+    let granted = can_vote && !promised && vote_allowed_by_log(core, request);
     if pre_vote {
         let response_term = if granted { term } else { core.term };
         core.send_with_term(from, response_term, MessageBody::PreVoteResponse(VoteResponse { granted }));

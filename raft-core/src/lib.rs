@@ -145,9 +145,11 @@
 //! ask the leader for the index and serve the read themselves. A new leader
 //! holds reads until it has committed an entry of its term. Lease reads
 //! ([`ReadMode::Lease`], opt-in, with check-quorum) skip the round while the
-//! leader's lease holds, assuming clocks drift by at most
-//! [`Config::max_clock_drift_ticks`] per election timeout. Stale reads need no
-//! call: read the local state machine.
+//! leader's lease holds, assuming no node's clock runs slower than another's
+//! by more than [`Config::max_clock_drift_ticks`] ticks per
+//! `election_timeout_min` ticks, and that a caller that stalls delivers the
+//! ticks it missed before anything else (see [`Config::lease_reads`]). Stale
+//! reads need no call: read the local state machine.
 //!
 //! ## Using a `RawNode`
 //!
@@ -208,6 +210,7 @@ mod replication;
 mod rng;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+mod snapshot_transfer;
 mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;

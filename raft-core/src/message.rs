@@ -48,7 +48,8 @@ pub enum MessageBody {
     /// a leader of a stale term so that it learns the newer term and steps down.
     HeartbeatResponse(HeartbeatResponse),
     /// Sent by a leader handing over leadership, once the target's log is as
-    /// up to date as its own: "campaign now" (thesis section 3.10).
+    /// up to date as its own: "campaign now" (thesis section 3.10). A
+    /// follower obeys it only from the leader it knows in the current term.
     TimeoutNow,
     /// Sent by a follower to its leader on behalf of a client's linearizable
     /// read: "at which index may I serve read `ctx`?"
@@ -82,6 +83,14 @@ pub struct InstallSnapshot {
     pub data: Bytes,
     /// This is the last chunk.
     pub done: bool,
+    /// The whole snapshot's length in bytes: the chunk must end within it,
+    /// and the last one at it.
+    pub total_len: u64,
+    /// The CRC-32 (IEEE) of the whole snapshot's bytes. The follower checks
+    /// what it gathered against it, and against `total_len`, before it
+    /// installs anything, and keys its buffer on both (and on the sender,
+    /// term and `meta`), so chunks of two snapshots are never spliced.
+    pub checksum: u32,
 }
 
 /// A follower's progress in receiving a snapshot.

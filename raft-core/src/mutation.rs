@@ -20,6 +20,15 @@ pub enum Mutation {
     ApplyBeforePersist,
     /// Serve ReadIndex reads without confirming leadership with a quorum.
     ReadWithoutQuorum,
+    /// End the lease at `sent + election_timeout_min - max_clock_drift_ticks`,
+    /// the bound before issue 10: a tick longer than the followers' promise
+    /// is guaranteed to last.
+    LeaseOneTickTooLong,
+    /// Keep a snapshot's buffered chunks when a chunk at offset 0 comes from
+    /// another leader or term with the same metadata, and install what was
+    /// gathered without checking its length and checksum (the logic before
+    /// issue 10): chunks of two different snapshots can be spliced.
+    SnapshotBufferNotReset,
 }
 
 #[cfg(raft_mutation)]

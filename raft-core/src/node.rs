@@ -18,10 +18,11 @@ use crate::mutation::{mutated, Mutation};
 use crate::quorum::JointConfig;
 use crate::replication::{self, Leader};
 use crate::rng::Rng;
+use crate::snapshot_transfer::{self, IncomingSnapshot};
 use crate::{
     Config, ConfigError, Entry, EntryPayload, HardState, Index, LogError, LogId, Membership, MembershipError,
-    Message, MessageBody, NodeId, RaftLog, ReadIndexRequest, ReadState, Role, Snapshot, SnapshotMeta,
-    SoftState, Term, MAX_TERM,
+    Message, MessageBody, NodeId, RaftLog, ReadIndexRequest, ReadState, Role, Snapshot, SoftState, Term,
+    MAX_TERM,
 };
 use bytes::Bytes;
 use std::collections::{BTreeSet, VecDeque};
@@ -338,8 +339,11 @@ pub(crate) struct Core {
     /// The latest snapshot, built here or received: what a leader sends to
     /// followers that need entries it has compacted away.
     pub(crate) snapshot: Option<Snapshot>,
+    /// The CRC-32 of `snapshot`'s bytes (0 without one), computed once per
+    /// snapshot rather than once per chunk sent.
+    pub(crate) snapshot_checksum: u32,
     /// A snapshot being received from the leader, chunk by chunk.
-    pub(crate) incoming_snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
     /// A received snapshot for the caller to install.
     pub(crate) snapshot_to_install: Option<Snapshot>,
     /// Log entries up to here may be purged from storage.
@@ -438,6 +442,12 @@ impl Core {
         }
     }
 
+    /// Makes `snapshot` the latest one, the one sent to followers.
+    pub(crate) fn set_snapshot(&mut self, snapshot: Snapshot) {
+        self.snapshot_checksum = snapshot_transfer::checksum(&snapshot.data);
+        self.snapshot = Some(snapshot);
+    }
+
     /// Whether the current term and vote are on disk.
     pub(crate) fn hard_state_durable(&self) -> bool {
         !self.durability.hard_state_dirty
@@ -493,8 +503,15 @@ impl Core {
     pub(crate) fn in_lease(&self, role: &RoleState) -> bool {
         match role {
             RoleState::Leader(_) => self.config.check_quorum,
-            _ => self.ticks_since_leader.is_some_and(|t| t < self.config.election_timeout_min),
+            _ => self.in_promise(),
         }
+    }
+
+    /// Whether this node heard from a leader (of any term) fewer than
+    /// `election_timeout_min` ticks ago, and so has promised it not to vote
+    /// for anyone else: the promise leader leases rest on (see `read.rs`).
+    pub(crate) fn in_promise(&self) -> bool {
+        self.ticks_since_leader.is_some_and(|t| t < self.config.election_timeout_min)
     }
 
     /// How an election timeout starts a campaign: with a pre-vote round if
@@ -581,6 +598,7 @@ impl RawNode {
             // With leases in use, a restarted node may have promised a leader
             // not to vote before it crashed: it keeps that promise.
             ticks_since_leader: (config_lease_reads && state.hard_state.term > 0).then_some(0),
+            snapshot_checksum: state.snapshot.as_ref().map_or(0, |s| snapshot_transfer::checksum(&s.data)),
             snapshot: state.snapshot,
             incoming_snapshot: None,
             snapshot_to_install: None,
@@ -687,7 +705,7 @@ impl RawNode {
         if core.log.term(last.index).is_some_and(|t| t != last.term) {
             return Err(SnapshotError::WrongTerm { last, term: core.log.term(last.index) });
         }
-        core.snapshot = Some(snapshot);
+        core.set_snapshot(snapshot);
         let purge = last.index.saturating_sub(core.config.snapshot_keep_entries);
         if core.log.compact_to(purge) {
             core.purge_to = Some(purge);
@@ -838,7 +856,12 @@ impl RawNode {
             (RoleState::Candidate(candidate), MessageBody::VoteResponse(response)) => {
                 Ok(candidate.record_vote(core, from, response))
             }
-            (RoleState::Follower, MessageBody::TimeoutNow) if core.promotable() => {
+            // Only the leader may hand over leadership: a transfer election
+            // overrides the other voters' promises (leader stickiness), which
+            // the leader alone can release, having given up its lease.
+            (RoleState::Follower, MessageBody::TimeoutNow)
+                if core.leader == Some(from) && core.promotable() =>
+            {
                 Ok(Some(Transition::Candidate(Campaign::Transfer)))
             }
             (RoleState::Follower, MessageBody::ReadIndexResponse(state)) if core.leader == Some(from) => {
@@ -891,8 +914,13 @@ impl RawNode {
                 return Err(malformed("snapshot's configuration is invalid"));
             }
             let end = chunk.offset.checked_add(chunk.data.len() as u64);
-            if end.is_none_or(|end| end > self.core.config.max_snapshot_bytes) {
+            if end.is_none_or(|end| end > self.core.config.max_snapshot_bytes)
+                || chunk.total_len > self.core.config.max_snapshot_bytes
+            {
                 return Err(malformed("snapshot exceeds max_snapshot_bytes"));
+            }
+            if end.is_none_or(|end| end > chunk.total_len) {
+                return Err(malformed("snapshot chunk ends past the snapshot's length"));
             }
         }
         if let MessageBody::PreVote(request) | MessageBody::Vote(request) = &message.body {

@@ -14,15 +14,72 @@
 //! **Follower reads.** A follower asks its leader for a read index and serves
 //! the read itself once it has applied that far.
 //!
-//! **Lease reads** (opt-in, [`crate::Config::lease_reads`]). Followers that
-//! answered a heartbeat ignore vote requests for `election_timeout_min` ticks
-//! from when they heard it (leader stickiness), so for that long no other
-//! leader can be elected. A leader whose heartbeat, sent at tick `t`, was
-//! answered by a quorum may serve reads at once until tick
-//! `t + election_timeout_min - max_clock_drift_ticks`. This assumes that no
-//! node's clock runs faster than another's by more than `max_clock_drift_ticks`
-//! over an election timeout, and that check-quorum is on; a violated bound can
-//! return stale data. Without a valid lease the read falls back to ReadIndex.
+//! **Lease reads** (opt-in, [`crate::Config::lease_reads`]). A follower
+//! that heard from a leader refuses to vote for anyone else while fewer than
+//! `election_timeout_min` of its ticks have passed since (leader stickiness,
+//! counted by `ticks_since_leader`, whatever happens to its term meanwhile):
+//! that is its *promise*. A leader whose heartbeat, sent when its tick count
+//! was `t`, was answered by a quorum knows that each of those followers made
+//! the promise after `t`, so no other leader can be elected before the first
+//! promise ends. It serves reads at once while its tick count is below
+//! `t + L`, with the lease length
+//!
+//! ```text
+//! L = election_timeout_min - 1 - max_clock_drift_ticks
+//! ```
+//!
+//! [`crate::Config::validate`] refuses lease reads when `L < 1`, and when
+//! `max_clock_drift_ticks` is 0 (no two real clocks run at exactly the same
+//! rate). Without a valid lease a read falls back to ReadIndex.
+//!
+//! *The drift model.* A node's clock may run slower than another's by at
+//! most `max_clock_drift_ticks` ticks per `election_timeout_min` ticks: for
+//! the tick periods `P_i` of the nodes (the real time between two of their
+//! ticks, taken over any election timeout),
+//!
+//! ```text
+//! max P / min P <= election_timeout_min / (election_timeout_min - max_clock_drift_ticks)
+//! ```
+//!
+//! *Why `L` is safe under it.* Write `min` for `election_timeout_min`, `d`
+//! for the drift bound, `P_l` and `P_f` for the leader's and a follower's
+//! tick periods, and `s` for the real time the heartbeat was sent.
+//!
+//! - The lease ends at the leader's `L`-th tick after the send: the count is
+//!   `t` from its last tick, which came at or before `s`, so its `L`-th tick
+//!   after the send comes at most `L * P_l` after `s`.
+//! - The follower received the heartbeat at some `r >= s` and reset
+//!   `ticks_since_leader` to 0. Its next tick may come right after `r`; its
+//!   promise ends at its `min`-th tick, which is then `(min - 1) * P_f` after
+//!   its first, so no earlier than `r + (min - 1) * P_f >= s + (min - 1) * P_f`.
+//!   (Tick quantization costs one whole tick on each side: the leader's
+//!   count may have just advanced before the send, the follower's may
+//!   advance just after the receipt.)
+//! - So the lease ends first if `L * P_l <= (min - 1) * P_f`, that is if
+//!   `L <= (min - 1) * P_f / P_l`. Under the drift model `P_f / P_l >= (min - d) / min`,
+//!   and `(min - 1)(min - d) / min = min - 1 - d + d / min >= min - 1 - d = L`.
+//!
+//! Before this bound the lease was `min - d`: with `d = 0` it outlived the
+//! promise by up to a tick at equal clock rates, and with `d = 1` a leader
+//! clock about 1 % slow was enough. The other parts of the argument, checked
+//! in the code: the leader records `t` when it starts a read round, in
+//! [`crate::RawNode::ready`], before the caller can send the heartbeat (a
+//! later send only shortens the lease in real time); a follower resets
+//! `ticks_since_leader` on every message of its leader before it answers; a
+//! restarted node with leases on keeps the promise it may have made before
+//! it crashed (it refuses votes for `min` ticks from its start); a node
+//! votes for itself only when its election timer fires, which cannot happen
+//! within its promise (the timer is reset whenever `ticks_since_leader` is,
+//! and fires after at least `min` ticks), or when its caller forces it with
+//! [`crate::RawNode::campaign`], which voids the lease (documented there);
+//! and a leader with check-quorum votes for nobody. A transfer of leadership
+//! ends the lease first, since TimeoutNow releases the followers' promise.
+//!
+//! *What the caller must provide.* The core trusts its caller's ticks. A
+//! caller that stalls (a paused process, a long garbage collection, a
+//! suspended VM) must, before it gives the node any other input, deliver the
+//! ticks it missed as measured by a monotonic clock; otherwise the stalled
+//! leader's clock has run arbitrarily slow and its lease is not safe.
 //!
 //! Invariant: rounds are numbered from 1 and strictly increase; every read in
 //! `in_rounds` belongs to a round at most `round`.
@@ -151,11 +208,19 @@ impl ReadQueue {
                 break;
             }
             self.sent_at.pop_front();
-            let expires =
-                (sent + core.config.election_timeout_min).saturating_sub(core.config.max_clock_drift_ticks);
-            self.lease_until = self.lease_until.max(expires);
+            self.lease_until = self.lease_until.max(sent.saturating_add(lease_ticks(&core.config)));
         }
     }
+}
+
+/// The lease's length `L`, in the leader's ticks from the sending of a
+/// confirmed heartbeat (see the module documentation for why it is safe).
+fn lease_ticks(config: &crate::Config) -> u64 {
+    let promise = config.election_timeout_min.saturating_sub(1);
+    if mutated(Mutation::LeaseOneTickTooLong) {
+        return config.election_timeout_min.saturating_sub(config.max_clock_drift_ticks);
+    }
+    promise.saturating_sub(config.max_clock_drift_ticks)
 }
 
 /// Hands a confirmed read to whoever asked.

@@ -18,11 +18,10 @@ use crate::node::{Core, MembershipChangeError, TransferError, Transition};
 use crate::quorum::VoteResult;
 use crate::read::ReadQueue;
 use crate::{
-    AppendEntries, AppendEntriesResponse, EntryPayload, Heartbeat, HeartbeatResponse, Index, InstallSnapshot,
+    AppendEntries, AppendEntriesResponse, EntryPayload, Heartbeat, HeartbeatResponse, Index,
     InstallSnapshotResponse, LogError, LogId, Membership, MembershipError, MessageBody, NodeId, Progress,
-    ProgressState, Snapshot,
+    ProgressState,
 };
-use bytes::Bytes;
 use std::collections::BTreeMap;
 
 /// Heartbeat responses without progress, with appends outstanding, after which
@@ -540,15 +539,12 @@ fn send_snapshot_chunk(core: &mut Core, to: NodeId, pr: &mut Progress) {
         send_appends(core, to, pr, true);
         return;
     }
-    let len = snapshot.data.len() as u64;
-    let offset = pr.snapshot_offset.min(len);
-    let end = offset.saturating_add(core.config.snapshot_chunk_bytes).min(len);
-    let chunk = InstallSnapshot {
-        meta: snapshot.meta.clone(),
-        offset,
-        data: snapshot.data.slice(offset as usize..end as usize),
-        done: end == len,
-    };
+    let chunk = crate::snapshot_transfer::chunk(
+        snapshot,
+        core.snapshot_checksum,
+        pr.snapshot_offset,
+        core.config.snapshot_chunk_bytes,
+    );
     core.send(to, MessageBody::InstallSnapshot(Box::new(chunk)));
 }
 
@@ -560,7 +556,7 @@ pub(crate) fn follower_step(core: &mut Core, from: NodeId, body: MessageBody) ->
     match body {
         MessageBody::AppendEntries(append) => handle_append(core, from, append),
         MessageBody::InstallSnapshot(chunk) => {
-            handle_install_snapshot(core, from, *chunk);
+            crate::snapshot_transfer::handle_install_snapshot(core, from, *chunk);
             Ok(())
         }
         MessageBody::Heartbeat(heartbeat) => {
@@ -604,50 +600,6 @@ fn handle_append(core: &mut Core, from: NodeId, mut append: AppendEntries) -> Re
         MessageBody::AppendEntriesResponse(AppendEntriesResponse::Success { match_index: last_new }),
     );
     Ok(())
-}
-
-/// The receiver's side of InstallSnapshot: gathers chunks in order, then
-/// installs the snapshot by the rule of section 7 (see
-/// [`crate::RaftLog`]'s `install_snapshot`). Out-of-order chunks are answered
-/// with the offset wanted, so the leader resumes from there.
-fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: InstallSnapshot) {
-    let last = chunk.meta.last;
-    let respond = |core: &mut Core, next_offset: u64, installed: bool| {
-        let response = InstallSnapshotResponse { last, next_offset, installed };
-        core.send(from, MessageBody::InstallSnapshotResponse(response));
-    };
-    if last.index <= core.log.committed() {
-        // Everything it covers is committed here already.
-        core.incoming_snapshot = None;
-        respond(core, chunk.offset.saturating_add(chunk.data.len() as u64), true);
-        return;
-    }
-    if chunk.offset == 0 && core.incoming_snapshot.as_ref().is_none_or(|(meta, _)| *meta != chunk.meta) {
-        core.incoming_snapshot = Some((chunk.meta.clone(), Vec::new()));
-    }
-    let Some((meta, buffer)) = core.incoming_snapshot.as_mut().filter(|(meta, _)| *meta == chunk.meta) else {
-        respond(core, 0, false);
-        return;
-    };
-    if chunk.offset != buffer.len() as u64 {
-        let wanted = buffer.len() as u64;
-        respond(core, wanted, false);
-        return;
-    }
-    buffer.extend_from_slice(&chunk.data);
-    if !chunk.done {
-        let wanted = buffer.len() as u64;
-        respond(core, wanted, false);
-        return;
-    }
-    let snapshot = Snapshot { meta: meta.clone(), data: Bytes::from(std::mem::take(buffer)) };
-    core.incoming_snapshot = None;
-    let size = snapshot.data.len() as u64;
-    core.log.install_snapshot(&snapshot.meta);
-    core.hold_writes_for_snapshot();
-    core.snapshot = Some(snapshot.clone());
-    core.snapshot_to_install = Some(snapshot);
-    respond(core, size, true);
 }
 
 /// Whether a learner may be promoted: within the configured lag of the

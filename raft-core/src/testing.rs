@@ -493,6 +493,8 @@ fn snapshot_chunk(from: crate::NodeId, to: crate::NodeId, len: usize) -> crate::
         body: crate::MessageBody::InstallSnapshot(Box::new(crate::InstallSnapshot {
             meta: SnapshotMeta { last: LogId::new(1, 100), membership: Membership::new([1, 2], []) },
             offset: 0,
+            total_len: data.len() as u64,
+            checksum: crc32fast::hash(&data),
             data: Bytes::from(data),
             done: true,
         })),

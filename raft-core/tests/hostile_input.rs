@@ -82,8 +82,8 @@ fn body() -> impl Strategy<Value = MessageBody> {
             .prop_map(|(ctx, lease)| MessageBody::ReadIndex(raft_core::ReadIndexRequest { ctx, lease })),
         (number(), number())
             .prop_map(|(ctx, index)| MessageBody::ReadIndexResponse(raft_core::ReadState { ctx, index })),
-        (number(), number(), number(), 0usize..20, prop::bool::ANY, 0u64..4).prop_map(
-            |(term, index, offset, len, done, voters)| {
+        (number(), number(), number(), 0usize..20, prop::bool::ANY, 0u64..4, number(), any::<u32>())
+            .prop_map(|(term, index, offset, len, done, voters, total_len, checksum)| {
                 MessageBody::InstallSnapshot(Box::new(raft_core::InstallSnapshot {
                     meta: raft_core::SnapshotMeta {
                         last: raft_core::LogId::new(term, index),
@@ -92,9 +92,10 @@ fn body() -> impl Strategy<Value = MessageBody> {
                     offset,
                     data: Bytes::from(vec![7u8; len]),
                     done,
+                    total_len,
+                    checksum,
                 }))
-            }
-        ),
+            }),
         (number(), number(), number(), prop::bool::ANY).prop_map(|(term, index, next_offset, installed)| {
             MessageBody::InstallSnapshotResponse(raft_core::InstallSnapshotResponse {
                 last: raft_core::LogId::new(term, index),
@@ -228,6 +229,8 @@ fn snapshot_chunk(last: raft_core::LogId, membership: Membership) -> Message {
             offset: 0,
             data: Bytes::from_static(b"s"),
             done: true,
+            total_len: 1,
+            checksum: crc32fast::hash(b"s"),
         })),
     }
 }
@@ -247,5 +250,82 @@ fn malformed_snapshots_are_refused_without_changing_state() {
         assert!(node.step(snapshot_chunk(last, membership)).is_err());
         let _ = node.ready();
         assert_eq!((node.term(), node.log().last_log_id(), node.membership().clone()), before);
+    }
+}
+
+fn chunk_of(offset: u64, data: &'static [u8], done: bool, total_len: u64, checksum: u32) -> Message {
+    Message {
+        from: 2,
+        to: 1,
+        term: 3,
+        body: MessageBody::InstallSnapshot(Box::new(raft_core::InstallSnapshot {
+            meta: raft_core::SnapshotMeta {
+                last: raft_core::LogId::new(2, 10),
+                membership: Membership::new([1, 2, 3], []),
+            },
+            offset,
+            data: Bytes::from_static(data),
+            done,
+            total_len,
+            checksum,
+        })),
+    }
+}
+
+/// What a follower answered to snapshot chunks, and whether it installs one.
+fn snapshot_answers(node: &mut RawNode) -> (Vec<(u64, bool)>, bool) {
+    let ready = node.ready();
+    let answers = ready
+        .messages
+        .iter()
+        .chain(&ready.persisted_messages)
+        .filter_map(|m| match &m.body {
+            MessageBody::InstallSnapshotResponse(r) => Some((r.next_offset, r.installed)),
+            _ => None,
+        })
+        .collect();
+    (answers, ready.snapshot.is_some())
+}
+
+/// Issue 10: a snapshot is installed only if the whole matches the length
+/// and checksum its chunks announce; otherwise the follower discards what it
+/// gathered and asks again from offset 0.
+#[test]
+fn snapshots_that_do_not_match_their_length_or_checksum_are_never_installed() {
+    let mut node = node(Role::Follower);
+    let crc = crc32fast::hash(b"abcd");
+    // A wrong checksum.
+    node.step(chunk_of(0, b"ab", false, 4, crc ^ 1)).unwrap();
+    node.step(chunk_of(2, b"cd", true, 4, crc ^ 1)).unwrap();
+    assert_eq!(snapshot_answers(&mut node), (vec![(2, false), (0, false)], false));
+    // Done before the announced length.
+    node.step(chunk_of(0, b"ab", true, 4, crc)).unwrap();
+    assert_eq!(snapshot_answers(&mut node), (vec![(0, false)], false));
+    // A chunk of another announced snapshot does not continue the buffer.
+    node.step(chunk_of(0, b"ab", false, 4, crc)).unwrap();
+    node.step(chunk_of(2, b"cd", true, 4, crc ^ 1)).unwrap();
+    assert_eq!(snapshot_answers(&mut node), (vec![(2, false), (0, false)], false));
+    // A chunk at offset 0 starts over, even mid-transfer.
+    node.step(chunk_of(0, b"ab", false, 4, crc)).unwrap();
+    node.step(chunk_of(0, b"ab", false, 4, crc)).unwrap();
+    node.step(chunk_of(2, b"cd", true, 4, crc)).unwrap();
+    assert_eq!(snapshot_answers(&mut node), (vec![(2, false), (2, false), (4, true)], true));
+    assert_eq!(node.snapshot_last(), raft_core::LogId::new(2, 10));
+}
+
+/// Issue 10: a chunk announcing a snapshot larger than `max_snapshot_bytes`,
+/// or running past the length it announces, is refused on its face.
+#[test]
+fn snapshot_chunks_with_impossible_lengths_are_refused() {
+    let mut node = node(Role::Follower);
+    let before = (node.term(), node.log().last_log_id());
+    for chunk in [
+        chunk_of(0, b"ab", true, u64::MAX, 0),
+        chunk_of(0, b"abc", true, 2, 0),
+        chunk_of(u64::MAX, b"a", true, 4, 0),
+    ] {
+        assert!(node.step(chunk).is_err());
+        assert_eq!(snapshot_answers(&mut node), (vec![], false));
+        assert_eq!((node.term(), node.log().last_log_id()), before);
     }
 }

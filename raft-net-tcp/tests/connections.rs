@@ -157,6 +157,8 @@ async fn heartbeats_are_never_stuck_behind_snapshot_chunks() {
                 offset: offset * (4 << 20),
                 data: data.clone(),
                 done: false,
+                total_len: 16 * (4 << 20),
+                checksum: 0,
             })),
         });
     }
@@ -285,6 +287,8 @@ async fn frames_over_the_senders_limit_are_dropped_not_sent() {
         offset: 0,
         data: bytes::Bytes::from(vec![0; 2048]),
         done: true,
+        total_len: 2048,
+        checksum: 0,
     }));
     one.send(big);
     one.send(heartbeat(1, 2, 1));

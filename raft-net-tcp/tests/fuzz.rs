@@ -75,8 +75,10 @@ fn message(kind: u8, n: [u64; 4], payload: Vec<u8>) -> Message {
         11 => MessageBody::InstallSnapshot(Box::new(InstallSnapshot {
             meta: SnapshotMeta { last: LogId::new(a, b), membership },
             offset: c,
-            data: Bytes::from(payload),
             done: d % 2 == 0,
+            total_len: c.wrapping_add(payload.len() as u64),
+            checksum: (a ^ b) as u32,
+            data: Bytes::from(payload),
         })),
         12 => MessageBody::Forward(Forward::Proposal {
             id: a,

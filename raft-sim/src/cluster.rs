@@ -42,6 +42,9 @@ pub struct SimNode {
     pub kv: KvStore,
     /// Confirmed reads waiting for the state machine to catch up.
     reads: Vec<ReadState>,
+    /// How this node encodes its state machine into snapshot bytes.
+    /// Its own encoding ([`KvStore::encode_for`]) unless set.
+    encode: Option<fn(&KvStore) -> Bytes>,
 }
 
 /// Something a client of the cluster can observe.
@@ -145,6 +148,7 @@ impl Cluster {
                         incarnation: 0,
                         kv: KvStore::default(),
                         reads: Vec::new(),
+                        encode: None,
                     },
                 )
             })
@@ -359,7 +363,8 @@ impl Cluster {
             last: LogId::new(term, applied),
             membership: raft.log().memberships().at(applied).clone(),
         };
-        let snapshot = Snapshot { meta, data: node.kv.encode_for(id) };
+        let data = node.encode.map_or_else(|| node.kv.encode_for(id), |encode| encode(&node.kv));
+        let snapshot = Snapshot { meta, data };
         node.disk.snapshot = Some(snapshot.clone());
         raft.on_snapshot_built(snapshot).expect("a snapshot of applied state is accepted");
     }
@@ -505,6 +510,20 @@ impl Cluster {
         for message in self.wire.take_held(id) {
             self.deliver(message);
         }
+    }
+
+    /// Makes node `id` encode its snapshots with `encode` (for example
+    /// [`KvStore::encode_descending`]): nodes then hold different bytes for
+    /// the same state, as with a state machine that encodes a hash map.
+    pub fn set_snapshot_encoding(&mut self, id: NodeId, encode: fn(&KvStore) -> Bytes) {
+        self.nodes.get_mut(&id).expect("known node").encode = Some(encode);
+    }
+
+    /// Scripted use: puts `message` on the wire as if `message.from` had sent
+    /// it, to play a faulty or hostile peer. It is delivered like any other.
+    pub fn inject(&mut self, message: Message) {
+        self.log_event(|| format!("inject: {}", describe(&message)));
+        self.send(message);
     }
 
     /// Ticks node `id` once.

@@ -73,6 +73,27 @@ impl KvStore {
         Bytes::from(out)
     }
 
+    /// The store as snapshot bytes in one canonical encoding: no padding,
+    /// registers in ascending key order (what [`KvStore::encode_for`] gives
+    /// node 0).
+    pub fn encode(&self) -> Bytes {
+        self.encode_for(0)
+    }
+
+    /// The store as snapshot bytes, its pairs in descending key order: a
+    /// second valid encoding of the same state, as a state machine that
+    /// encodes a hash map produces different bytes for the same state on
+    /// different nodes. [`KvStore::restore`] reads either.
+    pub fn encode_descending(&self) -> Bytes {
+        let mut out = self.applied.to_be_bytes().to_vec();
+        out.push(0); // no padding
+        for (key, value) in self.data.iter().rev() {
+            out.extend_from_slice(&key.to_be_bytes());
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        Bytes::from(out)
+    }
+
     /// A store restored from any node's snapshot bytes; `None` if they are
     /// malformed (a register twice is: no encoding writes one).
     pub fn restore(bytes: &[u8]) -> Option<Self> {
@@ -114,7 +135,9 @@ mod tests {
         kv.apply(&Entry { index: 1, term: 1, payload: EntryPayload::Command(put(3, 7)) });
         kv.apply(&Entry { index: 2, term: 1, payload: EntryPayload::Command(Bytes::from_static(b"x")) });
         assert_eq!((kv.get(3), kv.get(4), kv.applied()), (Some(7), None, 2));
-        assert_eq!(KvStore::restore(&kv.encode_for(1)), Some(kv));
+        assert_eq!(KvStore::restore(&kv.encode_for(1)), Some(kv.clone()));
+        assert_eq!(KvStore::restore(&kv.encode()), Some(kv.clone()));
+        assert_eq!(KvStore::restore(&kv.encode_descending()), Some(kv));
         assert_eq!(KvStore::restore(b"short"), None);
     }
 

@@ -1,0 +1,140 @@
+//! Receiving a snapshot from the leader, chunk by chunk (section 7).
+//!
+//! A follower gathers the chunks of one snapshot from one leader in one term,
+//! in order, and installs it only once it holds all of it and the whole
+//! matches the length and CRC-32 checksum every chunk announces. The buffer
+//! is keyed by the sending leader, its term, the snapshot's metadata, length
+//! and checksum: two leaders may hold snapshots with the same metadata and
+//! different bytes (a state machine that encodes a hash map encodes the same
+//! state differently on each node), and their chunks must never be spliced.
+//!
+//! Invariants: a chunk at offset 0 always starts the buffer over; a chunk
+//! that does not belong to the buffer, or does not continue it, is answered
+//! with the offset wanted (0 if there is no matching buffer), so the leader
+//! resumes from there; a whole whose length or checksum does not match is
+//! discarded and asked for again from offset 0, never installed.
+
+use crate::mutation::{mutated, Mutation};
+use crate::node::Core;
+use crate::{InstallSnapshot, InstallSnapshotResponse, MessageBody, NodeId, Snapshot, SnapshotMeta, Term};
+use bytes::Bytes;
+
+/// A snapshot being received, and whom it is from.
+#[derive(Debug)]
+pub(crate) struct IncomingSnapshot {
+    /// The leader sending it.
+    leader: NodeId,
+    /// The term it leads.
+    term: Term,
+    /// What the snapshot covers.
+    meta: SnapshotMeta,
+    /// The whole snapshot's length, as announced.
+    total_len: u64,
+    /// The whole snapshot's CRC-32, as announced.
+    checksum: u32,
+    /// The bytes received so far, from offset 0.
+    data: Vec<u8>,
+}
+
+impl IncomingSnapshot {
+    /// Whether `chunk`, sent by `leader` in `term`, is part of this snapshot.
+    fn is_for(&self, leader: NodeId, term: Term, chunk: &InstallSnapshot) -> bool {
+        if mutated(Mutation::SnapshotBufferNotReset) {
+            return self.meta == chunk.meta;
+        }
+        self.leader == leader
+            && self.term == term
+            && self.meta == chunk.meta
+            && self.total_len == chunk.total_len
+            && self.checksum == chunk.checksum
+    }
+}
+
+/// The CRC-32 (IEEE) of a snapshot's bytes, as [`InstallSnapshot::checksum`] carries it.
+pub(crate) fn checksum(data: &[u8]) -> u32 {
+    crc32fast::hash(data)
+}
+
+/// The chunk of `snapshot` (whose checksum is `checksum`) that starts at
+/// `offset` (clamped to its end), at most `chunk_bytes` long.
+pub(crate) fn chunk(snapshot: &Snapshot, checksum: u32, offset: u64, chunk_bytes: u64) -> InstallSnapshot {
+    let len = snapshot.data.len() as u64;
+    let offset = offset.min(len);
+    let end = offset.saturating_add(chunk_bytes).min(len);
+    InstallSnapshot {
+        meta: snapshot.meta.clone(),
+        offset,
+        data: snapshot.data.slice(offset as usize..end as usize),
+        done: end == len,
+        total_len: len,
+        checksum,
+    }
+}
+
+/// The receiver's side of InstallSnapshot from `from`, the leader of the
+/// current term: gathers chunks in order, then installs the snapshot by the
+/// rule of section 7 (see [`crate::RaftLog`]'s `install_snapshot`).
+pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: InstallSnapshot) {
+    let last = chunk.meta.last;
+    let respond = |core: &mut Core, next_offset: u64, installed: bool| {
+        let response = InstallSnapshotResponse { last, next_offset, installed };
+        core.send(from, MessageBody::InstallSnapshotResponse(response));
+    };
+    if last.index <= core.log.committed() {
+        // Everything it covers is committed here already.
+        core.incoming_snapshot = None;
+        respond(core, chunk.offset.saturating_add(chunk.data.len() as u64), true);
+        return;
+    }
+    let term = core.term;
+    let restart = match &core.incoming_snapshot {
+        _ if chunk.offset != 0 => false,
+        Some(incoming) if mutated(Mutation::SnapshotBufferNotReset) => incoming.meta != chunk.meta,
+        _ => true,
+    };
+    if restart {
+        core.incoming_snapshot = Some(IncomingSnapshot {
+            leader: from,
+            term,
+            meta: chunk.meta.clone(),
+            total_len: chunk.total_len,
+            checksum: chunk.checksum,
+            data: Vec::new(),
+        });
+    }
+    let Some(incoming) = core.incoming_snapshot.as_mut().filter(|i| i.is_for(from, term, &chunk)) else {
+        respond(core, 0, false);
+        return;
+    };
+    if chunk.offset != incoming.data.len() as u64 {
+        let wanted = incoming.data.len() as u64;
+        respond(core, wanted, false);
+        return;
+    }
+    incoming.data.extend_from_slice(&chunk.data);
+    let received = incoming.data.len() as u64;
+    if mutated(Mutation::SnapshotBufferNotReset) {
+        if !chunk.done {
+            respond(core, received, false);
+            return;
+        }
+    } else if !chunk.done && received < incoming.total_len {
+        respond(core, received, false);
+        return;
+    }
+    let Some(incoming) = core.incoming_snapshot.take() else { return };
+    let crc = checksum(&incoming.data);
+    let whole = received == incoming.total_len && crc == incoming.checksum;
+    if !whole && !mutated(Mutation::SnapshotBufferNotReset) {
+        // Not the snapshot announced: start over rather than install it.
+        respond(core, 0, false);
+        return;
+    }
+    let snapshot = Snapshot { meta: incoming.meta, data: Bytes::from(incoming.data) };
+    core.log.install_snapshot(&snapshot.meta);
+    core.hold_writes_for_snapshot();
+    core.snapshot = Some(snapshot.clone());
+    core.snapshot_checksum = crc;
+    core.snapshot_to_install = Some(snapshot);
+    respond(core, received, true);
+}
