@@ -1,4 +1,4 @@
-//! The simulated network: messages on the wire ([`Wire`]) and how the
+//! The simulated network: messages on the wire and how the
 //! network treats them ([`NetModel`]).
 //!
 //! Every message waits on the wire with a delivery time; the wire hands them

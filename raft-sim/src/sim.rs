@@ -2,12 +2,16 @@
 //! from one seed, so a failing run replays exactly.
 //!
 //! A run has two phases. In the **fault phase** clients propose while nodes
-//! crash and restart (losing unflushed writes), links are cut symmetrically
-//! or one way, and the network drops, duplicates, delays and so reorders
-//! messages. Then everything **heals**: crashed nodes restart, links are
-//! restored, the network turns reliable, and the run must show **liveness**:
-//! a leader is elected and a new proposal commits within
-//! [`LIVENESS_TICKS`] ticks. Safety is checked after every step of both.
+//! crash and restart (losing unflushed writes), pause and resume (SIGSTOP),
+//! links are cut symmetrically or one way, and the network drops,
+//! duplicates, delays (now and then by many terms) and so reorders messages,
+//! and replays some after restarts. Every node's clock runs at its own rate
+//! within the drift bound ([`crate::clock`]). Then everything **heals**:
+//! paused nodes resume, crashed nodes restart, links are restored, the
+//! network turns reliable, and the run must show **liveness**: a leader is
+//! elected and a new proposal commits within [`LIVENESS_TICKS`] ticks.
+//! Safety is checked after every step of both; linearizability of the
+//! clients' history when the fault phase ends and when the run ends.
 
 use crate::checker::Violation;
 use crate::clock::{ClockSkew, Clocks};
@@ -31,7 +35,14 @@ pub const LIVENESS_TICKS: u64 = 300;
 /// than it can replicate, and no bound on recovery time could hold.
 pub const MAX_UNCOMMITTED: u64 = 32;
 
-/// The shape of one run, derived from its seed.
+/// The shape of one run, derived from its seed by [`SimOptions::from_seed`].
+///
+/// Fields added later (clocks, pauses, long delays, replays) are drawn after
+/// the older ones, so a seed keeps its older fields. Clock rates are drawn
+/// within the bound of `max_clock_drift_ticks` ([`crate::clock`]): 20% of
+/// runs tick at one rate, 40% anywhere within the bound, 40% only at its two
+/// extremes. Calm runs (no crashes, partitions or loss) have no pauses, long
+/// delays or replays either.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
     /// The seed everything is drawn from.
@@ -50,7 +61,7 @@ pub struct SimOptions {
     pub crash_rate: f64,
     /// Chance per step that the partition changes.
     pub partition_rate: f64,
-    /// Chance a message is dropped, and that it is duplicated.
+    /// Chance a message is lost (half the partitions turn loss off).
     pub drop_rate: f64,
     /// Chance a message is duplicated.
     pub duplicate_rate: f64,

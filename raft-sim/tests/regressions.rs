@@ -155,3 +155,20 @@ fn issue_10_a_promise_holds_for_votes_of_a_term_adopted_meanwhile() {
     c.stabilize();
     assert_eq!(c.node(2).vote(), None, "node 2 voted within its promise to leader 1");
 }
+
+/// Found by per-node snapshot encodings (issue 10's spliced snapshot
+/// chunks): node 3 took the first chunk of the snapshot at 10@1 from n2
+/// (term 1) and the later chunks of the same snapshot from n1 (term 2),
+/// whose bytes differ, and assembled bytes that do not decode. Fixed on
+/// branch core-safety (a chunk stream is tied to its sender and term).
+#[test]
+fn seed_3084_snapshot_chunks_from_two_leaders_are_not_spliced() {
+    passes(3084);
+}
+
+/// See `seed_3084_snapshot_chunks_from_two_leaders_are_not_spliced`: the
+/// same splice, of the snapshot at 81@2 onto node 4 of a 5-node cluster.
+#[test]
+fn seed_32_snapshot_chunks_spliced_in_a_five_node_cluster() {
+    passes(32);
+}
