@@ -15,93 +15,18 @@
 //! and, in scripted use, fails the test at once.
 
 use crate::checker::{Checker, Violation};
+use crate::disk::PendingWrite;
+pub use crate::disk::{Disk, DiskModel};
 use crate::kv::KvStore;
+pub use crate::net::NetModel;
+use crate::net::Wire;
 use bytes::Bytes;
 use raft_core::{
-    Config, Entry, HardState, InitialState, LogId, Membership, Message, MessageBody, NodeId, RawNode,
-    ReadState, Ready, Role, Snapshot, SnapshotMeta,
+    Config, Entry, LogId, Membership, Message, MessageBody, NodeId, RawNode, ReadState, Ready, Role,
+    Snapshot, SnapshotMeta,
 };
 use rand::Rng;
-use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, HashSet, VecDeque};
-
-/// A write issued by a node and not yet durable.
-#[derive(Debug)]
-struct PendingWrite {
-    number: u64,
-    hard_state: Option<HardState>,
-    snapshot: Option<Snapshot>,
-    entries: Vec<Entry>,
-    purge_to: Option<u64>,
-    messages: Vec<Message>,
-    /// When the simulator lets it complete.
-    ready_at: u64,
-}
-
-/// What a node has on disk.
-#[derive(Debug, Default, Clone)]
-pub struct Disk {
-    /// The durable term and vote.
-    pub hard_state: HardState,
-    /// The latest durable snapshot.
-    pub snapshot: Option<Snapshot>,
-    /// The durable log: consecutive entries, from index 1 or from where it
-    /// was last purged.
-    pub entries: Vec<Entry>,
-}
-
-impl Disk {
-    /// The stored entry at `index`.
-    pub fn entry(&self, index: u64) -> Option<&Entry> {
-        let first = self.entries.first()?.index;
-        self.entries.get(usize::try_from(index.checked_sub(first)?).ok()?)
-    }
-
-    /// The last index the disk covers, by entry or by snapshot.
-    pub fn last_index(&self) -> u64 {
-        let snapshot = self.snapshot.as_ref().map_or(0, |s| s.meta.last.index);
-        self.entries.last().map_or(snapshot, |e| e.index.max(snapshot))
-    }
-
-    /// Whether the disk holds `entry`: stored, or covered by the snapshot.
-    pub fn holds(&self, entry: &Entry) -> bool {
-        self.snapshot.as_ref().is_some_and(|s| s.meta.last.index >= entry.index)
-            || self.entry(entry.index) == Some(entry)
-    }
-
-    /// Appends entries, replacing any stored from the first new index on.
-    fn append(&mut self, entries: Vec<Entry>) {
-        let Some(first) = entries.first().map(|e| e.index) else { return };
-        self.entries.retain(|e| e.index < first);
-        if self.entries.last().is_some_and(|e| e.index + 1 != first) {
-            self.entries.clear(); // a gap: only the new run is consecutive
-        }
-        self.entries.extend(entries);
-    }
-
-    /// Saves a snapshot received from the leader, keeping the stored entries
-    /// after it only if the stored entry at its last index matches it.
-    fn install(&mut self, snapshot: Snapshot) {
-        let last = snapshot.meta.last;
-        if self.entry(last.index).is_some_and(|e| e.term == last.term) {
-            self.entries.retain(|e| e.index > last.index);
-        } else {
-            self.entries.clear();
-        }
-        self.snapshot = Some(snapshot);
-    }
-
-    /// What a node restarts from.
-    fn initial_state(&self, initial: &Membership) -> InitialState {
-        let after = self.snapshot.as_ref().map_or(0, |s| s.meta.last.index);
-        InitialState {
-            hard_state: self.hard_state,
-            snapshot: self.snapshot.clone(),
-            membership: initial.clone(),
-            entries: self.entries.iter().filter(|e| e.index > after).cloned().collect(),
-        }
-    }
-}
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 /// One simulated node: its disk survives crashes, everything else does not.
 #[derive(Debug)]
@@ -118,7 +43,8 @@ pub struct SimNode {
     /// Confirmed reads waiting for the state machine to catch up.
     reads: Vec<ReadState>,
     /// How this node encodes its state machine into snapshot bytes.
-    encode: fn(&KvStore) -> Bytes,
+    /// Its own encoding ([`KvStore::encode_for`]) unless set.
+    encode: Option<fn(&KvStore) -> Bytes>,
 }
 
 /// Something a client of the cluster can observe.
@@ -140,14 +66,6 @@ pub enum ClientEvent {
     },
 }
 
-/// A message on the wire.
-#[derive(Debug, Clone)]
-struct InFlight {
-    deliver_at: u64,
-    seq: u64,
-    message: Message,
-}
-
 /// Counters for scenario assertions.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
@@ -162,8 +80,9 @@ pub struct Stats {
 pub struct Cluster {
     nodes: BTreeMap<NodeId, SimNode>,
     initial: Membership,
-    in_flight: Vec<InFlight>,
-    next_seq: u64,
+    wire: Wire,
+    /// Nodes paused (alive, but neither ticking nor receiving).
+    paused: BTreeSet<NodeId>,
     cut: HashSet<(NodeId, NodeId)>,
     /// Logical time, advanced by the driver.
     pub now: u64,
@@ -180,64 +99,12 @@ pub struct Cluster {
     /// Let inputs accumulate and take `Ready`s only at [`Cluster::drain_all`],
     /// as a runtime that steps several messages before each `ready()` would.
     pub defer_ready: bool,
-    dirty: std::collections::BTreeSet<NodeId>,
+    dirty: BTreeSet<NodeId>,
     trace: Option<Vec<String>>,
     seed: u64,
     /// Counters.
     pub stats: Stats,
     events: Vec<ClientEvent>,
-}
-
-/// How the simulated network treats messages.
-#[derive(Debug, Clone)]
-pub struct NetModel {
-    /// The source of every network decision.
-    pub rng: ChaCha8Rng,
-    /// Chance a message is lost.
-    pub drop_rate: f64,
-    /// Chance a message is delivered twice.
-    pub duplicate_rate: f64,
-    /// Delays are uniform in `1..=max_delay` steps, so messages overtake each other.
-    pub max_delay: u64,
-}
-
-impl NetModel {
-    /// Delivery delays for the copies of a message: none if it is lost, two if
-    /// it is duplicated.
-    fn delays(&mut self) -> Vec<u64> {
-        if self.rng.random_bool(self.drop_rate) {
-            return Vec::new();
-        }
-        let max = self.max_delay.max(1);
-        let mut delays = vec![self.rng.random_range(1..=max)];
-        if self.rng.random_bool(self.duplicate_rate) {
-            delays.push(self.rng.random_range(1..=max));
-        }
-        delays
-    }
-}
-
-/// How long simulated writes take to become durable.
-#[derive(Debug, Clone)]
-pub struct DiskModel {
-    /// The source of latencies.
-    pub rng: ChaCha8Rng,
-    /// Latencies are uniform in `1..=max_latency` steps.
-    pub max_latency: u64,
-}
-
-impl Disk {
-    /// A disk holding a log with the given terms at indexes 1, 2, ... (one
-    /// blank entry each) and the given current term: how scenario tests draw
-    /// the logs of the paper's figures.
-    pub fn with_terms(term: u64, log_terms: &[u64]) -> Self {
-        let entries = log_terms
-            .iter()
-            .enumerate()
-            .map(|(i, &t)| Entry { index: i as u64 + 1, term: t, payload: raft_core::EntryPayload::Blank })
-            .collect();
-        Self { hard_state: HardState { term, vote: None }, snapshot: None, entries }
-    }
 }
 
 impl Cluster {
@@ -281,7 +148,7 @@ impl Cluster {
                         incarnation: 0,
                         kv: KvStore::default(),
                         reads: Vec::new(),
-                        encode: KvStore::encode,
+                        encode: None,
                     },
                 )
             })
@@ -289,8 +156,8 @@ impl Cluster {
         let mut cluster = Self {
             nodes,
             initial,
-            in_flight: Vec::new(),
-            next_seq: 0,
+            wire: Wire::default(),
+            paused: BTreeSet::new(),
             cut: HashSet::new(),
             now: 0,
             net: None,
@@ -319,6 +186,11 @@ impl Cluster {
     /// The trace recorded so far.
     pub fn trace(&self) -> &[String] {
         self.trace.as_deref().unwrap_or_default()
+    }
+
+    /// Adds a line to the trace (if tracing): what the driver did.
+    pub fn note(&mut self, event: impl FnOnce() -> String) {
+        self.log_event(event);
     }
 
     fn log_event(&mut self, event: impl FnOnce() -> String) {
@@ -386,6 +258,9 @@ impl Cluster {
 
     /// Gives node `id` an input, then processes everything it produces.
     fn input(&mut self, id: NodeId, f: impl FnOnce(&mut RawNode)) {
+        if self.paused.contains(&id) {
+            return; // a stopped process does nothing
+        }
         let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) else { return };
         f(raft);
         if self.defer_ready {
@@ -456,7 +331,7 @@ impl Cluster {
         }
         let node = self.nodes.get_mut(&id).expect("known node");
         if ready.request_snapshot {
-            Self::build_snapshot(node);
+            Self::build_snapshot(id, node);
         }
         node.reads.extend(ready.read_states);
         let applied = node.kv.applied();
@@ -480,7 +355,7 @@ impl Cluster {
 
     /// Snapshots node's state machine as a runtime would: made durable first,
     /// then handed to the node, which compacts its log.
-    fn build_snapshot(node: &mut SimNode) {
+    fn build_snapshot(id: NodeId, node: &mut SimNode) {
         let Some(raft) = node.raft.as_mut() else { return };
         let applied = node.kv.applied();
         let Some(term) = raft.log().term(applied).filter(|_| applied > 0) else { return };
@@ -488,7 +363,8 @@ impl Cluster {
             last: LogId::new(term, applied),
             membership: raft.log().memberships().at(applied).clone(),
         };
-        let snapshot = Snapshot { meta, data: (node.encode)(&node.kv) };
+        let data = node.encode.map_or_else(|| node.kv.encode_for(id), |encode| encode(&node.kv));
+        let snapshot = Snapshot { meta, data };
         node.disk.snapshot = Some(snapshot.clone());
         raft.on_snapshot_built(snapshot).expect("a snapshot of applied state is accepted");
     }
@@ -499,21 +375,29 @@ impl Cluster {
             return;
         }
         let delays = match &mut self.net {
-            Some(net) => net.delays(),
+            Some(net) => net.delays(&message),
             None => vec![0],
         };
         for delay in delays {
-            let message = message.clone();
-            self.in_flight.push(InFlight { deliver_at: self.now + delay, seq: self.next_seq, message });
-            self.next_seq += 1;
+            self.wire.push(self.now + delay, message.clone());
         }
     }
 
     /// Completes the oldest pending write of node `id`: it becomes durable,
     /// its held messages are sent, and the node is told.
     pub fn flush_one(&mut self, id: NodeId) -> bool {
+        if self.paused.contains(&id) {
+            return false; // it would hear of the write only on resuming
+        }
         let node = self.nodes.get_mut(&id).expect("known node");
         let Some(write) = node.pending.pop_front() else { return false };
+        if let Err(e) = node.disk.check_write(write.snapshot.as_ref(), &write.entries) {
+            // What a real store answers; the node stops on it, as a runtime does.
+            let v = Violation { property: "Disk writes are contiguous", detail: e.to_string() };
+            self.record(Err(v));
+            self.crash(id);
+            return true;
+        }
         // A committed entry can leave a disk only when the disk's log is
         // rewritten: check durability right after every such write.
         let rewrites = write.snapshot.is_some()
@@ -526,8 +410,14 @@ impl Cluster {
         }
         if let Some(snapshot) = write.snapshot {
             // Durable now: the state machine is restored from it.
-            node.kv = KvStore::restore(&snapshot.data).unwrap_or_default();
-            let (last, kv) = (snapshot.meta.last, node.kv.clone());
+            let Some(kv) = KvStore::restore(&snapshot.data) else {
+                let detail = format!("node {id}'s snapshot at {:?} does not decode", snapshot.meta.last);
+                self.record(Err(Violation { property: "Snapshot install", detail }));
+                self.crash(id);
+                return true;
+            };
+            node.kv = kv.clone();
+            let last = snapshot.meta.last;
             node.disk.install(snapshot);
             self.log_event(|| format!("n{id} installs snapshot at {last:?}"));
             let check = self.checker.on_snapshot_install(id, last.index, &kv);
@@ -551,13 +441,19 @@ impl Cluster {
     /// Completes the pending writes of node `id` that are due by now.
     pub fn flush_due(&mut self, id: NodeId) {
         while self.nodes[&id].pending.front().is_some_and(|w| w.ready_at <= self.now) {
-            self.flush_one(id);
+            if !self.flush_one(id) {
+                return;
+            }
         }
     }
 
     /// Delivers one message, if its recipient is up and the link not cut.
     fn deliver(&mut self, message: Message) {
         if self.cut.contains(&(message.from, message.to)) || !self.is_up(message.to) {
+            return;
+        }
+        if self.paused.contains(&message.to) {
+            self.wire.hold(message); // read once the node resumes
             return;
         }
         self.stats.delivered += 1;
@@ -581,19 +477,37 @@ impl Cluster {
 
     /// Delivers every message due by now, in order of delivery time.
     pub fn deliver_due(&mut self) {
-        loop {
-            let now = self.now;
-            let Some(pos) = self
-                .in_flight
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.deliver_at <= now)
-                .min_by_key(|(_, m)| (m.deliver_at, m.seq))
-                .map(|(i, _)| i)
-            else {
-                return;
-            };
-            let message = self.in_flight.swap_remove(pos).message;
+        while let Some(message) = self.wire.pop_due(self.now) {
+            self.deliver(message.message);
+        }
+    }
+
+    /// Pauses node `id`, as SIGSTOP does: it stays alive with all its state
+    /// but ticks, receives, writes and answers nothing until
+    /// [`Cluster::resume`]; messages for it are held.
+    pub fn pause(&mut self, id: NodeId) {
+        if self.is_up(id) && self.paused.insert(id) {
+            self.log_event(|| format!("n{id} pauses"));
+        }
+    }
+
+    /// Whether node `id` is paused.
+    pub fn is_paused(&self, id: NodeId) -> bool {
+        self.paused.contains(&id)
+    }
+
+    /// Resumes a paused node as a correct runtime resumes after SIGCONT:
+    /// first the `missed_ticks` its clock counted while it was stopped, then
+    /// the messages that arrived meanwhile, in arrival order.
+    pub fn resume(&mut self, id: NodeId, missed_ticks: u64) {
+        if !self.paused.remove(&id) {
+            return;
+        }
+        self.log_event(|| format!("n{id} resumes after missing {missed_ticks} ticks"));
+        for _ in 0..missed_ticks {
+            self.tick(id);
+        }
+        for message in self.wire.take_held(id) {
             self.deliver(message);
         }
     }
@@ -602,7 +516,7 @@ impl Cluster {
     /// [`KvStore::encode_descending`]): nodes then hold different bytes for
     /// the same state, as with a state machine that encodes a hash map.
     pub fn set_snapshot_encoding(&mut self, id: NodeId, encode: fn(&KvStore) -> Bytes) {
-        self.nodes.get_mut(&id).expect("known node").encode = encode;
+        self.nodes.get_mut(&id).expect("known node").encode = Some(encode);
     }
 
     /// Scripted use: puts `message` on the wire as if `message.from` had sent
@@ -669,6 +583,9 @@ impl Cluster {
     /// Crashes node `id`: pending writes, and the messages waiting on them, are lost.
     pub fn crash(&mut self, id: NodeId) {
         self.log_event(|| format!("n{id} crashes"));
+        if self.paused.remove(&id) {
+            self.wire.take_held(id); // lost with the process's sockets
+        }
         let node = self.nodes.get_mut(&id).expect("known node");
         node.raft = None;
         node.pending.clear();
@@ -686,7 +603,10 @@ impl Cluster {
         self.log_event(|| format!("n{id} starts"));
         let node = self.nodes.get_mut(&id).expect("known node");
         node.incarnation += 1;
-        let state = node.disk.initial_state(&self.initial);
+        // A node outside the initial configuration starts as the docs tell
+        // joiners to: with no members, until its learner entry reaches it.
+        let membership = if self.initial.contains(id) { self.initial.clone() } else { Membership::default() };
+        let state = node.disk.initial_state(membership);
         node.kv = node.disk.snapshot.as_ref().and_then(|s| KvStore::restore(&s.data)).unwrap_or_default();
         self.checker.on_restart(id, node.kv.applied());
         let seed = self.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ node.incarnation.rotate_left(32);
@@ -698,6 +618,11 @@ impl Cluster {
             }
         }
         self.drain(id);
+        let replays = self.net.as_mut().map(|net| net.replays_after_restart(id)).unwrap_or_default();
+        for (delay, message) in replays {
+            self.log_event(|| format!("replays after n{id} restarted: {}", describe(&message)));
+            self.wire.push(self.now + delay, message);
+        }
     }
 
     /// Cuts the links between every node of `a` and every node of `b`, both ways.
@@ -730,12 +655,14 @@ impl Cluster {
 
     /// Drops every message in flight.
     pub fn drop_in_flight(&mut self) {
-        self.in_flight.clear();
+        self.wire.clear();
     }
 
-    /// Whether messages or writes remain.
+    /// Whether messages or writes remain (other than those of paused nodes,
+    /// which wait for them to resume).
     pub fn is_quiet(&self) -> bool {
-        self.in_flight.is_empty() && self.nodes.values().all(|n| n.pending.is_empty())
+        self.wire.is_empty()
+            && self.nodes.iter().all(|(id, n)| n.pending.is_empty() || self.paused.contains(id))
     }
 
     /// Scripted use: delivers every message and completes every write until
@@ -752,7 +679,7 @@ impl Cluster {
                 return;
             }
             self.flush_all();
-            for message in std::mem::take(&mut self.in_flight) {
+            for message in self.wire.take_all() {
                 if lost(&message.message) {
                     self.log_event(|| format!("lost: {}", describe(&message.message)));
                 } else {
@@ -766,7 +693,7 @@ impl Cluster {
     /// Scripted use: delivers the messages now in flight, once, without
     /// completing any write (so responses that wait on a write stay held).
     pub fn deliver_in_flight(&mut self) {
-        for message in std::mem::take(&mut self.in_flight) {
+        for message in self.wire.take_all() {
             self.deliver(message.message);
         }
     }
@@ -780,7 +707,7 @@ impl Cluster {
 
     /// The messages on the wire.
     pub fn in_flight(&self) -> impl Iterator<Item = &Message> {
-        self.in_flight.iter().map(|m| &m.message)
+        self.wire.iter()
     }
 
     /// Scripted use: ticks node `id` `n` times, stabilizing after each tick.

@@ -1,8 +1,15 @@
 //! The simulated nodes' state machine: a store of `u64` registers, written by
 //! `put` commands in the log and read by linearizable or stale reads.
+//!
+//! Snapshots of the same state differ byte for byte from node to node, as
+//! those of a real state machine do (hash-map order, compression, padding):
+//! each node writes its registers in its own order after a padding of its
+//! own length, and every encoding restores to the same state. A node that
+//! assembles one snapshot from chunks of two encodings gets bytes that do
+//! not decode or decode to the wrong state, which the checkers see.
 
 use bytes::Bytes;
-use raft_core::{Entry, EntryPayload, Index};
+use raft_core::{Entry, EntryPayload, Index, NodeId};
 use std::collections::BTreeMap;
 
 const PUT: &[u8; 3] = b"put";
@@ -48,14 +55,29 @@ impl KvStore {
         self.applied
     }
 
-    /// The store as snapshot bytes.
-    pub fn encode(&self) -> Bytes {
+    /// The store as node `node` encodes it in a snapshot: the applied
+    /// index, `node % 8` bytes of padding (their count first), then the
+    /// registers in an order of the node's own.
+    pub fn encode_for(&self, node: NodeId) -> Bytes {
         let mut out = self.applied.to_be_bytes().to_vec();
-        for (key, value) in &self.data {
+        let padding = (node % 8) as u8;
+        out.push(padding);
+        out.extend(std::iter::repeat_n(0xA5, usize::from(padding)));
+        let mut pairs: Vec<(&u64, &u64)> = self.data.iter().collect();
+        // An odd multiplier permutes the keys differently for each node.
+        pairs.sort_by_key(|(key, _)| key.wrapping_mul(node.wrapping_mul(2).wrapping_add(1)) ^ node);
+        for (key, value) in pairs {
             out.extend_from_slice(&key.to_be_bytes());
             out.extend_from_slice(&value.to_be_bytes());
         }
         Bytes::from(out)
+    }
+
+    /// The store as snapshot bytes in one canonical encoding: no padding,
+    /// registers in ascending key order (what [`KvStore::encode_for`] gives
+    /// node 0).
+    pub fn encode(&self) -> Bytes {
+        self.encode_for(0)
     }
 
     /// The store as snapshot bytes, its pairs in descending key order: a
@@ -64,6 +86,7 @@ impl KvStore {
     /// different nodes. [`KvStore::restore`] reads either.
     pub fn encode_descending(&self) -> Bytes {
         let mut out = self.applied.to_be_bytes().to_vec();
+        out.push(0); // no padding
         for (key, value) in self.data.iter().rev() {
             out.extend_from_slice(&key.to_be_bytes());
             out.extend_from_slice(&value.to_be_bytes());
@@ -71,16 +94,20 @@ impl KvStore {
         Bytes::from(out)
     }
 
-    /// A store restored from snapshot bytes; `None` if they are malformed.
+    /// A store restored from any node's snapshot bytes; `None` if they are
+    /// malformed (a register twice is: no encoding writes one).
     pub fn restore(bytes: &[u8]) -> Option<Self> {
-        let (applied, mut rest) = bytes.split_at_checked(8)?;
+        let (applied, rest) = bytes.split_at_checked(8)?;
+        let (&padding, rest) = rest.split_first()?;
+        let (_, mut rest) = rest.split_at_checked(usize::from(padding))?;
         let mut store = Self { data: BTreeMap::new(), applied: u64::from_be_bytes(applied.try_into().ok()?) };
         while !rest.is_empty() {
             let (pair, tail) = rest.split_at_checked(16)?;
             let (key, value) = pair.split_at(8);
-            store
-                .data
-                .insert(u64::from_be_bytes(key.try_into().ok()?), u64::from_be_bytes(value.try_into().ok()?));
+            let key = u64::from_be_bytes(key.try_into().ok()?);
+            if store.data.insert(key, u64::from_be_bytes(value.try_into().ok()?)).is_some() {
+                return None;
+            }
             rest = tail;
         }
         Some(store)
@@ -108,8 +135,34 @@ mod tests {
         kv.apply(&Entry { index: 1, term: 1, payload: EntryPayload::Command(put(3, 7)) });
         kv.apply(&Entry { index: 2, term: 1, payload: EntryPayload::Command(Bytes::from_static(b"x")) });
         assert_eq!((kv.get(3), kv.get(4), kv.applied()), (Some(7), None, 2));
+        assert_eq!(KvStore::restore(&kv.encode_for(1)), Some(kv.clone()));
         assert_eq!(KvStore::restore(&kv.encode()), Some(kv.clone()));
         assert_eq!(KvStore::restore(&kv.encode_descending()), Some(kv));
         assert_eq!(KvStore::restore(b"short"), None);
+    }
+
+    #[test]
+    fn every_node_encodes_the_same_state_differently_and_each_restores_it() {
+        let mut kv = KvStore::default();
+        for (index, key) in [5u64, 1, 9, 2].into_iter().enumerate() {
+            let entry = Entry {
+                index: index as u64 + 1,
+                term: 1,
+                payload: EntryPayload::Command(put(key, key * 10)),
+            };
+            kv.apply(&entry);
+        }
+        let encodings: Vec<Bytes> = (1..=5).map(|node| kv.encode_for(node)).collect();
+        for (i, bytes) in encodings.iter().enumerate() {
+            assert_eq!(KvStore::restore(bytes).as_ref(), Some(&kv), "node {}", i + 1);
+            assert!(encodings[..i].iter().all(|other| other != bytes), "node {} repeats an encoding", i + 1);
+        }
+        // Chunks of two encodings spliced past their common prefix never
+        // restore to the state.
+        let common = encodings[0].iter().zip(encodings[1].iter()).take_while(|(a, b)| a == b).count();
+        for cut in common + 1..encodings[0].len().min(encodings[1].len()) {
+            let spliced = [&encodings[0][..cut], &encodings[1][cut..]].concat();
+            assert_ne!(KvStore::restore(&spliced).as_ref(), Some(&kv), "cut at {cut}");
+        }
     }
 }

@@ -257,6 +257,22 @@ impl fmt::Display for Verdict {
 /// returns [`Verdict::GaveUp`] for the first such key. Otherwise returns
 /// [`Verdict::Linearizable`].
 pub fn check(history: &History, budget: usize) -> Verdict {
+    check_counted(history, budget).0
+}
+
+/// How many keys a check searched, and on how many it gave up. A gave-up
+/// key is unjudged, not passed: callers count and bound these.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyCounts {
+    /// Keys with operations to check.
+    pub checked: u64,
+    /// Keys whose search exceeded its budget.
+    pub gave_up: u64,
+}
+
+/// [`check`], also counting the keys checked and given up on (every key is
+/// searched, even after one gave up, unless one is refuted).
+pub fn check_counted(history: &History, budget: usize) -> (Verdict, KeyCounts) {
     let mut by_key: BTreeMap<u64, Vec<KeyOp>> = BTreeMap::new();
     for (index, event) in history.events.iter().enumerate() {
         let kind = match (event.op, event.outcome) {
@@ -277,21 +293,26 @@ pub fn check(history: &History, budget: usize) -> Verdict {
     }
 
     let mut gave_up = None;
+    let mut counts = KeyCounts::default();
     for (key, ops) in by_key {
+        counts.checked += 1;
         match check_key(ops, budget) {
             KeyResult::Ok => {}
             KeyResult::Stuck(stuck) => {
-                return Verdict::NotLinearizable { key, explanation: stuck.explain(history) }
+                let explanation = stuck.explain(history);
+                return (Verdict::NotLinearizable { key, explanation }, counts);
             }
             KeyResult::OverBudget => {
+                counts.gave_up += 1;
                 gave_up.get_or_insert(key);
             }
         }
     }
-    match gave_up {
+    let verdict = match gave_up {
         Some(key) => Verdict::GaveUp { key },
         None => Verdict::Linearizable,
-    }
+    };
+    (verdict, counts)
 }
 
 /// What an operation does to (or expects of) the register.

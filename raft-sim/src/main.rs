@@ -56,15 +56,26 @@ fn replay(seed: u64) -> ExitCode {
 /// Runs seeds `[from, to)` on every available core and reports the failures.
 fn sweep(from: u64, to: u64) -> ExitCode {
     let started = Instant::now();
-    let (failures, threads) = raft_sim::sweep(from..to, |failure| println!("{failure}"));
-    let count = to - from;
+    let report = raft_sim::sweep(from..to, |failure| println!("{failure}"));
+    let (count, failed, lin) = (to - from, report.failures.len() as u64, report.linearizability);
+    let seconds = started.elapsed().as_secs_f64();
     println!(
-        "{} passed, {} failed: seeds {from}..{to} in {:.1}s on {threads} threads",
-        count - failures.len() as u64,
-        failures.len(),
-        started.elapsed().as_secs_f64()
+        "{} passed, {failed} failed: seeds {from}..{to} in {seconds:.1}s ({:.0} seeds/s) on {} threads",
+        count - failed,
+        count as f64 / seconds,
+        report.threads
     );
-    if failures.is_empty() {
+    println!(
+        "linearizability: {} key histories checked, the checker gave up on {} (bound {})",
+        lin.checked,
+        lin.gave_up,
+        raft_sim::sim::MAX_GAVE_UP_PER_SWEEP
+    );
+    if report.gave_up_too_often() {
+        println!("FAILED: the checker gave up too often to call this sweep a pass");
+        return ExitCode::FAILURE;
+    }
+    if report.failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

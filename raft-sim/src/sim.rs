@@ -2,18 +2,23 @@
 //! from one seed, so a failing run replays exactly.
 //!
 //! A run has two phases. In the **fault phase** clients propose while nodes
-//! crash and restart (losing unflushed writes), links are cut symmetrically
-//! or one way, and the network drops, duplicates, delays and so reorders
-//! messages. Then everything **heals**: crashed nodes restart, links are
-//! restored, the network turns reliable, and the run must show **liveness**:
-//! a leader is elected and a new proposal commits within
-//! [`LIVENESS_TICKS`] ticks. Safety is checked after every step of both.
+//! crash and restart (losing unflushed writes), pause and resume (SIGSTOP),
+//! links are cut symmetrically or one way, and the network drops,
+//! duplicates, delays (now and then by many terms) and so reorders messages,
+//! and replays some after restarts. Every node's clock runs at its own rate
+//! within the drift bound ([`crate::clock`]). Then everything **heals**:
+//! paused nodes resume, crashed nodes restart, links are restored, the
+//! network turns reliable, and the run must show **liveness**: a leader is
+//! elected and a new proposal commits within [`LIVENESS_TICKS`] ticks.
+//! Safety is checked after every step of both; linearizability of the
+//! clients' history when the fault phase ends and when the run ends.
 
 use crate::checker::Violation;
+use crate::clock::{ClockSkew, Clocks};
 use crate::cluster::ClientEvent;
 use crate::cluster::{Cluster, DiskModel, NetModel};
 use crate::kv;
-use crate::linearizability::{self, Event, History, Op, Outcome as OpOutcome, Verdict};
+use crate::linearizability::{self, Event, History, KeyCounts, Op, Outcome as OpOutcome, Verdict};
 use bytes::Bytes;
 use raft_core::{Config, EntryPayload, LogId, Membership, NodeId, ReadMode};
 use rand::{Rng, SeedableRng};
@@ -30,7 +35,14 @@ pub const LIVENESS_TICKS: u64 = 300;
 /// than it can replicate, and no bound on recovery time could hold.
 pub const MAX_UNCOMMITTED: u64 = 32;
 
-/// The shape of one run, derived from its seed.
+/// The shape of one run, derived from its seed by [`SimOptions::from_seed`].
+///
+/// Fields added later (clocks, pauses, long delays, replays) are drawn after
+/// the older ones, so a seed keeps its older fields. Clock rates are drawn
+/// within the bound of `max_clock_drift_ticks` ([`crate::clock`]): 20% of
+/// runs tick at one rate, 40% anywhere within the bound, 40% only at its two
+/// extremes. Calm runs (no crashes, partitions or loss) have no pauses, long
+/// delays or replays either.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
     /// The seed everything is drawn from.
@@ -49,7 +61,7 @@ pub struct SimOptions {
     pub crash_rate: f64,
     /// Chance per step that the partition changes.
     pub partition_rate: f64,
-    /// Chance a message is dropped, and that it is duplicated.
+    /// Chance a message is lost (half the partitions turn loss off).
     pub drop_rate: f64,
     /// Chance a message is duplicated.
     pub duplicate_rate: f64,
@@ -75,10 +87,29 @@ pub struct SimOptions {
     pub snapshot_keep_entries: u64,
     /// Bytes per snapshot chunk.
     pub snapshot_chunk_bytes: u64,
-    /// Lease reads on (with check-quorum only): leaders serve some reads
-    /// under their lease.
+    /// Lease reads on (with check-quorum only): some reads, at the leader
+    /// or at followers, ask for the leader's lease.
     pub lease_reads: bool,
+    /// The nodes' [`Config::max_clock_drift_ticks`], which bounds how far
+    /// apart the clock rates are drawn (see [`crate::clock`]).
+    pub max_clock_drift_ticks: u64,
+    /// How the nodes' clock rates are drawn within that bound.
+    pub clock_skew: ClockSkew,
+    /// Chance per step that one node's clock rate is redrawn (within the bound).
+    pub rate_change_rate: f64,
+    /// Chance per step that a node is paused (SIGSTOP); half the pauses hit
+    /// the leader, half of those for longer than the election timeout.
+    pub pause_rate: f64,
+    /// Chance a message is delayed by up to [`LONG_DELAY`] steps instead.
+    pub long_delay_rate: f64,
+    /// Chance a message is remembered, to be delivered again after its
+    /// sender or receiver restarts.
+    pub replay_rate: f64,
 }
+
+/// The longest message delay, in steps: many election timeouts, so a message
+/// can arrive terms after it was sent.
+pub const LONG_DELAY: u64 = 150 * TICK;
 
 impl SimOptions {
     /// The run that `seed` stands for: its cluster size and fault mix are drawn
@@ -107,9 +138,35 @@ impl SimOptions {
             snapshot_keep_entries: [0, 5, 50][rng.random_range(0..3)],
             snapshot_chunk_bytes: [8, 40, 1 << 20][rng.random_range(0..3)],
             lease_reads: false,
+            max_clock_drift_ticks: 1,
+            clock_skew: ClockSkew::None,
+            rate_change_rate: 0.0,
+            pause_rate: 0.0,
+            long_delay_rate: 0.0,
+            replay_rate: 0.0,
         }
         .with_lease_reads(rng.random_bool(0.3))
         .with_storm(rng.random_bool(0.15))
+        .with_clocks_and_pauses(&mut rng, calm)
+    }
+
+    /// Clock rates, pauses, long delays and replays: drawn after the rest,
+    /// so the older fields of a seed stay what they were.
+    fn with_clocks_and_pauses(self, rng: &mut ChaCha8Rng, calm: bool) -> Self {
+        let clock_skew = match rng.random_range(0..10) {
+            0..=1 => ClockSkew::None,
+            2..=5 => ClockSkew::Within,
+            _ => ClockSkew::Edge,
+        };
+        Self {
+            max_clock_drift_ticks: [1, 1, 2, 3][rng.random_range(0..4)],
+            clock_skew,
+            rate_change_rate: if rng.random_bool(0.5) { 0.0 } else { rng.random_range(0.0..0.003) },
+            pause_rate: if calm || rng.random_bool(0.3) { 0.0 } else { rng.random_range(0.0..0.003) },
+            long_delay_rate: if calm || rng.random_bool(0.5) { 0.0 } else { rng.random_range(0.0..0.002) },
+            replay_rate: if calm || rng.random_bool(0.5) { 0.0 } else { rng.random_range(0.0..0.02) },
+            ..self
+        }
     }
 
     /// Lease reads need check-quorum.
@@ -166,7 +223,19 @@ pub struct Outcome {
     pub recovery_ticks: u64,
     /// The highest term reached.
     pub max_term: u64,
+    /// Keys whose histories the linearizability checker searched, over the
+    /// run's checks, and on how many it gave up (never counted as a pass).
+    pub linearizability: KeyCounts,
 }
+
+/// The linearizability checker's search budget per key and check.
+pub const SEARCH_BUDGET: usize = 200_000;
+/// A run fails if the checker gave up on more than this fraction of its key
+/// checks: a history the checker cannot judge is not a pass.
+pub const MAX_GAVE_UP_PER_RUN: f64 = 0.25;
+/// A sweep fails if the checker gave up on more than this fraction of all
+/// its key checks.
+pub const MAX_GAVE_UP_PER_SWEEP: f64 = 0.001;
 
 /// Clients issuing operations concurrently.
 const CLIENTS: u64 = 4;
@@ -193,11 +262,14 @@ pub struct Simulation {
     cluster: Cluster,
     /// For each node: the time it comes back up, if down.
     down_until: Vec<Option<u64>>,
-    tick_phase: Vec<u64>,
+    /// For each node: the time it resumes, if paused.
+    paused_until: Vec<Option<u64>>,
+    clocks: Clocks,
     next_command: u64,
     step: u64,
     clients: Vec<Option<PendingOp>>,
     history: History,
+    checked: KeyCounts,
 }
 
 impl Simulation {
@@ -214,6 +286,7 @@ impl Simulation {
             snapshot_keep_entries: options_.snapshot_keep_entries,
             snapshot_chunk_bytes: options_.snapshot_chunk_bytes,
             lease_reads: options_.lease_reads,
+            max_clock_drift_ticks: options_.max_clock_drift_ticks,
             ..Config::new(id)
         };
         let total = options.nodes + options.spares;
@@ -222,24 +295,33 @@ impl Simulation {
         let mut cluster = Cluster::with_membership(disks, initial, config, rng.random());
         cluster.panic_on_violation = false;
         cluster.defer_ready = options.batch_ready;
-        cluster.net = Some(NetModel {
-            rng: ChaCha8Rng::seed_from_u64(rng.random()),
-            drop_rate: options.drop_rate,
-            duplicate_rate: options.duplicate_rate,
-            max_delay: options.max_delay,
-        });
+        cluster.net = Some(NetModel::new(
+            ChaCha8Rng::seed_from_u64(rng.random()),
+            options.drop_rate,
+            options.duplicate_rate,
+            options.max_delay,
+        ));
         cluster.disk = Some(DiskModel { rng: ChaCha8Rng::seed_from_u64(rng.random()), max_latency: 12 });
-        let tick_phase = (0..total).map(|_| rng.random_range(0..TICK)).collect();
+        if let Some(net) = &mut cluster.net {
+            net.long_delay_rate = options.long_delay_rate;
+            net.long_delay = LONG_DELAY;
+            net.remember_rate = options.replay_rate;
+        }
+        let election_timeout_min = Config::new(1).election_timeout_min;
+        let drift = options.max_clock_drift_ticks;
+        let clocks = Clocks::new(&mut rng, total, TICK, election_timeout_min, drift, options.clock_skew);
         Self {
             down_until: vec![None; total as usize],
+            paused_until: vec![None; total as usize],
+            clocks,
             options,
             rng,
             cluster,
-            tick_phase,
             next_command: 0,
             step: 0,
             clients: vec![None; CLIENTS as usize],
             history: History::new(),
+            checked: KeyCounts::default(),
         }
     }
 
@@ -253,12 +335,42 @@ impl Simulation {
         &self.cluster
     }
 
-    /// Runs the fault phase, heals, and checks liveness.
+    /// Runs the fault phase, heals, and checks liveness. The clients'
+    /// history is checked for linearizability when the fault phase ends and
+    /// again when the run ends, however it ends: a run that fails for
+    /// liveness still reports a stale read, and a safety violation is
+    /// reported first.
     pub fn run(&mut self) -> Result<Outcome, Failure> {
+        let result = self.run_phases();
+        if result.as_ref().is_err_and(|f| f.violation.property != "Liveness") {
+            return result;
+        }
+        for client in 0..self.clients.len() {
+            self.complete(client, OpOutcome::Unknown);
+        }
+        let history = std::mem::take(&mut self.history);
+        let checked = self.check_linearizable(&history);
+        self.history = history;
+        checked?;
+        let counts = self.checked;
+        if counts.gave_up as f64 > MAX_GAVE_UP_PER_RUN * counts.checked as f64 {
+            return Err(self.failure(Violation {
+                property: "Linearizability checked",
+                detail: format!(
+                    "the checker gave up on {} of {} key histories (at most {MAX_GAVE_UP_PER_RUN} may be unjudged)",
+                    counts.gave_up, counts.checked
+                ),
+            }));
+        }
+        result.map(|outcome| Outcome { linearizability: counts, ..outcome })
+    }
+
+    fn run_phases(&mut self) -> Result<Outcome, Failure> {
         while self.step < self.options.fault_steps {
             self.fault_step();
             self.advance()?;
         }
+        self.check_fault_phase()?;
         self.heal();
         let healed_at = self.step;
         let deadline = healed_at + LIVENESS_TICKS * TICK;
@@ -276,7 +388,6 @@ impl Simulation {
             self.advance()?;
             let committed = self.cluster.committed();
             if committed.iter().rev().any(|e| matches!(&e.payload, EntryPayload::Command(c) if *c == probe)) {
-                self.check_linearizable()?;
                 let committed = self.cluster.committed();
                 let max_term = self
                     .cluster
@@ -289,6 +400,7 @@ impl Simulation {
                     committed: committed.len() as u64,
                     recovery_ticks: (self.step - healed_at) / TICK,
                     max_term: max_term.unwrap_or(0),
+                    linearizability: KeyCounts::default(),
                 });
             }
         }
@@ -322,7 +434,7 @@ impl Simulation {
         }
         self.cluster.deliver_due();
         for &id in &ids {
-            if self.step % TICK == self.tick_phase[id as usize - 1] {
+            if self.clocks.ticks_at(id, self.step) {
                 self.cluster.tick(id);
             }
         }
@@ -348,12 +460,16 @@ impl Simulation {
                     self.cluster.restart(id);
                 }
                 None if self.rng.random_bool(self.options.crash_rate) => {
+                    if self.paused_until[i].take().is_some() {
+                        self.clocks.forget_pause(id, self.step);
+                    }
                     self.cluster.crash(id);
                     self.down_until[i] = Some(self.step + self.rng.random_range(1..40) * TICK);
                 }
                 _ => {}
             }
         }
+        self.pause_step(n);
         if self.rng.random_bool(self.options.partition_rate) {
             self.repartition();
         }
@@ -384,6 +500,47 @@ impl Simulation {
         }
     }
 
+    /// Pauses and resumes nodes, and changes clock rates.
+    fn pause_step(&mut self, n: u64) {
+        for i in 0..n as usize {
+            if self.paused_until[i].is_some_and(|t| t <= self.step) {
+                self.resume(i as NodeId + 1);
+            }
+        }
+        if self.rng.random_bool(self.options.rate_change_rate) {
+            let id = self.rng.random_range(1..=n);
+            let period = self.clocks.change_rate(&mut self.rng, id);
+            self.cluster.note(|| format!("n{id} now ticks every {period} steps"));
+        }
+        if !self.rng.random_bool(self.options.pause_rate) {
+            return;
+        }
+        let leader = self.cluster.leader().filter(|_| self.rng.random_bool(0.5));
+        let id = leader.unwrap_or_else(|| self.rng.random_range(1..=n));
+        if self.paused_until[id as usize - 1].is_some() || !self.cluster.is_up(id) {
+            return;
+        }
+        let config = Config::new(id);
+        // Half the leader pauses outlast the election timeout: the classic
+        // lease-read failure, a leader that resumes after another was elected.
+        let ticks = if leader.is_some() && self.rng.random_bool(0.5) {
+            self.rng.random_range(config.election_timeout_max..=3 * config.election_timeout_max)
+        } else {
+            self.rng.random_range(1..=config.election_timeout_min)
+        };
+        self.paused_until[id as usize - 1] = Some(self.step + ticks * TICK);
+        self.clocks.pause(id);
+        self.cluster.pause(id);
+    }
+
+    /// Resumes node `id`: first the ticks its clock counted while it was
+    /// stopped, then the messages that arrived meanwhile.
+    fn resume(&mut self, id: NodeId) {
+        self.paused_until[id as usize - 1] = None;
+        let missed = self.clocks.resume(id, self.step);
+        self.cluster.resume(id, missed);
+    }
+
     /// Client `client` starts a put (at the leader, mostly) or a read (at any
     /// node: ReadIndex, or a lease read at a leader with leases on).
     fn invoke(&mut self, client: usize, nodes: u64) {
@@ -405,8 +562,10 @@ impl Simulation {
                 self.clients[client] = Some(PendingOp { op, node, invoke: self.step, id });
             }
         } else {
+            // At any node: a follower asks its leader for the read index (or
+            // for the lease) and serves the read itself.
             let node = self.rng.random_range(1..=nodes);
-            let lease = self.options.lease_reads && Some(node) == leader && self.rng.random_bool(0.5);
+            let lease = self.options.lease_reads && self.rng.random_bool(0.5);
             let mode = if lease { ReadMode::Lease } else { ReadMode::ReadIndex };
             if self.cluster.read_index(node, value, mode).is_ok() {
                 let op = Op::Get { key };
@@ -462,12 +621,33 @@ impl Simulation {
         self.history.record(event);
     }
 
-    /// The clients' history must be linearizable (checked per key).
-    fn check_linearizable(&mut self) -> Result<(), Failure> {
-        for client in 0..self.clients.len() {
-            self.complete(client, OpOutcome::Unknown);
+    /// The history of the fault phase must be linearizable on its own,
+    /// with the operations still open then counted as unknown (a prefix of a
+    /// linearizable history is; checking it alone is a second chance where
+    /// the whole history is too long to search).
+    fn check_fault_phase(&mut self) -> Result<(), Failure> {
+        let mut history = self.history.clone();
+        for (client, pending) in self.clients.iter().enumerate() {
+            let Some(pending) = pending else { continue };
+            let event = Event {
+                client: client as u64,
+                op: pending.op,
+                invoke: pending.invoke,
+                complete: self.step,
+                outcome: OpOutcome::Unknown,
+            };
+            history.record(event);
         }
-        match linearizability::check(&self.history, 200_000) {
+        self.check_linearizable(&history)
+    }
+
+    /// `history` must be linearizable (checked per key); keys the search
+    /// gave up on are counted.
+    fn check_linearizable(&mut self, history: &History) -> Result<(), Failure> {
+        let (verdict, counts) = linearizability::check_counted(history, SEARCH_BUDGET);
+        self.checked.checked += counts.checked;
+        self.checked.gave_up += counts.gave_up;
+        match verdict {
             Verdict::NotLinearizable { key, explanation } => Err(self.failure(Violation {
                 property: "Linearizability",
                 detail: format!("key {key}: {explanation}"),
@@ -553,6 +733,11 @@ impl Simulation {
 
     /// Ends the fault phase: everything restarts and the network turns reliable.
     fn heal(&mut self) {
+        for i in 0..self.paused_until.len() {
+            if self.paused_until[i].is_some() {
+                self.resume(i as NodeId + 1);
+            }
+        }
         for i in 0..self.down_until.len() {
             if self.down_until[i].take().is_some() {
                 self.cluster.restart(i as NodeId + 1);
@@ -563,6 +748,9 @@ impl Simulation {
             net.drop_rate = 0.0;
             net.duplicate_rate = 0.0;
             net.max_delay = net.max_delay.min(5);
+            net.long_delay_rate = 0.0;
+            net.remember_rate = 0.0;
+            net.forget();
         }
     }
 }
@@ -572,13 +760,34 @@ pub fn run_seed(seed: u64) -> Result<Outcome, Failure> {
     Simulation::new(SimOptions::from_seed(seed)).run()
 }
 
+/// What a sweep found.
+#[derive(Debug, Default)]
+pub struct SweepReport {
+    /// The seeds that failed, in no particular order.
+    pub failures: Vec<Failure>,
+    /// Threads used.
+    pub threads: usize,
+    /// Over the passing runs: key histories checked for linearizability,
+    /// and how many of those the checker gave up on.
+    pub linearizability: KeyCounts,
+}
+
+impl SweepReport {
+    /// Whether the checker gave up on more than [`MAX_GAVE_UP_PER_SWEEP`] of
+    /// the sweep's key checks: then the sweep judged too little to pass.
+    pub fn gave_up_too_often(&self) -> bool {
+        let counts = self.linearizability;
+        counts.gave_up as f64 > MAX_GAVE_UP_PER_SWEEP * counts.checked as f64
+    }
+}
+
 /// Runs every seed in `seeds` on every available core, calling `on_failure`
-/// for each one that fails (from the thread that ran it). Returns the
-/// failures, in no particular order, and the number of threads used.
-pub fn sweep(seeds: std::ops::Range<u64>, on_failure: impl Fn(&Failure) + Sync) -> (Vec<Failure>, usize) {
+/// for each one that fails (from the thread that ran it).
+pub fn sweep(seeds: std::ops::Range<u64>, on_failure: impl Fn(&Failure) + Sync) -> SweepReport {
     use std::sync::atomic::{AtomicU64, Ordering};
     let next = AtomicU64::new(seeds.start);
-    let failures = std::sync::Mutex::new(Vec::new());
+    let report = std::sync::Mutex::new(SweepReport::default());
+    let lock = || report.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -587,12 +796,21 @@ pub fn sweep(seeds: std::ops::Range<u64>, on_failure: impl Fn(&Failure) + Sync) 
                 if seed >= seeds.end {
                     return;
                 }
-                if let Err(failure) = run_seed(seed) {
-                    on_failure(&failure);
-                    failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(failure);
+                match run_seed(seed) {
+                    Ok(outcome) => {
+                        let mut report = lock();
+                        report.linearizability.checked += outcome.linearizability.checked;
+                        report.linearizability.gave_up += outcome.linearizability.gave_up;
+                    }
+                    Err(failure) => {
+                        on_failure(&failure);
+                        lock().failures.push(failure);
+                    }
                 }
             });
         }
     });
-    (failures.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()), threads)
+    let mut report = report.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    report.threads = threads;
+    report
 }

@@ -14,12 +14,7 @@ fn small_snapshots(id: u64) -> Config {
 /// Every message takes exactly one step: what a node sends while handling
 /// step `t` is delivered at step `t + 1`.
 fn one_step_network() -> NetModel {
-    NetModel {
-        rng: rand_chacha::ChaCha8Rng::seed_from_u64(0),
-        drop_rate: 0.0,
-        duplicate_rate: 0.0,
-        max_delay: 1,
-    }
+    NetModel::new(rand_chacha::ChaCha8Rng::seed_from_u64(0), 0.0, 0.0, 1)
 }
 
 /// Node 1 leads, with node 3 cut off, until the log reaches 20 entries and

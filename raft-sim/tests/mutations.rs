@@ -121,3 +121,12 @@ fn two_leaders_snapshot_scenario_catches_a_buffer_not_reset() {
     assert_eq!(violation.property, "Snapshot install", "{violation}");
     println!("{violation}");
 }
+
+/// With per-node snapshot encodings the random sweep finds the old buffer
+/// logic too, not only the script above.
+#[test]
+fn the_sweep_catches_a_snapshot_buffer_not_reset() {
+    let failure = first_failure(Mutation::SnapshotBufferNotReset);
+    assert_eq!(failure.violation.property, "Snapshot install", "{failure}");
+    println!("{failure}");
+}

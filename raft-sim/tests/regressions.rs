@@ -177,3 +177,20 @@ fn issue_10_transfer_to_a_just_restarted_follower_completes() {
     c.tick_all(30);
     assert_eq!(c.leader(), Some(2), "the transfer to the restarted follower was abandoned");
 }
+
+/// Found by per-node snapshot encodings (issue 10's spliced snapshot
+/// chunks): node 3 took the first chunk of the snapshot at 10@1 from n2
+/// (term 1) and the later chunks of the same snapshot from n1 (term 2),
+/// whose bytes differ, and assembled bytes that do not decode. Fixed on
+/// branch core-safety (a chunk stream is tied to its sender and term).
+#[test]
+fn seed_3084_snapshot_chunks_from_two_leaders_are_not_spliced() {
+    passes(3084);
+}
+
+/// See `seed_3084_snapshot_chunks_from_two_leaders_are_not_spliced`: the
+/// same splice, of the snapshot at 81@2 onto node 4 of a 5-node cluster.
+#[test]
+fn seed_32_snapshot_chunks_spliced_in_a_five_node_cluster() {
+    passes(32);
+}

@@ -15,14 +15,22 @@ fn env_u64(name: &str, default: u64) -> u64 {
 fn seed_sweep() {
     let from = env_u64("RAFT_SIM_FROM", 0);
     let to = from + env_u64("RAFT_SIM_SEEDS", 5_000);
-    let (failures, _) = raft_sim::sweep(from..to, |_| {});
-    let failures: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    let report = raft_sim::sweep(from..to, |_| {});
+    let failures: Vec<String> = report.failures.iter().map(ToString::to_string).collect();
     assert!(
         failures.is_empty(),
         "{} of {} seeds failed:\n{}",
         failures.len(),
         to - from,
         failures.join("\n")
+    );
+    let lin = report.linearizability;
+    assert!(lin.checked > (to - from), "only {} key histories were checked", lin.checked);
+    assert!(
+        !report.gave_up_too_often(),
+        "the linearizability checker gave up on {} of {} key histories",
+        lin.gave_up,
+        lin.checked
     );
 }
 
