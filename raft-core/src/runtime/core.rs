@@ -57,7 +57,6 @@ pub(super) struct Core<SM: StateMachine, T: Transport> {
     /// Linearizable reads waiting for their read state, with their deadline.
     reads: HashMap<u64, (Instant, ReadJob<SM>)>,
     next_read: u64,
-    read_timeout: Duration,
     /// The configuration version whose addresses the transport was last told.
     addresses_version: u64,
     /// Where the handles read why the node stopped.
@@ -95,7 +94,6 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             seen_order: VecDeque::new(),
             reads: HashMap::new(),
             next_read: rng.next_u64() >> 1,
-            read_timeout: runtime.read_timeout,
             addresses_version,
             failure,
             applied,
@@ -289,16 +287,16 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                 }
                 _ => self.propose(command, Responder::Local(reply)),
             },
-            Request::Read(ReadConsistency::Stale, job) => {
-                let _ = self.apply.send(ApplyJob::Read(0, job));
+            Request::Read(ReadConsistency::Stale, deadline, job) => {
+                let _ = self.apply.send(ApplyJob::Read(0, deadline, job));
             }
-            Request::Read(consistency, job) => {
+            Request::Read(consistency, deadline, job) => {
                 let mode =
                     if consistency == ReadConsistency::Lease { ReadMode::Lease } else { ReadMode::ReadIndex };
                 self.next_read = self.next_read.wrapping_add(1);
                 match self.raw.read_index(self.next_read, mode) {
                     Ok(()) => {
-                        self.reads.insert(self.next_read, (Instant::now() + self.read_timeout, job));
+                        self.reads.insert(self.next_read, (deadline, job));
                     }
                     Err(ReadError::NoLeader) => job(Err(self.not_leader())),
                     Err(error) => job(Err(RaftError::Read(error))),
@@ -479,8 +477,8 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                 let _ = self.apply.send(ApplyJob::Entries(entries));
             }
             for state in ready.read_states {
-                if let Some((_, job)) = self.reads.remove(&state.ctx) {
-                    let _ = self.apply.send(ApplyJob::Read(state.index, job));
+                if let Some((deadline, job)) = self.reads.remove(&state.ctx) {
+                    let _ = self.apply.send(ApplyJob::Read(state.index, deadline, job));
                 }
             }
             if ready.request_snapshot {
@@ -566,7 +564,7 @@ fn fail_request<SM: StateMachine>(request: Request<SM>, error: &RaftError) {
         Request::Propose { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
-        Request::Read(_, job) => job(Err(error.clone())),
+        Request::Read(_, _, job) => job(Err(error.clone())),
         Request::Reconfigure(_, reply) | Request::Snapshot(reply) => {
             let _ = reply.send(Err(error.clone()));
         }

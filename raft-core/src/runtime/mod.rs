@@ -112,9 +112,10 @@ pub struct RuntimeConfig {
     /// How long a proposal forwarded to the leader may go unanswered before
     /// its caller is told the outcome is unknown.
     pub forward_timeout: Duration,
-    /// How long a linearizable or lease read may wait to be confirmed before
-    /// it fails with [`RaftError::Timeout`] (its request or answer may have
-    /// been lost, or the leader cannot reach a quorum).
+    /// How long a read may take, from the call of [`Raft::read`] to its
+    /// running against the state machine, before it fails with
+    /// [`RaftError::Timeout`] (its request or answer may have been lost, the
+    /// leader cannot reach a quorum, or the state machine lags far behind).
     pub read_timeout: Duration,
 }
 
@@ -224,8 +225,13 @@ const MAX_BATCH: usize = 1024;
 
 /// Requests from handles to the core task.
 enum Request<SM: StateMachine> {
-    Propose { command: Bytes, forward: bool, reply: Reply<SM::Response> },
-    Read(ReadConsistency, ReadJob<SM>),
+    Propose {
+        command: Bytes,
+        forward: bool,
+        reply: Reply<SM::Response>,
+    },
+    /// A read, with the instant its caller gives up.
+    Read(ReadConsistency, tokio::time::Instant, ReadJob<SM>),
     Reconfigure(MembershipChange, Reply<LogId>),
     Transfer(NodeId, Reply<()>),
     Snapshot(Reply<LogId>),
@@ -255,7 +261,9 @@ enum Event {
 enum ApplyJob<SM: StateMachine> {
     Entries(Vec<(Entry, Option<Responder<SM::Response>>)>),
     Restore(Snapshot),
-    Read(Index, ReadJob<SM>),
+    /// Serve a read once applied up to the index, unless its deadline
+    /// passes first.
+    Read(Index, tokio::time::Instant, ReadJob<SM>),
     BuildSnapshot(Option<Reply<LogId>>),
 }
 
@@ -275,6 +283,8 @@ pub struct Raft<SM: StateMachine> {
     /// Why the node stopped, if it failed (set once, before requests are
     /// refused).
     failure: Arc<std::sync::OnceLock<String>>,
+    /// How long a read may take, end to end.
+    read_timeout: Duration,
     /// Pauses and resumes the node's tasks (feature `testing`).
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pause: PauseSwitch,
@@ -287,6 +297,7 @@ impl<SM: StateMachine> Clone for Raft<SM> {
             inbound: self.inbound.clone(),
             metrics: self.metrics.clone(),
             failure: self.failure.clone(),
+            read_timeout: self.read_timeout,
             pause: self.pause.clone(),
         }
     }
@@ -372,7 +383,7 @@ impl<SM: StateMachine> Raft<SM> {
         let core = Core::new(raw, transport, links, &runtime, seed);
         let core = core.run(runtime.tick, request_rx, inbound_rx, event_rx, writer, applier);
         tokio::spawn(tracing::Instrument::instrument(core, span));
-        Ok(Self { requests, inbound, metrics, failure, pause })
+        Ok(Self { requests, inbound, metrics, failure, read_timeout: runtime.read_timeout, pause })
     }
 
     /// Freezes the node as SIGSTOP would (feature `testing`, for fault
@@ -435,17 +446,26 @@ impl<SM: StateMachine> Raft<SM> {
     }
 
     /// Runs `read` against the state machine once `consistency` allows.
+    /// Fails with [`RaftError::Timeout`] if it has not run within
+    /// [`RuntimeConfig::read_timeout`] of this call, wherever it waited (for
+    /// room in the request queue, for its confirmation, or for the state
+    /// machine to apply up to its read index); a read that timed out never
+    /// runs.
     pub async fn read<R: Send + 'static>(
         &self,
         consistency: ReadConsistency,
         read: impl FnOnce(&SM) -> R + Send + 'static,
     ) -> Result<R, RaftError> {
+        let deadline = tokio::time::Instant::now() + self.read_timeout;
         let (reply, response) = oneshot::channel();
         let job: ReadJob<SM> = Box::new(move |sm| {
             let _ = reply.send(sm.map(read));
         });
-        self.request(Request::Read(consistency, job)).await?;
-        response.await.unwrap_or(Err(RaftError::ShutDown))
+        let read = async {
+            self.request(Request::Read(consistency, deadline, job)).await?;
+            response.await.unwrap_or(Err(RaftError::ShutDown))
+        };
+        tokio::time::timeout_at(deadline, read).await.unwrap_or(Err(RaftError::Timeout))
     }
 
     /// Changes the voters and learners (see [`RawNode::change_membership`]):
