@@ -3,14 +3,10 @@
 //! the protocol state, so nothing here takes a lock.
 
 use super::clock::Clock;
+use super::forward::{ForwardFilter, ForwardIds, Refusal, Verdict};
 use super::*;
 use crate::{Forward, ForwardOutcome, MessageBody};
-use std::collections::{HashSet, VecDeque};
 use tokio::time::Instant;
-
-/// How many forwarded proposals the leader remembers, to drop a duplicate
-/// delivery instead of applying it twice.
-const REMEMBERED_FORWARDS: usize = 1 << 16;
 
 /// What woke the core task: one input, taken from its queue.
 enum Wake<SM: StateMachine> {
@@ -46,14 +42,13 @@ pub(super) struct Core<SM: StateMachine, T: Transport> {
     /// Proposals forwarded to the leader, by request id, with their deadline
     /// and the node they went to.
     forwarded: HashMap<u64, (Instant, NodeId, Reply<SM::Response>)>,
-    /// Request ids and read contexts start at a random point on every start,
-    /// so that a late answer to a request of an earlier run of this node
-    /// cannot be taken for the answer to a new one.
-    next_forward: u64,
+    /// Request ids (in a run drawn at random) and read contexts start at a
+    /// random point on every start, so that a late answer to a request of an
+    /// earlier run of this node cannot be taken for the answer to a new one.
+    forward_ids: ForwardIds,
     forward_timeout: Duration,
-    /// Forwarded proposals received, as (node, id), oldest first.
-    seen_forwards: HashSet<(NodeId, u64)>,
-    seen_order: VecDeque<(NodeId, u64)>,
+    /// The forwarded proposals this node took as leader (see [`super::forward`]).
+    forward_filter: ForwardFilter,
     /// Linearizable reads waiting for their read state, with their deadline.
     reads: HashMap<u64, (Instant, ReadJob<SM>)>,
     next_read: u64,
@@ -79,6 +74,7 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         let applied = raw.log().applied();
         let mut rng = crate::rng::Rng::new(seed ^ 0x5EED_F0A1_D5EE_D5EE);
         let addresses_version = raw.log().membership_version();
+        let forward_filter = ForwardFilter::new(raw.term());
         Self {
             raw,
             transport,
@@ -88,10 +84,9 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             counters,
             proposals: BTreeMap::new(),
             forwarded: HashMap::new(),
-            next_forward: rng.next_u64() >> 1,
+            forward_ids: ForwardIds::new(rng.next_u64()),
             forward_timeout: runtime.forward_timeout,
-            seen_forwards: HashSet::new(),
-            seen_order: VecDeque::new(),
+            forward_filter,
             reads: HashMap::new(),
             next_read: rng.next_u64() >> 1,
             addresses_version,
@@ -251,10 +246,7 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         tracing::trace!(from = message.from, term = message.term, kind = message.body.kind(), "receive");
         match message.body {
             MessageBody::Forward(Forward::Proposal { id, command }) => {
-                if self.first_delivery(message.from, id) {
-                    let responder = Responder::Remote { node: message.from, id };
-                    self.propose(command, responder);
-                }
+                self.receive_forward(message.from, message.term, id, command);
             }
             MessageBody::Forward(Forward::Response { id, outcome }) => {
                 let from_target = self.forwarded.get(&id).is_some_and(|&(_, to, _)| to == message.from);
@@ -334,8 +326,7 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
     }
 
     fn forward(&mut self, leader: NodeId, command: Bytes, reply: Reply<SM::Response>) {
-        self.next_forward = self.next_forward.wrapping_add(1);
-        let id = self.next_forward;
+        let id = self.forward_ids.next_id();
         self.forwarded.insert(id, (Instant::now() + self.forward_timeout, leader, reply));
         self.counters.forwarded.increment(1);
         self.send(Message {
@@ -346,21 +337,25 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         });
     }
 
-    /// Whether a forwarded proposal is seen for the first time (a transport
-    /// that delivers twice must not make it apply twice).
-    fn first_delivery(&mut self, from: NodeId, id: u64) -> bool {
-        let (seen, order) = (&mut self.seen_forwards, &mut self.seen_order);
-        if !seen.insert((from, id)) {
-            tracing::debug!(from, id, "duplicate forwarded proposal dropped");
-            return false;
-        }
-        order.push_back((from, id));
-        if order.len() > REMEMBERED_FORWARDS {
-            if let Some(oldest) = order.pop_front() {
-                seen.remove(&oldest);
+    /// Proposes a forwarded proposal if it is valid here and the first copy
+    /// seen (see [`super::forward`]), drops a copy of one taken, and answers
+    /// any other.
+    fn receive_forward(&mut self, from: NodeId, term: Term, id: u64, command: Bytes) {
+        let leading = self.raw.role() == Role::Leader;
+        let responder = Responder::Remote { node: from, id };
+        match self.forward_filter.check(from, id, term, self.raw.term(), leading) {
+            Verdict::Accept => self.propose(command, responder),
+            Verdict::Duplicate => tracing::debug!(from, id, "duplicate forwarded proposal dropped"),
+            Verdict::Refuse(refusal) => {
+                tracing::debug!(from, id, term, ?refusal, "forwarded proposal refused");
+                let error = match refusal {
+                    Refusal::NotLeader => self.not_leader(),
+                    Refusal::NotApplied => RaftError::NotApplied,
+                    Refusal::Unknown => RaftError::OutcomeUnknown,
+                };
+                self.respond(responder, Err(error));
             }
         }
-        true
     }
 
     /// Forwarded proposals unanswered for too long may have been lost on

@@ -46,6 +46,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 mod clock;
 mod core;
+mod forward;
 mod io;
 pub mod metrics;
 mod network;
@@ -434,6 +435,27 @@ impl<SM: StateMachine> Raft<SM> {
     /// retry could apply the command twice): if it or its answer is lost, the
     /// caller hears [`RaftError::OutcomeUnknown`] after
     /// [`RuntimeConfig::forward_timeout`].
+    ///
+    /// **At most once, over any transport.** A forward is stamped with the
+    /// follower's term and is valid only at the leader of that term, which
+    /// proposes the first copy it receives and drops later ones. Anywhere
+    /// else (a follower, the leader of a later term, that leader after a
+    /// restart: a node never leads the same term twice, since it leads only
+    /// once its term and vote are durable) a copy is refused, never
+    /// proposed. So a transport that duplicates messages, or redelivers them
+    /// after a reconnect, cannot make a forward apply twice. A refusal is
+    /// definite ([`RaftError::NotLeader`], [`RaftError::NotApplied`]) when
+    /// the refusing node can tell that no copy was taken, and
+    /// [`RaftError::OutcomeUnknown`] when it cannot (a copy reaching a
+    /// leader that restarted since, or one older than the last 4096 it took
+    /// from that follower).
+    ///
+    /// This is at most once per forward, not exactly once per command: a
+    /// caller that retries after `OutcomeUnknown` makes a new proposal, which
+    /// may apply the command again. Exactly-once retries need the state
+    /// machine's help: client sessions (a client id and sequence number in
+    /// each command, and each client's last response kept in the replicated
+    /// state), as the KV node's are.
     pub async fn propose_or_forward(&self, command: SM::Command) -> Result<SM::Response, RaftError> {
         self.propose_with(command, true).await
     }
