@@ -29,6 +29,10 @@ pub enum Mutation {
     /// gathered without checking its length and checksum (the logic before
     /// issue 10): chunks of two different snapshots can be spliced.
     SnapshotBufferNotReset,
+    /// Count the runtime's timer firings as ticks, as an interval timer with
+    /// `MissedTickBehavior::Delay` does, instead of deriving them from the
+    /// monotonic clock: a stalled leader's lease outlasts real time.
+    LeaseOnLogicalTicksOnly,
 }
 
 #[cfg(raft_mutation)]

@@ -2,14 +2,22 @@
 //! each `Ready`'s parts to the other tasks. It is the only task that touches
 //! the protocol state, so nothing here takes a lock.
 
+use super::clock::Clock;
+use super::forward::{ForwardFilter, ForwardIds, Refusal, Verdict};
 use super::*;
 use crate::{Forward, ForwardOutcome, MessageBody};
-use std::collections::{HashSet, VecDeque};
 use tokio::time::Instant;
 
-/// How many forwarded proposals the leader remembers, to drop a duplicate
-/// delivery instead of applying it twice.
-const REMEMBERED_FORWARDS: usize = 1 << 16;
+/// What woke the core task: one input, taken from its queue.
+enum Wake<SM: StateMachine> {
+    Tick,
+    /// An I/O task ended on its own (its name, and how).
+    Ended(&'static str, Result<(), tokio::task::JoinError>),
+    Message(Message),
+    /// A request, or `None` once every handle is gone.
+    Request(Option<Request<SM>>),
+    Event(Event),
+}
 
 /// What the core task shares with the other tasks and the handles.
 pub(super) struct CoreLinks<SM: StateMachine> {
@@ -18,6 +26,7 @@ pub(super) struct CoreLinks<SM: StateMachine> {
     pub metrics: watch::Sender<Metrics>,
     pub counters: Counters,
     pub failure: Arc<std::sync::OnceLock<String>>,
+    pub gate: PauseGate,
 }
 
 /// The core task's state.
@@ -33,24 +42,24 @@ pub(super) struct Core<SM: StateMachine, T: Transport> {
     /// Proposals forwarded to the leader, by request id, with their deadline
     /// and the node they went to.
     forwarded: HashMap<u64, (Instant, NodeId, Reply<SM::Response>)>,
-    /// Request ids and read contexts start at a random point on every start,
-    /// so that a late answer to a request of an earlier run of this node
-    /// cannot be taken for the answer to a new one.
-    next_forward: u64,
+    /// Request ids (in a run drawn at random) and read contexts start at a
+    /// random point on every start, so that a late answer to a request of an
+    /// earlier run of this node cannot be taken for the answer to a new one.
+    forward_ids: ForwardIds,
     forward_timeout: Duration,
-    /// Forwarded proposals received, as (node, id), oldest first.
-    seen_forwards: HashSet<(NodeId, u64)>,
-    seen_order: VecDeque<(NodeId, u64)>,
+    /// The forwarded proposals this node took as leader (see [`super::forward`]).
+    forward_filter: ForwardFilter,
     /// Linearizable reads waiting for their read state, with their deadline.
     reads: HashMap<u64, (Instant, ReadJob<SM>)>,
     next_read: u64,
-    read_timeout: Duration,
     /// The configuration version whose addresses the transport was last told.
     addresses_version: u64,
     /// Where the handles read why the node stopped.
     failure: Arc<std::sync::OnceLock<String>>,
     /// What the applier last reported applied.
     applied: Index,
+    /// Where the task waits while the node is paused (tests only).
+    gate: PauseGate,
 }
 
 impl<SM: StateMachine, T: Transport> Core<SM, T> {
@@ -61,10 +70,11 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         runtime: &RuntimeConfig,
         seed: u64,
     ) -> Self {
-        let CoreLinks { writes, apply, metrics, counters, failure } = links;
+        let CoreLinks { writes, apply, metrics, counters, failure, gate } = links;
         let applied = raw.log().applied();
         let mut rng = crate::rng::Rng::new(seed ^ 0x5EED_F0A1_D5EE_D5EE);
         let addresses_version = raw.log().membership_version();
+        let forward_filter = ForwardFilter::new(raw.term());
         Self {
             raw,
             transport,
@@ -74,16 +84,15 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             counters,
             proposals: BTreeMap::new(),
             forwarded: HashMap::new(),
-            next_forward: rng.next_u64() >> 1,
+            forward_ids: ForwardIds::new(rng.next_u64()),
             forward_timeout: runtime.forward_timeout,
-            seen_forwards: HashSet::new(),
-            seen_order: VecDeque::new(),
+            forward_filter,
             reads: HashMap::new(),
             next_read: rng.next_u64() >> 1,
-            read_timeout: runtime.read_timeout,
             addresses_version,
             failure,
             applied,
+            gate,
         }
     }
 
@@ -96,38 +105,56 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         mut writer: tokio::task::JoinHandle<()>,
         mut applier: tokio::task::JoinHandle<()>,
     ) {
-        let mut ticker = tokio::time::interval(tick);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut clock = Clock::new(tick, self.raw.config().election_timeout_max);
+        let next_tick = tokio::time::sleep_until(clock.next_due());
+        tokio::pin!(next_tick);
         let mut failure = None;
         // An I/O task that ends on its own has failed (a panic in the state
         // machine or the store): the node must not run on without it.
         let (mut writer_ended, mut applier_ended) = (false, false);
         let shutdown = loop {
-            tokio::select! {
-                _ = ticker.tick() => {
-                    self.raw.tick();
-                    self.expire_waiting();
-                }
+            let wake = tokio::select! {
+                () = &mut next_tick => Wake::Tick,
                 ended = &mut writer, if !writer_ended => {
                     writer_ended = true;
-                    failure = Some(reported_failure(&mut events).unwrap_or_else(|| task_failure("log writer", ended)));
-                    break None;
+                    Wake::Ended("log writer", ended)
                 }
                 ended = &mut applier, if !applier_ended => {
                     applier_ended = true;
-                    failure = Some(reported_failure(&mut events).unwrap_or_else(|| task_failure("applier", ended)));
+                    Wake::Ended("applier", ended)
+                }
+                Some(message) = inbound.recv() => Wake::Message(message),
+                request = requests.recv() => Wake::Request(request),
+                Some(event) = events.recv() => Wake::Event(event),
+            };
+            // Taken from its queue, the input waits here while the node is
+            // paused, as it would in a stopped process.
+            self.gate.pass().await;
+            // Every tick due by now is delivered before the input is acted
+            // on (a read checks its lease on a clock read after it was
+            // dequeued), and again before each input taken with it.
+            self.catch_up(&mut clock);
+            match wake {
+                Wake::Tick => {}
+                Wake::Ended(task, ended) => {
+                    failure =
+                        Some(reported_failure(&mut events).unwrap_or_else(|| task_failure(task, ended)));
                     break None;
                 }
-                Some(message) = inbound.recv() => {
+                Wake::Message(message) => {
                     self.receive(message);
                     // Batch what is queued, but never so much that requests,
                     // ticks and completions wait behind a busy network.
                     for _ in 0..MAX_BATCH {
+                        if self.gate.is_paused() {
+                            break;
+                        }
                         let Ok(message) = inbound.try_recv() else { break };
+                        self.catch_up(&mut clock);
                         self.receive(message);
                     }
                 }
-                request = requests.recv() => {
+                Wake::Request(request) => {
                     let Some(request) = request else { break None };
                     if let Some(done) = self.handle(request) {
                         break Some(done);
@@ -135,7 +162,11 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                     // Batch queued requests into one Ready.
                     let mut done = None;
                     for _ in 0..MAX_BATCH {
+                        if self.gate.is_paused() {
+                            break;
+                        }
                         let Ok(request) = requests.try_recv() else { break };
+                        self.catch_up(&mut clock);
                         if let Some(d) = self.handle(request) {
                             done = Some(d);
                             break;
@@ -145,7 +176,7 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                         break done;
                     }
                 }
-                Some(event) = events.recv() => match event {
+                Wake::Event(event) => match event {
                     Event::Persisted(number) => self.raw.on_persisted(number),
                     Event::Applied(index) => self.applied = index,
                     Event::SnapshotBuilt(snapshot) => {
@@ -161,6 +192,9 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                 },
             }
             self.process_ready();
+            if next_tick.deadline() != clock.next_due() {
+                next_tick.as_mut().reset(clock.next_due());
+            }
         };
         let error = match failure {
             Some(error) => {
@@ -192,6 +226,19 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         }
     }
 
+    /// Delivers every tick due by now (see [`Clock`]), then expires what
+    /// waited too long.
+    fn catch_up(&mut self, clock: &mut Clock) {
+        let due = clock.due();
+        if due == 0 {
+            return;
+        }
+        for _ in 0..due {
+            self.raw.tick();
+        }
+        self.expire_waiting();
+    }
+
     /// Steps a peer's message, or handles it here if it is a forwarded
     /// request (the protocol does not see those).
     fn receive(&mut self, message: Message) {
@@ -199,10 +246,7 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         tracing::trace!(from = message.from, term = message.term, kind = message.body.kind(), "receive");
         match message.body {
             MessageBody::Forward(Forward::Proposal { id, command }) => {
-                if self.first_delivery(message.from, id) {
-                    let responder = Responder::Remote { node: message.from, id };
-                    self.propose(command, responder);
-                }
+                self.receive_forward(message.from, message.term, id, command);
             }
             MessageBody::Forward(Forward::Response { id, outcome }) => {
                 let from_target = self.forwarded.get(&id).is_some_and(|&(_, to, _)| to == message.from);
@@ -235,16 +279,16 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                 }
                 _ => self.propose(command, Responder::Local(reply)),
             },
-            Request::Read(ReadConsistency::Stale, job) => {
-                let _ = self.apply.send(ApplyJob::Read(0, job));
+            Request::Read(ReadConsistency::Stale, deadline, job) => {
+                let _ = self.apply.send(ApplyJob::Read(0, deadline, job));
             }
-            Request::Read(consistency, job) => {
+            Request::Read(consistency, deadline, job) => {
                 let mode =
                     if consistency == ReadConsistency::Lease { ReadMode::Lease } else { ReadMode::ReadIndex };
                 self.next_read = self.next_read.wrapping_add(1);
                 match self.raw.read_index(self.next_read, mode) {
                     Ok(()) => {
-                        self.reads.insert(self.next_read, (Instant::now() + self.read_timeout, job));
+                        self.reads.insert(self.next_read, (deadline, job));
                     }
                     Err(ReadError::NoLeader) => job(Err(self.not_leader())),
                     Err(error) => job(Err(RaftError::Read(error))),
@@ -282,8 +326,7 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
     }
 
     fn forward(&mut self, leader: NodeId, command: Bytes, reply: Reply<SM::Response>) {
-        self.next_forward = self.next_forward.wrapping_add(1);
-        let id = self.next_forward;
+        let id = self.forward_ids.next_id();
         self.forwarded.insert(id, (Instant::now() + self.forward_timeout, leader, reply));
         self.counters.forwarded.increment(1);
         self.send(Message {
@@ -294,21 +337,25 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         });
     }
 
-    /// Whether a forwarded proposal is seen for the first time (a transport
-    /// that delivers twice must not make it apply twice).
-    fn first_delivery(&mut self, from: NodeId, id: u64) -> bool {
-        let (seen, order) = (&mut self.seen_forwards, &mut self.seen_order);
-        if !seen.insert((from, id)) {
-            tracing::debug!(from, id, "duplicate forwarded proposal dropped");
-            return false;
-        }
-        order.push_back((from, id));
-        if order.len() > REMEMBERED_FORWARDS {
-            if let Some(oldest) = order.pop_front() {
-                seen.remove(&oldest);
+    /// Proposes a forwarded proposal if it is valid here and the first copy
+    /// seen (see [`super::forward`]), drops a copy of one taken, and answers
+    /// any other.
+    fn receive_forward(&mut self, from: NodeId, term: Term, id: u64, command: Bytes) {
+        let leading = self.raw.role() == Role::Leader;
+        let responder = Responder::Remote { node: from, id };
+        match self.forward_filter.check(from, id, term, self.raw.term(), leading) {
+            Verdict::Accept => self.propose(command, responder),
+            Verdict::Duplicate => tracing::debug!(from, id, "duplicate forwarded proposal dropped"),
+            Verdict::Refuse(refusal) => {
+                tracing::debug!(from, id, term, ?refusal, "forwarded proposal refused");
+                let error = match refusal {
+                    Refusal::NotLeader => self.not_leader(),
+                    Refusal::NotApplied => RaftError::NotApplied,
+                    Refusal::Unknown => RaftError::OutcomeUnknown,
+                };
+                self.respond(responder, Err(error));
             }
         }
-        true
     }
 
     /// Forwarded proposals unanswered for too long may have been lost on
@@ -425,8 +472,8 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                 let _ = self.apply.send(ApplyJob::Entries(entries));
             }
             for state in ready.read_states {
-                if let Some((_, job)) = self.reads.remove(&state.ctx) {
-                    let _ = self.apply.send(ApplyJob::Read(state.index, job));
+                if let Some((deadline, job)) = self.reads.remove(&state.ctx) {
+                    let _ = self.apply.send(ApplyJob::Read(state.index, deadline, job));
                 }
             }
             if ready.request_snapshot {
@@ -512,7 +559,7 @@ fn fail_request<SM: StateMachine>(request: Request<SM>, error: &RaftError) {
         Request::Propose { reply, .. } => {
             let _ = reply.send(Err(error.clone()));
         }
-        Request::Read(_, job) => job(Err(error.clone())),
+        Request::Read(_, _, job) => job(Err(error.clone())),
         Request::Reconfigure(_, reply) | Request::Snapshot(reply) => {
             let _ = reply.send(Err(error.clone()));
         }

@@ -15,6 +15,11 @@
 //!   entries, answers proposals, serves reads once applied far enough, and
 //!   builds snapshots when asked.
 //!
+//! The core's ticks are owed by the clock, not counted ([`RuntimeConfig::tick`]):
+//! before the core task acts on any input it delivers every tick due by then,
+//! so a lease read is checked against the real time elapsed, read after the
+//! read was taken from its queue.
+//!
 //! A storage error stops the node: every waiting request fails with
 //! [`RaftError::Storage`] rather than run on a broken disk.
 //!
@@ -39,13 +44,17 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
+mod clock;
 mod core;
+mod forward;
 mod io;
 pub mod metrics;
 mod network;
+mod pause;
 
 use self::core::{Core, CoreLinks};
 use self::metrics::Counters;
+use self::pause::{PauseGate, PauseSwitch};
 use io::{run_writer, Applier};
 pub use metrics::{Metrics, Replication};
 pub use network::{InProcessNetwork, InProcessTransport};
@@ -91,7 +100,11 @@ pub trait Transport: Send + Sync + 'static {
 /// Settings of the runtime (the protocol's are in [`Config`]).
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// How long one tick of [`Config`]'s timeouts lasts.
+    /// How long one tick of [`Config`]'s timeouts lasts (zero counts as
+    /// 1 ms). Ticks are derived from tokio's monotonic clock, not counted as
+    /// timer firings: a node that stalled (stopped, swapped out, busy) takes
+    /// every tick it missed before it acts on anything, so that timeouts and
+    /// the leader's lease ([`Config::lease_reads`]) run in real time.
     pub tick: Duration,
     /// Inbound messages queued before further ones are dropped.
     pub inbound_capacity: usize,
@@ -100,9 +113,10 @@ pub struct RuntimeConfig {
     /// How long a proposal forwarded to the leader may go unanswered before
     /// its caller is told the outcome is unknown.
     pub forward_timeout: Duration,
-    /// How long a linearizable or lease read may wait to be confirmed before
-    /// it fails with [`RaftError::Timeout`] (its request or answer may have
-    /// been lost, or the leader cannot reach a quorum).
+    /// How long a read may take, from the call of [`Raft::read`] to its
+    /// running against the state machine, before it fails with
+    /// [`RaftError::Timeout`] (its request or answer may have been lost, the
+    /// leader cannot reach a quorum, or the state machine lags far behind).
     pub read_timeout: Duration,
 }
 
@@ -212,8 +226,13 @@ const MAX_BATCH: usize = 1024;
 
 /// Requests from handles to the core task.
 enum Request<SM: StateMachine> {
-    Propose { command: Bytes, forward: bool, reply: Reply<SM::Response> },
-    Read(ReadConsistency, ReadJob<SM>),
+    Propose {
+        command: Bytes,
+        forward: bool,
+        reply: Reply<SM::Response>,
+    },
+    /// A read, with the instant its caller gives up.
+    Read(ReadConsistency, tokio::time::Instant, ReadJob<SM>),
     Reconfigure(MembershipChange, Reply<LogId>),
     Transfer(NodeId, Reply<()>),
     Snapshot(Reply<LogId>),
@@ -243,7 +262,9 @@ enum Event {
 enum ApplyJob<SM: StateMachine> {
     Entries(Vec<(Entry, Option<Responder<SM::Response>>)>),
     Restore(Snapshot),
-    Read(Index, ReadJob<SM>),
+    /// Serve a read once applied up to the index, unless its deadline
+    /// passes first.
+    Read(Index, tokio::time::Instant, ReadJob<SM>),
     BuildSnapshot(Option<Reply<LogId>>),
 }
 
@@ -263,6 +284,11 @@ pub struct Raft<SM: StateMachine> {
     /// Why the node stopped, if it failed (set once, before requests are
     /// refused).
     failure: Arc<std::sync::OnceLock<String>>,
+    /// How long a read may take, end to end.
+    read_timeout: Duration,
+    /// Pauses and resumes the node's tasks (feature `testing`).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pause: PauseSwitch,
 }
 
 impl<SM: StateMachine> Clone for Raft<SM> {
@@ -272,6 +298,8 @@ impl<SM: StateMachine> Clone for Raft<SM> {
             inbound: self.inbound.clone(),
             metrics: self.metrics.clone(),
             failure: self.failure.clone(),
+            read_timeout: self.read_timeout,
+            pause: self.pause.clone(),
         }
     }
 }
@@ -320,6 +348,7 @@ impl<SM: StateMachine> Raft<SM> {
         let (apply_tx, apply_rx) = mpsc::unbounded_channel();
         let (metrics_tx, metrics) = watch::channel(Metrics::of(&raw, raw.log().applied()));
 
+        let (pause, gate) = PauseSwitch::new();
         let (last, membership) = applied.unwrap_or((LogId::default(), membership));
         let applier = Applier {
             id,
@@ -330,10 +359,18 @@ impl<SM: StateMachine> Raft<SM> {
             transport: transport.clone(),
             events: event_tx.clone(),
             counters: counters.clone(),
+            gate: gate.clone(),
         };
         let applier = tokio::spawn(tracing::Instrument::instrument(applier.run(apply_rx), span.clone()));
-        let writer =
-            run_writer(store, transport.clone(), write_rx, apply_tx.clone(), event_tx, counters.clone());
+        let writer = run_writer(
+            store,
+            transport.clone(),
+            write_rx,
+            apply_tx.clone(),
+            event_tx,
+            counters.clone(),
+            gate.clone(),
+        );
         let writer = tokio::spawn(tracing::Instrument::instrument(writer, span.clone()));
         let failure = Arc::new(std::sync::OnceLock::new());
         let links = CoreLinks {
@@ -342,11 +379,41 @@ impl<SM: StateMachine> Raft<SM> {
             metrics: metrics_tx,
             counters,
             failure: failure.clone(),
+            gate,
         };
         let core = Core::new(raw, transport, links, &runtime, seed);
         let core = core.run(runtime.tick, request_rx, inbound_rx, event_rx, writer, applier);
         tokio::spawn(tracing::Instrument::instrument(core, span));
-        Ok(Self { requests, inbound, metrics, failure })
+        Ok(Self { requests, inbound, metrics, failure, read_timeout: runtime.read_timeout, pause })
+    }
+
+    /// Freezes the node as SIGSTOP would (feature `testing`, for fault
+    /// tests): until [`Raft::resume`], its core task, log writer and applier
+    /// process nothing. Requests, inbound messages and the tasks' reports to
+    /// each other queue (inbound messages beyond
+    /// [`RuntimeConfig::inbound_capacity`] are dropped, and callers wait once
+    /// [`RuntimeConfig::request_capacity`] requests queue), and time goes on:
+    /// timers that fall due meanwhile are seen late, on resume. An input a
+    /// task has already begun to act on completes (on a current-thread
+    /// runtime none is ever half done), as a system call in progress would.
+    ///
+    /// The tasks wait on a channel, never blocking their thread, so this
+    /// works on a current-thread runtime and under tokio's paused test clock
+    /// (`#[tokio::test(start_paused = true)]`), whose auto-advance sees the
+    /// paused tasks as idle. Pausing a paused node does nothing. If every
+    /// handle is dropped while the node is paused, it resumes, since nothing
+    /// else could resume it.
+    #[cfg(feature = "testing")]
+    pub fn pause(&self) {
+        self.pause.set(true);
+    }
+
+    /// Lets a node paused by [`Raft::pause`] take up its backlog: each task
+    /// goes on with the input it held, then what queued (feature `testing`).
+    /// Resuming a running node does nothing.
+    #[cfg(feature = "testing")]
+    pub fn resume(&self) {
+        self.pause.set(false);
     }
 
     /// Hands a message from a peer to this node (transports call this). Never
@@ -368,6 +435,27 @@ impl<SM: StateMachine> Raft<SM> {
     /// retry could apply the command twice): if it or its answer is lost, the
     /// caller hears [`RaftError::OutcomeUnknown`] after
     /// [`RuntimeConfig::forward_timeout`].
+    ///
+    /// **At most once, over any transport.** A forward is stamped with the
+    /// follower's term and is valid only at the leader of that term, which
+    /// proposes the first copy it receives and drops later ones. Anywhere
+    /// else (a follower, the leader of a later term, that leader after a
+    /// restart: a node never leads the same term twice, since it leads only
+    /// once its term and vote are durable) a copy is refused, never
+    /// proposed. So a transport that duplicates messages, or redelivers them
+    /// after a reconnect, cannot make a forward apply twice. A refusal is
+    /// definite ([`RaftError::NotLeader`], [`RaftError::NotApplied`]) when
+    /// the refusing node can tell that no copy was taken, and
+    /// [`RaftError::OutcomeUnknown`] when it cannot (a copy reaching a
+    /// leader that restarted since, or one older than the last 4096 it took
+    /// from that follower).
+    ///
+    /// This is at most once per forward, not exactly once per command: a
+    /// caller that retries after `OutcomeUnknown` makes a new proposal, which
+    /// may apply the command again. Exactly-once retries need the state
+    /// machine's help: client sessions (a client id and sequence number in
+    /// each command, and each client's last response kept in the replicated
+    /// state), as the KV node's are.
     pub async fn propose_or_forward(&self, command: SM::Command) -> Result<SM::Response, RaftError> {
         self.propose_with(command, true).await
     }
@@ -380,17 +468,26 @@ impl<SM: StateMachine> Raft<SM> {
     }
 
     /// Runs `read` against the state machine once `consistency` allows.
+    /// Fails with [`RaftError::Timeout`] if it has not run within
+    /// [`RuntimeConfig::read_timeout`] of this call, wherever it waited (for
+    /// room in the request queue, for its confirmation, or for the state
+    /// machine to apply up to its read index); a read that timed out never
+    /// runs.
     pub async fn read<R: Send + 'static>(
         &self,
         consistency: ReadConsistency,
         read: impl FnOnce(&SM) -> R + Send + 'static,
     ) -> Result<R, RaftError> {
+        let deadline = tokio::time::Instant::now() + self.read_timeout;
         let (reply, response) = oneshot::channel();
         let job: ReadJob<SM> = Box::new(move |sm| {
             let _ = reply.send(sm.map(read));
         });
-        self.request(Request::Read(consistency, job)).await?;
-        response.await.unwrap_or(Err(RaftError::ShutDown))
+        let read = async {
+            self.request(Request::Read(consistency, deadline, job)).await?;
+            response.await.unwrap_or(Err(RaftError::ShutDown))
+        };
+        tokio::time::timeout_at(deadline, read).await.unwrap_or(Err(RaftError::Timeout))
     }
 
     /// Changes the voters and learners (see [`RawNode::change_membership`]):
