@@ -455,7 +455,8 @@ enum Record {
 pub const SNAPSHOT_VERSION: u8 = 1;
 
 impl KvState {
-    /// Encodes the state as a snapshot (see [`Record`]'s layout).
+    /// Encodes the state as a snapshot: [`SNAPSHOT_VERSION`], then one
+    /// record per key and per session, then a record with their counts.
     pub fn encode_snapshot(&self) -> Result<Vec<u8>, raft_core::codec::CodecError> {
         let mut out = vec![SNAPSHOT_VERSION];
         raft_core::codec::encode_into(&RecordRef::Applied(self.applied), &mut out)?;
