@@ -155,3 +155,64 @@ async fn client_verbs_print_text_or_json_and_exit_codes_tell_outcomes_apart() {
     let with_dead = format!("127.0.0.1:1,{e}");
     assert_eq!(cli(&["get", "a", "--endpoints", &with_dead]).1, "3\n");
 }
+
+/// `--transport quic`: the supervisor makes the certificates, and the
+/// nodes replicate over QUIC with mutual TLS.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quic_cluster_comes_up_with_its_own_certificates_and_replicates() {
+    let base = 22400;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = start_cluster(dir.path(), base, &["--transport", "quic", "--storage", "mem"]);
+    wait_up(&cluster).await;
+    assert!(dir.path().join("c/certs/ca.pem").exists());
+    assert!(dir.path().join("c/certs/node-3-key.pem").exists());
+    let e = |id: u16| format!("127.0.0.1:{}", base + id);
+    assert_eq!(cli(&["put", "q", "over quic", "--endpoints", &e(2)]).0, 0);
+    assert_eq!(cli(&["get", "q", "--endpoints", &e(3)]).1, "over quic\n");
+}
+
+/// Mutual TLS over TCP with `--tls-dir`, certificates from `raft-kv certs`,
+/// and flags from a TOML file and the environment.
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_with_tls_and_flags_from_a_config_file_and_the_environment() {
+    let base = 22600;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let (code, out, err) = cli(&["certs", "--dir", certs.to_str().unwrap(), "--nodes", "1,2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let members = members(base, 2);
+    let mut nodes = Vec::new();
+    for id in 1..=2u64 {
+        let p = ports(base, id);
+        let config = dir.path().join(format!("node-{id}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "id = {id}\nraft-addr = \"127.0.0.1:{}\"\napi-addr = \"127.0.0.1:{}\"\ninitial-members = \"{members}\"\n\
+                 tls-dir = \"{}\"\nstorage = \"rocksdb\"\n",
+                p.raft,
+                p.api,
+                certs.display()
+            ),
+        )
+        .unwrap();
+        // The data dir from the environment; storage from the command line
+        // wins over the file's.
+        let log = dir.path().join(format!("node-{id}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin())
+            .args(["node", "--config", config.to_str().unwrap(), "--storage", "mem"])
+            .env("RAFT_KV_DATA_DIR", dir.path().join(format!("d{id}")))
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        nodes.push(Proc { child: Some(child), log });
+    }
+    for id in 1..=2 {
+        wait_ready(base, id).await;
+    }
+    put(base, 1, "tls", "yes").await;
+    assert_eq!(get(base, 2, "tls").await.as_deref(), Some("yes"));
+    assert!(!dir.path().join("d1/node.json").exists(), "--storage mem from the command line must win");
+}
