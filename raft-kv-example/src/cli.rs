@@ -163,6 +163,14 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Loads a backup from FILE into a new, empty cluster.
+    Restore {
+        /// The backup.
+        file: PathBuf,
+        /// The client flags.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Saves a consistent backup to FILE.
     Backup {
         /// Where to write it.

@@ -403,6 +403,18 @@ async fn run_verb(command: Command) -> Result<(), Failure> {
                 println!("backup of {} bytes written to {}", answer.body.len(), file.display())
             }
         }
+        Command::Restore { file, client } => {
+            let backup = std::fs::read(&file)
+                .map_err(|e| Failure::new(Exit::Other, format!("cannot read {}: {e}", file.display())))?;
+            let answer =
+                Client::new(&client).send(Method::POST, "/restore", Some(backup), false, Kind::Write).await?;
+            let result: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+            if client.json {
+                print_json(&result)
+            } else {
+                println!("restored {} keys (revision {})", result["keys"], result["revision"])
+            }
+        }
         Command::Node(_) | Command::Cluster(_) | Command::Certs(_) => {
             return Err(Failure::new(Exit::Other, "not a client verb"));
         }

@@ -86,6 +86,11 @@ pub enum Op {
     },
     /// A transaction over several keys, applied atomically.
     Txn(Txn),
+    /// Loads a backup (a snapshot from [`KvState::encode_snapshot`]) into an
+    /// empty map; each key's revision becomes this entry's index, so
+    /// revisions stay indexes of this cluster's log. Sessions are not
+    /// restored: they belong to the old cluster's clients.
+    Restore(Bytes),
 }
 
 /// An etcd-style transaction: if every comparison holds, `success` runs,
@@ -224,6 +229,19 @@ pub enum Outcome {
         succeeded: bool,
         /// The results of the branch's operations, in order.
         results: Vec<TxnOpResult>,
+    },
+    /// A backup was loaded.
+    Restored {
+        /// How many keys it held.
+        keys: u64,
+        /// The revision they all have now.
+        revision: Index,
+    },
+    /// A backup was not loaded: the map is not empty, or the backup is
+    /// damaged (`reason` says which).
+    RestoreRefused {
+        /// Why.
+        reason: String,
     },
     /// The request is older than the latest one of its session: its
     /// outcome is no longer known, and it was not applied again.
@@ -391,7 +409,22 @@ impl KvState {
                 }
             }
             Op::Txn(txn) => self.apply_txn(index, txn),
+            Op::Restore(backup) => self.apply_restore(index, &backup),
         }
+    }
+
+    fn apply_restore(&mut self, index: Index, backup: &[u8]) -> Outcome {
+        if !self.map.is_empty() {
+            let reason = format!("the map holds {} keys; restore into a new cluster", self.map.len());
+            return Outcome::RestoreRefused { reason };
+        }
+        let mut loaded = KvState::new();
+        if let Err(error) = loaded.restore_snapshot(backup) {
+            return Outcome::RestoreRefused { reason: error.to_string() };
+        }
+        self.map =
+            loaded.map.into_iter().map(|(k, v)| (k, Versioned { value: v.value, revision: index })).collect();
+        Outcome::Restored { keys: self.map.len() as u64, revision: index }
     }
 
     fn holds(&self, compare: &Compare) -> bool {

@@ -216,3 +216,33 @@ async fn tcp_with_tls_and_flags_from_a_config_file_and_the_environment() {
     assert_eq!(get(base, 2, "tls").await.as_deref(), Some("yes"));
     assert!(!dir.path().join("d1/node.json").exists(), "--storage mem from the command line must win");
 }
+
+/// `backup FILE` from one cluster, `restore FILE` into a new one: the
+/// keys and values are there; a cluster with data refuses a restore.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_restores_into_a_new_cluster() {
+    let (base, other) = (22800, 22900);
+    let dir = tempfile::tempdir().unwrap();
+    let _old = start_node(base, 1, dir.path(), &["--init", "--storage", "mem"]);
+    wait_ready(base, 1).await;
+    for i in 0..20 {
+        put(base, 1, &format!("k{i}"), &format!("v{i}")).await;
+    }
+    let e = format!("127.0.0.1:{}", base + 1);
+    let file = dir.path().join("backup.bin");
+    let (code, out, err) = cli(&["backup", file.to_str().unwrap(), "--endpoints", &e]);
+    assert_eq!(code, 0, "{out}{err}");
+    let fresh = dir.path().join("fresh");
+    let _new = start_node(other, 1, &fresh, &["--init", "--storage", "mem"]);
+    wait_ready(other, 1).await;
+    let e2 = format!("127.0.0.1:{}", other + 1);
+    let (code, out, err) = cli(&["restore", file.to_str().unwrap(), "--endpoints", &e2]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("restored 20 keys"), "{out}");
+    for i in 0..20 {
+        assert_eq!(get(other, 1, &format!("k{i}")).await, Some(format!("v{i}")));
+    }
+    let (code, _, err) = cli(&["restore", file.to_str().unwrap(), "--endpoints", &e2]);
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("holds 20 keys"), "{err}");
+}

@@ -43,6 +43,10 @@ pub const LEADER: &str = "x-raft-leader";
 /// Set on admin requests a follower relays to the leader (relayed once).
 pub const FORWARDED: &str = "x-raft-forwarded";
 
+/// The largest backup `POST /restore` takes: it travels as one log entry,
+/// which must fit the transports' frames (QUIC's default is 16 MiB).
+pub const MAX_RESTORE_BYTES: usize = 8 << 20;
+
 /// Limits on what a client may send.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -142,6 +146,7 @@ pub fn router(state: Shared) -> Router {
         .route("/cluster/transfer-leader", post(admin::transfer_leader))
         .route("/cluster/snapshot", post(admin::snapshot))
         .route("/backup", get(admin::backup))
+        .route("/restore", post(restore).layer(DefaultBodyLimit::max(MAX_RESTORE_BYTES)))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::from_fn_with_state(state.clone(), admit))
         .layer(DefaultBodyLimit::max(max_body))
@@ -428,6 +433,26 @@ async fn txn(
         Outcome::StaleRequest { latest } => Err(ApiError::bad_request(format!(
             "Request-Id is older than its session's latest request ({latest})"
         ))),
+        other => Err(ApiError::bad_request(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+/// `POST /restore`: loads a backup (from `GET /backup`) into a new, empty
+/// cluster, through the log.
+async fn restore(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let backup = body.map_err(body_error)?;
+    let command = Command { request: request_id(&headers)?, op: Op::Restore(backup) };
+    match state.raft.propose_or_forward(command).await.map_err(|e| state.error(e))? {
+        Outcome::Restored { keys, revision } => {
+            Ok(Json(serde_json::json!({"keys": keys, "revision": revision})))
+        }
+        Outcome::RestoreRefused { reason } => {
+            Err(ApiError::bad_request(format!("backup not restored: {reason}")))
+        }
         other => Err(ApiError::bad_request(format!("unexpected outcome {other:?}"))),
     }
 }

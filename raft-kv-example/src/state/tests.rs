@@ -249,3 +249,23 @@ fn every_command_survives_the_log_codec() {
     let bytes = raft_core::codec::encode(&outcome).expect("encodes");
     assert_eq!(raft_core::codec::decode::<Outcome>(&bytes).expect("decodes"), outcome);
 }
+
+#[test]
+fn a_backup_loads_into_an_empty_map_only_with_this_logs_revisions() {
+    let mut old = KvState::new();
+    old.apply_command(at(7), put("a", "1"));
+    old.apply_command(at(9), with_request("c", 1, put("b", "2")));
+    let backup = Bytes::from(old.encode_snapshot().unwrap());
+    let restore = |b: &Bytes| Command { request: None, op: Op::Restore(b.clone()) };
+    let mut new = KvState::new();
+    assert!(matches!(
+        new.apply_command(at(2), restore(&Bytes::from_static(b"\x01junk"))),
+        Outcome::RestoreRefused { .. }
+    ));
+    assert_eq!(new.apply_command(at(3), restore(&backup)), Outcome::Restored { keys: 2, revision: 3 });
+    assert_eq!(new.get("a"), Some(&Versioned { value: Bytes::from("1"), revision: 3 }));
+    assert_eq!(new.get("b").map(|v| v.revision), Some(3));
+    assert_eq!(new.session_count(), 0);
+    // Not over data.
+    assert!(matches!(new.apply_command(at(4), restore(&backup)), Outcome::RestoreRefused { .. }));
+}
