@@ -384,6 +384,8 @@ pub async fn run(args: NodeArgs) -> Result<(), Fatal> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| Fatal(format!("cannot create {}: {e}", args.data_dir.display())))?;
+    // Before the node starts: raft-core takes its counters' handles then.
+    let prometheus = install_prometheus();
     let api_listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .map_err(|e| Fatal(format!("cannot listen for the API on {}: {e}", args.api_addr)))?;
@@ -402,7 +404,9 @@ pub async fn run(args: NodeArgs) -> Result<(), Fatal> {
         max_concurrent: args.max_concurrent,
         ..Limits::default()
     };
-    let state = Arc::new(ApiState::new(raft.clone(), args.id, plan.file.cluster_id, limits));
+    let mut state = ApiState::new(raft.clone(), args.id, plan.file.cluster_id, limits);
+    state.prometheus = prometheus;
+    let state = Arc::new(state);
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(api_listener, api::router(state)).with_graceful_shutdown(async {
         let _ = api_stopped.await;
@@ -426,6 +430,20 @@ pub async fn run(args: NodeArgs) -> Result<(), Fatal> {
     closer.close();
     tracing::info!("stopped");
     outcome
+}
+
+/// Installs the process's Prometheus recorder (once: a process runs one
+/// node), with histogram buckets from 100 µs to 10 s.
+fn install_prometheus() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    let buckets = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+    let builder = metrics_exporter_prometheus::PrometheusBuilder::new().set_buckets(&buckets);
+    match builder.and_then(|b| b.install_recorder()) {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            tracing::warn!(%error, "metrics are not recorded");
+            None
+        }
+    }
 }
 
 /// Where `raft-kv node` keeps its data for a node of a local cluster.

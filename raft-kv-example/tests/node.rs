@@ -248,6 +248,20 @@ async fn conditional_writes_cas_list_and_txn() {
         http.post(u("/txn")).json(&txn).send().await.unwrap().json().await.unwrap();
     assert_eq!(result["succeeded"], false);
     assert_eq!(get(base, 1, "t").await.as_deref(), Some("no"));
+
+    // Prometheus text: the API's latency histograms, Raft's gauges and
+    // raft-core's counters.
+    let metrics = http.get(u("/metrics")).send().await.unwrap().text().await.unwrap();
+    for expected in [
+        r#"raft_kv_request_seconds_bucket{route="/kv/{*key}",method="PUT",status="200""#,
+        r#"raft_kv_request_seconds_count{route="/txn",method="POST",status="200"}"#,
+        r#"raft_term{node="1"} "#,
+        r#"raft_is_leader{node="1"} 1"#,
+        "raft_entries_applied_total",
+        "raft_proposals_total",
+    ] {
+        assert!(metrics.contains(expected), "no {expected} in\n{metrics}");
+    }
 }
 
 /// Grows a cluster by --join (the request reaching a follower), promotes

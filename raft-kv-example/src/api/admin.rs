@@ -293,3 +293,30 @@ pub(super) async fn backup(State(state): State<Shared>) -> Result<Response, ApiE
         encoded.map_err(|e| ApiError::new(Code::Unavailable, format!("cannot encode the backup: {e}")))?;
     Ok(([("content-type", "application/octet-stream")], Body::from(bytes)).into_response())
 }
+
+/// Prometheus text: the API's latency histograms, raft-core's counters and
+/// histograms (see `raft_core::runtime::metrics`), and gauges of the node's
+/// Raft state, set from its metrics as this is asked.
+pub(super) async fn metrics(State(state): State<Shared>) -> Result<Response, ApiError> {
+    let Some(prometheus) = &state.prometheus else {
+        return Err(ApiError::not_found("metrics are not recorded in this process"));
+    };
+    let m = state.raft.metrics().borrow().clone();
+    let node = state.id.to_string();
+    let gauges = [
+        ("raft_term", m.term as f64),
+        ("raft_commit_index", m.commit_index as f64),
+        ("raft_applied_index", m.applied_index as f64),
+        ("raft_last_log_index", m.last_log_index as f64),
+        ("raft_snapshot_index", m.snapshot.index as f64),
+        ("raft_is_leader", f64::from(u8::from(m.role == Role::Leader))),
+        ("raft_leader_id", m.leader.unwrap_or(0) as f64),
+        ("raft_voters", m.membership.voters.len() as f64),
+        ("raft_learners", m.membership.learners.len() as f64),
+    ];
+    for (name, value) in gauges {
+        metrics::gauge!(name, "node" => node.clone()).set(value);
+    }
+    let text = prometheus.render();
+    Ok(([("content-type", "text/plain; version=0.0.4")], text).into_response())
+}

@@ -18,7 +18,7 @@ use types::{CasRequest, Item, LeaderRef, ListResult, TxnRequest, TxnResult, Writ
 
 use axum::body::Body;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -92,6 +92,8 @@ pub struct ApiState {
     pub http: reqwest::Client,
     /// How long an admin request waits (a learner catching up, say).
     pub admin_timeout: Duration,
+    /// Renders what the `metrics` facade recorded, for `GET /metrics`.
+    pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
     slots: Semaphore,
 }
 
@@ -105,6 +107,7 @@ impl ApiState {
             limits,
             http: reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap_or_default(),
             admin_timeout: Duration::from_secs(60),
+            prometheus: None,
             slots: Semaphore::new(limits.max_concurrent),
         }
     }
@@ -136,6 +139,7 @@ pub fn router(state: Shared) -> Router {
         .route("/kv", get(list))
         .route("/kv/{*key}", get(get_key).put(put_key).delete(delete_key).post(cas_key))
         .route("/txn", post(txn))
+        .route("/metrics", get(admin::metrics))
         .route("/health", get(admin::health))
         .route("/ready", get(admin::ready))
         .route("/status", get(admin::status))
@@ -153,15 +157,23 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// Admits a request if a slot is free, and stamps every answer with the
-/// node's applied index and leader.
+/// Admits a request if a slot is free, times it (histogram
+/// `raft_kv_request_seconds` by route, method and status), and stamps every
+/// answer with the node's applied index and leader.
 async fn admit(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let route =
+        request.extensions().get::<MatchedPath>().map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().to_string();
     let mut response = match state.slots.try_acquire() {
         Ok(_permit) => next.run(request).await,
         Err(_) => {
             state.error(ApiError::new(Code::Unavailable, "too many requests at once; retry")).into_response()
         }
     };
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("raft_kv_request_seconds", "route" => route, "method" => method, "status" => status)
+        .record(started.elapsed().as_secs_f64());
     let (applied, leader) = {
         let metrics = state.raft.metrics();
         let metrics = metrics.borrow();
