@@ -260,11 +260,9 @@ fn print_help(nodes: &[Node], leader: Option<NodeId>) {
 
 /// Stops every child: SIGTERM, then SIGKILL after 10 s.
 async fn stop_all(nodes: &mut [Node]) {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
     for node in nodes.iter() {
         if let Some(pid) = node.child.as_ref().and_then(Child::id) {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            send_signal(pid, "TERM");
         }
     }
     for node in nodes.iter_mut() {
@@ -277,6 +275,17 @@ async fn stop_all(nodes: &mut [Node]) {
             }
         }
         node.child = None;
+    }
+}
+
+/// Sends `signal` (`TERM`, `KILL`, ...) to process `pid` with kill(1): the
+/// workspace forbids unsafe code, and the crates wrapping kill(2) safely
+/// change libc's features, which would rebuild RocksDB's C++ for this crate
+/// alone.
+pub fn send_signal(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+    if !sent.is_ok_and(|s| s.success()) {
+        tracing::warn!(pid, signal, "kill failed");
     }
 }
 

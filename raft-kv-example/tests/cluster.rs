@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use nix::sys::signal::Signal;
 use std::process::Command;
 use std::time::Duration;
 
@@ -61,7 +60,7 @@ async fn the_cluster_command_runs_stops_on_ctrl_c_and_resumes_its_data() {
     let status: serde_json::Value =
         http().get(format!("http://{}/status", endpoint(1))).send().await.unwrap().json().await.unwrap();
     let leader = status["leader"].as_u64().unwrap() as u16;
-    let pid_of = |id: u16| -> i32 {
+    let pid_of = |id: u16| -> u32 {
         let out = Command::new("pgrep")
             .args(["-f", &format!("api-addr 127.0.0.1:{} ", base + id)])
             .output()
@@ -69,7 +68,7 @@ async fn the_cluster_command_runs_stops_on_ctrl_c_and_resumes_its_data() {
         String::from_utf8_lossy(&out.stdout).lines().next().expect("node pid").trim().parse().unwrap()
     };
     let victim = pid_of(leader);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim), Signal::SIGKILL).unwrap();
+    raft_kv_example::cluster::send_signal(victim, "KILL");
     let survivors: Vec<String> = (1..=3).filter(|&i| i != leader).map(endpoint).collect();
     let (code, out, err) = cli(&["get", "hello", "--endpoints", &survivors.join(","), "--timeout", "30"]);
     assert_eq!((code, out.as_str()), (0, "world\n"), "{err}");
@@ -83,7 +82,7 @@ async fn the_cluster_command_runs_stops_on_ctrl_c_and_resumes_its_data() {
     .await;
 
     // Ctrl-C stops every node; the nodes' processes are gone.
-    cluster.signal(Signal::SIGINT);
+    cluster.signal("INT");
     let status = cluster.wait_exit(Duration::from_secs(60)).await;
     assert!(status.success(), "{}", cluster.log_text());
     for id in 1..=3 {

@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use nix::sys::signal::Signal;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -23,7 +22,7 @@ async fn a_single_node_founds_a_cluster_and_resumes_from_its_data_dir() {
     assert!(answer.headers().contains_key("x-raft-applied-index"));
     assert_eq!(answer.text().await.unwrap(), "hello");
 
-    node.signal(Signal::SIGTERM);
+    node.signal("TERM");
     assert!(node.wait_exit(Duration::from_secs(30)).await.success(), "{}", node.log_text());
     // No --init this time: the data dir says what the node is.
     let _node = start_node(base, 1, dir.path(), &[]);
@@ -334,7 +333,7 @@ async fn every_acknowledged_write_survives_sigkill_of_all_nodes() {
     }
     assert!(!acknowledged.is_empty());
     for node in &mut nodes {
-        node.signal(Signal::SIGKILL);
+        node.signal("KILL");
     }
     for node in &mut nodes {
         node.wait_exit(Duration::from_secs(10)).await;

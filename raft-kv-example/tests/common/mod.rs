@@ -26,10 +26,10 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Sends `signal` (SIGTERM, SIGINT, SIGKILL...).
-    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+    /// Sends `signal` (`TERM`, `INT`, `KILL`...).
+    pub fn signal(&self, signal: &str) {
         if let Some(child) = &self.child {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+            raft_kv_example::cluster::send_signal(child.id(), signal);
         }
     }
 
