@@ -1,0 +1,452 @@
+//! `raft-kv node`: one node, from its flags to a running Raft handle with
+//! the HTTP API in front, until SIGINT or SIGTERM.
+//!
+//! A node's data directory holds `node.json` (its id, its cluster's id and,
+//! for a founding member, the founding configuration) and `raft/` (the
+//! RocksDB log store). `node.json` is written before the node first starts,
+//! so a restart with none of `--init`, `--join` or `--initial-members`
+//! resumes the same cluster: the founding configuration is passed to the
+//! runtime again, which ignores it once the store holds one.
+
+use crate::api::types::{AddLearner, ClusterStatus};
+use crate::api::{self, ApiState, Limits};
+use crate::cli::{NodeArgs, Storage, TransportKind};
+use crate::member::{parse_members, Inner, KvTransport, MemberAddr};
+use crate::state::KvState;
+use raft_core::runtime::{Raft, RuntimeConfig};
+use raft_core::{Config, LogStore, Membership, NodeId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Why a node could not start or stopped badly; the message says what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Fatal(pub String);
+
+fn fatal(context: &str) -> impl Fn(&dyn std::fmt::Display) -> Fatal + '_ {
+    move |error| Fatal(format!("{context}: {error}"))
+}
+
+/// What `node.json` records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeFile {
+    /// The node's id.
+    pub id: NodeId,
+    /// Its cluster's id.
+    pub cluster_id: u64,
+    /// The founding configuration, for a founding member.
+    pub founding: Option<BTreeMap<NodeId, MemberAddr>>,
+}
+
+const NODE_FILE: &str = "node.json";
+
+impl NodeFile {
+    fn read(dir: &Path) -> Result<Option<Self>, Fatal> {
+        let path = dir.join(NODE_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Fatal(format!("{} is damaged: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Fatal(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    /// Writes the file durably: to a temporary name, synced, then renamed.
+    fn write(&self, dir: &Path) -> Result<(), Fatal> {
+        let io = fatal("cannot write node.json");
+        let tmp = dir.join("node.json.tmp");
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| io(&e))?;
+        {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&tmp).map_err(|e| io(&e))?;
+            file.write_all(&bytes).map_err(|e| io(&e))?;
+            file.sync_all().map_err(|e| io(&e))?;
+        }
+        std::fs::rename(&tmp, dir.join(NODE_FILE)).map_err(|e| io(&e))?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io(&e))
+    }
+}
+
+/// A cluster id all founding members derive alike from their list (as
+/// etcd's initial-cluster-token does): FNV-1a of the sorted members.
+pub fn cluster_id_of(members: &BTreeMap<NodeId, MemberAddr>) -> u64 {
+    let text: String = members.iter().map(|(id, addr)| format!("{id}={addr},")).collect();
+    text.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// How the node comes up: what it founds or joins.
+struct Plan {
+    file: NodeFile,
+    /// The peers' Raft addresses to start the transport with.
+    peers: BTreeMap<NodeId, SocketAddr>,
+    /// Join through this API address once running.
+    join: Option<String>,
+}
+
+async fn plan(args: &NodeArgs, me: MemberAddr) -> Result<Plan, Fatal> {
+    let existing = NodeFile::read(&args.data_dir)?;
+    if let Some(file) = existing {
+        if file.id != args.id {
+            return Err(Fatal(format!(
+                "{} belongs to node {}, not {}",
+                args.data_dir.display(),
+                file.id,
+                args.id
+            )));
+        }
+        if args.storage == Storage::Mem {
+            return Err(Fatal(format!(
+                "{} holds a node that kept its log in memory, which is gone: remove the directory to start afresh",
+                args.data_dir.display()
+            )));
+        }
+        let peers = file.founding.iter().flatten().map(|(&id, a)| (id, a.raft)).collect();
+        tracing::info!(id = file.id, cluster = %format!("{:016x}", file.cluster_id), "resuming from the data directory");
+        return Ok(Plan { file, peers, join: None });
+    }
+    let (file, peers, join) = if args.init {
+        let founding = BTreeMap::from([(args.id, me)]);
+        (
+            NodeFile { id: args.id, cluster_id: rand::random(), founding: Some(founding) },
+            BTreeMap::new(),
+            None,
+        )
+    } else if let Some(members) = &args.initial_members {
+        let members = parse_members(members).map_err(|e| Fatal(format!("--initial-members: {e}")))?;
+        match members.get(&args.id) {
+            Some(addr) if *addr == me => {}
+            Some(addr) => {
+                return Err(Fatal(format!(
+                    "--initial-members names node {} at {addr}, but it runs at {me}",
+                    args.id
+                )))
+            }
+            None => return Err(Fatal(format!("--initial-members does not list node {}", args.id))),
+        }
+        let peers = members.iter().map(|(&id, a)| (id, a.raft)).collect();
+        (NodeFile { id: args.id, cluster_id: cluster_id_of(&members), founding: Some(members) }, peers, None)
+    } else if let Some(target) = &args.join {
+        let cluster = fetch_cluster(target).await?;
+        let cluster_id = u64::from_str_radix(&cluster.cluster_id, 16)
+            .map_err(|_| Fatal(format!("{target} gave a malformed cluster id {:?}", cluster.cluster_id)))?;
+        let peers = cluster
+            .members
+            .iter()
+            .filter_map(|m| Some((m.id, m.raft_addr.as_ref()?.parse().ok()?)))
+            .collect();
+        (NodeFile { id: args.id, cluster_id, founding: None }, peers, Some(target.clone()))
+    } else {
+        return Err(Fatal(format!(
+            "{} holds no node: pass --init (a new cluster), --initial-members (a new cluster of several) \
+             or --join API_ADDR (an existing cluster)",
+            args.data_dir.display()
+        )));
+    };
+    if args.storage == Storage::Rocksdb {
+        file.write(&args.data_dir)?;
+    }
+    Ok(Plan { file, peers, join })
+}
+
+async fn fetch_cluster(target: &str) -> Result<ClusterStatus, Fatal> {
+    let url = format!("http://{target}/cluster");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = reqwest::Client::new().get(&url).timeout(Duration::from_secs(5)).send().await;
+        match answer {
+            Ok(response) if response.status().is_success() => {
+                return response.json().await.map_err(|e| Fatal(format!("{url} answered badly: {e}")));
+            }
+            Ok(response) if tokio::time::Instant::now() >= deadline => {
+                return Err(Fatal(format!("{url} answered {}", response.status())));
+            }
+            Err(error) if tokio::time::Instant::now() >= deadline => {
+                return Err(Fatal(format!("cannot reach {url}: {error}")));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Binds the transport chosen by the flags; what it receives goes to the
+/// node in `cell` once started (Raft retries what arrives before).
+async fn bind_transport(
+    args: &NodeArgs,
+    file: &NodeFile,
+    peers: &BTreeMap<NodeId, SocketAddr>,
+    cell: Arc<OnceLock<Raft<KvState>>>,
+) -> Result<KvTransport, Fatal> {
+    let peers = peers.iter().filter(|(&id, _)| id != args.id).map(|(&id, &a)| (id, a));
+    let identity = match &args.tls_dir {
+        Some(dir) => Some(
+            raft_net_tls::NodeIdentity::load(&raft_net_tls::IdentityPaths::in_dir(dir, args.id), args.id)
+                .map_err(|e| Fatal(format!("TLS identity in {}: {e}", dir.display())))?,
+        ),
+        None => None,
+    };
+    let deliver = move |message| {
+        if let Some(node) = cell.get() {
+            node.receive(message);
+        }
+    };
+    let inner =
+        match (args.transport, identity) {
+            (TransportKind::Tcp, identity) => {
+                let tcp =
+                    raft_net_tcp::TcpConfig::new(args.id, file.cluster_id, args.raft_addr).with_peers(peers);
+                match identity {
+                    None => {
+                        Inner::Tcp(raft_net_tcp::TcpTransport::bind(tcp, deliver).await.map_err(|e| {
+                            Fatal(format!("cannot listen for Raft on {}: {e}", args.raft_addr))
+                        })?)
+                    }
+                    Some(identity) => {
+                        let layer =
+                            raft_net_tcp::TlsLayer::new(&identity).map_err(|e| Fatal(format!("TLS: {e}")))?;
+                        let bound = raft_net_tcp::TcpTransport::bind_with(tcp, layer, deliver).await;
+                        Inner::TcpTls(bound.map_err(|e| {
+                            Fatal(format!("cannot listen for Raft on {}: {e}", args.raft_addr))
+                        })?)
+                    }
+                }
+            }
+            (TransportKind::Quic, None) => {
+                return Err(Fatal("--transport quic needs --tls-dir (make one with `raft-kv certs`)".into()))
+            }
+            (TransportKind::Quic, Some(identity)) => {
+                let mut quic =
+                    raft_net_quic::QuicConfig::new(format!("{:016x}", file.cluster_id), args.raft_addr);
+                quic.peers.extend(peers);
+                let (inbound, mut received) = tokio::sync::mpsc::channel(4096);
+                let transport = raft_net_quic::QuicTransport::bind(&identity, quic, inbound)
+                    .map_err(|e| Fatal(format!("cannot listen for Raft on {}: {e}", args.raft_addr)))?;
+                tokio::spawn(async move {
+                    while let Some(message) = received.recv().await {
+                        deliver(message);
+                    }
+                });
+                Inner::Quic(transport)
+            }
+        };
+    Ok(KvTransport(inner))
+}
+
+fn raft_config(args: &NodeArgs) -> (Config, RuntimeConfig) {
+    let mut config = Config::new(args.id);
+    config.lease_reads = true;
+    config.snapshot_threshold = args.snapshot_threshold;
+    let runtime =
+        RuntimeConfig { tick: Duration::from_millis(args.tick_ms.max(1)), ..RuntimeConfig::default() };
+    (config, runtime)
+}
+
+async fn start_raft(
+    args: &NodeArgs,
+    file: &NodeFile,
+    transport: KvTransport,
+) -> Result<Raft<KvState>, Fatal> {
+    let membership = match &file.founding {
+        Some(members) => {
+            members.iter().fold(Membership::new(members.keys().copied(), []), |m, (&id, addr)| {
+                m.with_address(id, addr.to_string())
+            })
+        }
+        None => Membership::default(),
+    };
+    let (config, runtime) = raft_config(args);
+    async fn go<S: LogStore>(
+        c: Config,
+        r: RuntimeConfig,
+        m: Membership,
+        s: S,
+        t: KvTransport,
+    ) -> Result<Raft<KvState>, Fatal> {
+        Raft::start(c, r, m, s, t, KvState::new())
+            .await
+            .map_err(|e| Fatal(format!("cannot start the node: {e}")))
+    }
+    match args.storage {
+        Storage::Mem => {
+            go(config, runtime, membership, raft_storage_mem::MemLogStore::new(), transport).await
+        }
+        #[cfg(not(feature = "rocksdb"))]
+        Storage::Rocksdb => Err(Fatal("this raft-kv was built without RocksDB: use --storage mem".into())),
+        #[cfg(feature = "rocksdb")]
+        Storage::Rocksdb => {
+            let options = raft_storage_rocksdb::RocksLogStoreOptions::new(file.cluster_id);
+            let path = args.data_dir.join("raft");
+            let store = raft_storage_rocksdb::RocksLogStore::open(&path, options)
+                .await
+                .map_err(|e| Fatal(format!("cannot open the store in {}: {e}", path.display())))?;
+            go(config, runtime, membership, store, transport).await
+        }
+    }
+}
+
+/// Asks `target` (any member) to add this node as a learner, retrying
+/// while the cluster is unavailable, until it has caught up.
+async fn join(target: &str, id: NodeId, me: MemberAddr) -> Result<(), Fatal> {
+    let body = AddLearner { id, raft_addr: me.raft.to_string(), api_addr: me.api.to_string() };
+    let url = format!("http://{target}/cluster/learners");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let answer =
+            reqwest::Client::new().post(&url).json(&body).timeout(Duration::from_secs(90)).send().await;
+        let retry = match answer {
+            Ok(response) if response.status().is_success() => return Ok(()),
+            Ok(response) if response.status().is_server_error() => {
+                format!("{}: {}", response.status(), response.text().await.unwrap_or_default())
+            }
+            Ok(response) => {
+                let status = response.status();
+                return Err(Fatal(format!(
+                    "{url} refused: {status} {}",
+                    response.text().await.unwrap_or_default()
+                )));
+            }
+            Err(error) => error.to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Fatal(format!("could not join through {target}: {retry}")));
+        }
+        tracing::info!(%retry, "joining: retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Logs one line per change of role, term or leader, per configuration
+/// change and per snapshot.
+fn log_changes(raft: &Raft<KvState>) {
+    let mut metrics = raft.metrics();
+    tokio::spawn(async move {
+        let mut last: Option<raft_core::runtime::Metrics> = None;
+        loop {
+            let now = metrics.borrow_and_update().clone();
+            if let Some(before) = &last {
+                if (before.role, before.term, before.leader) != (now.role, now.term, now.leader) {
+                    tracing::info!(role = ?now.role, term = now.term, leader = ?now.leader, "role changed");
+                }
+                if before.membership != now.membership {
+                    tracing::info!(voters = ?now.membership.voters, learners = ?now.membership.learners,
+                        joint = now.membership.is_joint(), "configuration changed");
+                }
+                if before.snapshot != now.snapshot {
+                    tracing::info!(index = now.snapshot.index, term = now.snapshot.term, "snapshot taken");
+                }
+            }
+            last = Some(now);
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Resolves on SIGINT or SIGTERM, or (when asked) when stdin closes.
+async fn stop_signal(stdin: bool) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        return std::future::pending().await;
+    };
+    let stdin_closed = async {
+        if !stdin {
+            return std::future::pending().await;
+        }
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 64];
+        let mut input = tokio::io::stdin();
+        while matches!(input.read(&mut buf).await, Ok(n) if n > 0) {}
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+        () = stdin_closed => tracing::info!("standard input closed: stopping"),
+    }
+}
+
+/// Runs `raft-kv node` until a stop signal.
+pub async fn run(args: NodeArgs) -> Result<(), Fatal> {
+    if !args.api_addr.ip().is_loopback() {
+        if !args.allow_public_api {
+            return Err(Fatal(format!(
+                "the API would listen in the clear on {}: bind it to loopback, or pass --allow-public-api",
+                args.api_addr
+            )));
+        }
+        tracing::warn!(api = %args.api_addr, "the API listens in the clear on a non-loopback address");
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| Fatal(format!("cannot create {}: {e}", args.data_dir.display())))?;
+    // Before the node starts: raft-core takes its counters' handles then.
+    let prometheus = install_prometheus();
+    let api_listener = tokio::net::TcpListener::bind(args.api_addr)
+        .await
+        .map_err(|e| Fatal(format!("cannot listen for the API on {}: {e}", args.api_addr)))?;
+    let me = MemberAddr { raft: args.raft_addr, api: args.api_addr };
+    let plan = plan(&args, me).await?;
+    let cell: Arc<OnceLock<Raft<KvState>>> = Arc::default();
+    let transport = bind_transport(&args, &plan.file, &plan.peers, cell.clone()).await?;
+    let closer = transport.clone();
+    let raft = start_raft(&args, &plan.file, transport).await?;
+    let _ = cell.set(raft.clone());
+    log_changes(&raft);
+    let limits = Limits {
+        max_key_bytes: args.max_key_bytes,
+        max_value_bytes: args.max_value_bytes,
+        max_body_bytes: args.max_body_bytes,
+        max_concurrent: args.max_concurrent,
+        ..Limits::default()
+    };
+    let mut state = ApiState::new(raft.clone(), args.id, plan.file.cluster_id, limits);
+    state.prometheus = prometheus;
+    let state = Arc::new(state);
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(api_listener, api::router(state)).with_graceful_shutdown(async {
+        let _ = api_stopped.await;
+    });
+    let server = tokio::spawn(async move { server.await });
+    tracing::info!(id = args.id, raft = %args.raft_addr, api = %args.api_addr,
+        cluster = %format!("{:016x}", plan.file.cluster_id), "node running");
+    let outcome = match plan.join {
+        Some(target) => tokio::select! {
+            joined = join(&target, args.id, me) => joined.map(|()| tracing::info!("joined as a learner and caught up")),
+            () = stop_signal(args.exit_on_stdin_close) => Err(Fatal("stopped while joining".into())),
+        },
+        None => Ok(()),
+    };
+    if outcome.is_ok() {
+        stop_signal(args.exit_on_stdin_close).await;
+    }
+    let _ = stop_api.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    raft.shutdown().await;
+    closer.close();
+    tracing::info!("stopped");
+    outcome
+}
+
+/// Installs the process's Prometheus recorder (once: a process runs one
+/// node), with histogram buckets from 100 µs to 10 s.
+fn install_prometheus() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    let buckets = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+    let builder = metrics_exporter_prometheus::PrometheusBuilder::new().set_buckets(&buckets);
+    match builder.and_then(|b| b.install_recorder()) {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            tracing::warn!(%error, "metrics are not recorded");
+            None
+        }
+    }
+}
+
+/// Where `raft-kv node` keeps its data for a node of a local cluster.
+pub fn node_dir(base: &Path, id: NodeId) -> PathBuf {
+    base.join(format!("node-{id}"))
+}
