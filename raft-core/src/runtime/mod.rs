@@ -263,6 +263,9 @@ pub struct Raft<SM: StateMachine> {
     /// Why the node stopped, if it failed (set once, before requests are
     /// refused).
     failure: Arc<std::sync::OnceLock<String>>,
+    /// The node's tasks (core, writer, applier), for [`Raft::crash`].
+    #[cfg(feature = "testing")]
+    tasks: Arc<[tokio::task::AbortHandle; 3]>,
 }
 
 impl<SM: StateMachine> Clone for Raft<SM> {
@@ -272,6 +275,8 @@ impl<SM: StateMachine> Clone for Raft<SM> {
             inbound: self.inbound.clone(),
             metrics: self.metrics.clone(),
             failure: self.failure.clone(),
+            #[cfg(feature = "testing")]
+            tasks: self.tasks.clone(),
         }
     }
 }
@@ -344,9 +349,22 @@ impl<SM: StateMachine> Raft<SM> {
             failure: failure.clone(),
         };
         let core = Core::new(raw, transport, links, &runtime, seed);
+        #[cfg(feature = "testing")]
+        let io_tasks = (writer.abort_handle(), applier.abort_handle());
         let core = core.run(runtime.tick, request_rx, inbound_rx, event_rx, writer, applier);
-        tokio::spawn(tracing::Instrument::instrument(core, span));
-        Ok(Self { requests, inbound, metrics, failure })
+        let core = tokio::spawn(tracing::Instrument::instrument(core, span));
+        #[cfg(feature = "testing")]
+        let tasks = Arc::new([core.abort_handle(), io_tasks.0, io_tasks.1]);
+        #[cfg(not(feature = "testing"))]
+        drop(core); // detached: the task runs on
+        Ok(Self {
+            requests,
+            inbound,
+            metrics,
+            failure,
+            #[cfg(feature = "testing")]
+            tasks,
+        })
     }
 
     /// Hands a message from a peer to this node (transports call this). Never
@@ -506,6 +524,19 @@ impl<SM: StateMachine> Raft<SM> {
         }
         // The core task drops the metrics sender as it finishes.
         while running.changed().await.is_ok() {}
+    }
+
+    /// Stops the node as a crash would (feature `testing`, for simulators):
+    /// its tasks are aborted at their next await, so a store write under way
+    /// but not yet returned is never acknowledged, nothing more is sent or
+    /// applied, and waiting callers are not answered (their proposals end in
+    /// [`RaftError::OutcomeUnknown`], reads in [`RaftError::ShutDown`]).
+    /// Restart it with [`Raft::start`] on the same store.
+    #[cfg(feature = "testing")]
+    pub fn crash(&self) {
+        for task in self.tasks.iter() {
+            task.abort();
+        }
     }
 
     async fn request(&self, request: Request<SM>) -> Result<(), RaftError> {
