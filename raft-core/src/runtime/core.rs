@@ -31,8 +31,10 @@ pub(super) struct Core<SM: StateMachine, T: Transport> {
     /// Proposals made here, by index, with the term they were made in.
     proposals: BTreeMap<Index, (Term, Responder<SM::Response>)>,
     /// Proposals forwarded to the leader, by request id, with their deadline
-    /// and the node they went to.
-    forwarded: HashMap<u64, (Instant, NodeId, Reply<SM::Response>)>,
+    /// and the node they went to. Ordered maps, here and for reads: callers
+    /// are answered in iteration order, which must not depend on a hasher's
+    /// random seed (a simulator replays a run from its seed alone).
+    forwarded: BTreeMap<u64, (Instant, NodeId, Reply<SM::Response>)>,
     /// Request ids and read contexts start at a random point on every start,
     /// so that a late answer to a request of an earlier run of this node
     /// cannot be taken for the answer to a new one.
@@ -42,7 +44,7 @@ pub(super) struct Core<SM: StateMachine, T: Transport> {
     seen_forwards: HashSet<(NodeId, u64)>,
     seen_order: VecDeque<(NodeId, u64)>,
     /// Linearizable reads waiting for their read state, with their deadline.
-    reads: HashMap<u64, (Instant, ReadJob<SM>)>,
+    reads: BTreeMap<u64, (Instant, ReadJob<SM>)>,
     next_read: u64,
     read_timeout: Duration,
     /// The configuration version whose addresses the transport was last told.
@@ -73,12 +75,12 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             metrics,
             counters,
             proposals: BTreeMap::new(),
-            forwarded: HashMap::new(),
+            forwarded: BTreeMap::new(),
             next_forward: rng.next_u64() >> 1,
             forward_timeout: runtime.forward_timeout,
             seen_forwards: HashSet::new(),
             seen_order: VecDeque::new(),
-            reads: HashMap::new(),
+            reads: BTreeMap::new(),
             next_read: rng.next_u64() >> 1,
             read_timeout: runtime.read_timeout,
             addresses_version,
@@ -103,7 +105,15 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         // machine or the store): the node must not run on without it.
         let (mut writer_ended, mut applier_ended) = (false, false);
         let shutdown = loop {
+            // Biased: the branches are polled in this order, not tokio's
+            // random one, so that a simulator on one thread replays a seed
+            // exactly. The order cannot starve anything for long: I/O
+            // completions come first (bounded by the work handed out),
+            // then peers' messages (bounded by what this node sent: without
+            // new requests they dry up), then requests; each branch takes
+            // at most MAX_BATCH items before the others are looked at again.
             tokio::select! {
+                biased;
                 _ = ticker.tick() => {
                     self.raw.tick();
                     self.expire_waiting();
@@ -118,6 +128,20 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                     failure = Some(reported_failure(&mut events).unwrap_or_else(|| task_failure("applier", ended)));
                     break None;
                 }
+                Some(event) = events.recv() => match event {
+                    Event::Persisted(number) => self.raw.on_persisted(number),
+                    Event::Applied(index) => self.applied = index,
+                    Event::SnapshotBuilt(snapshot) => {
+                        if let Err(error) = self.raw.on_snapshot_built(snapshot) {
+                            tracing::warn!(%error, "snapshot not used");
+                        }
+                    }
+                    Event::Failed(error) => {
+                        tracing::error!(%error, "stopping: storage failed");
+                        failure = Some(error);
+                        break None;
+                    }
+                },
                 Some(message) = inbound.recv() => {
                     self.receive(message);
                     // Batch what is queued, but never so much that requests,
@@ -145,20 +169,6 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                         break done;
                     }
                 }
-                Some(event) = events.recv() => match event {
-                    Event::Persisted(number) => self.raw.on_persisted(number),
-                    Event::Applied(index) => self.applied = index,
-                    Event::SnapshotBuilt(snapshot) => {
-                        if let Err(error) = self.raw.on_snapshot_built(snapshot) {
-                            tracing::warn!(%error, "snapshot not used");
-                        }
-                    }
-                    Event::Failed(error) => {
-                        tracing::error!(%error, "stopping: storage failed");
-                        failure = Some(error);
-                        break None;
-                    }
-                },
             }
             self.process_ready();
         };
@@ -455,10 +465,10 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         for (_, (_, responder)) in std::mem::take(&mut self.proposals) {
             self.respond(responder, Err(unknown.clone()));
         }
-        for (_, (_, _, reply)) in self.forwarded.drain() {
+        for (_, (_, _, reply)) in std::mem::take(&mut self.forwarded) {
             let _ = reply.send(Err(unknown.clone()));
         }
-        for (_, (_, job)) in self.reads.drain() {
+        for (_, (_, job)) in std::mem::take(&mut self.reads) {
             job(Err(error.clone()));
         }
     }

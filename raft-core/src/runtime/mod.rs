@@ -33,7 +33,7 @@ use crate::{
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -104,12 +104,17 @@ pub struct RuntimeConfig {
     /// it fails with [`RaftError::Timeout`] (its request or answer may have
     /// been lost, or the leader cannot reach a quorum).
     pub read_timeout: Duration,
+    /// Seeds the node's randomness (its election timeouts, and where its
+    /// request ids start). `None` seeds it from the wall clock, so that
+    /// nodes started together still draw different timeouts; a simulator
+    /// passes a seed to make runs replayable.
+    pub rng_seed: Option<u64>,
 }
 
 impl Default for RuntimeConfig {
     /// Ticks of 10 ms (so elections after 100 to 200 ms with the default
     /// [`Config`]), queues of 4096, 10 s for forwarded proposals and 5 s for
-    /// reads.
+    /// reads, randomness seeded from the clock.
     fn default() -> Self {
         Self {
             tick: Duration::from_millis(10),
@@ -117,6 +122,7 @@ impl Default for RuntimeConfig {
             request_capacity: 4096,
             forward_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(5),
+            rng_seed: None,
         }
     }
 }
@@ -307,9 +313,11 @@ impl<SM: StateMachine> Raft<SM> {
         }
         let applied = stored.snapshot.as_ref().map(|s| (s.meta.last, s.meta.membership.clone()));
         let seed = config.id
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
+            ^ runtime.rng_seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+            });
         let raw = RawNode::new(config, stored.into_initial_state(membership.clone()), seed)?;
         let id = raw.id();
         let span = tracing::info_span!("raft", node = id);
