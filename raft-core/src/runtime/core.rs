@@ -11,6 +11,17 @@ use tokio::time::Instant;
 /// delivery instead of applying it twice.
 const REMEMBERED_FORWARDS: usize = 1 << 16;
 
+/// What woke the core task: one input, taken from its queue.
+enum Wake<SM: StateMachine> {
+    Tick,
+    /// An I/O task ended on its own (its name, and how).
+    Ended(&'static str, Result<(), tokio::task::JoinError>),
+    Message(Message),
+    /// A request, or `None` once every handle is gone.
+    Request(Option<Request<SM>>),
+    Event(Event),
+}
+
 /// What the core task shares with the other tasks and the handles.
 pub(super) struct CoreLinks<SM: StateMachine> {
     pub writes: mpsc::UnboundedSender<WriteJob>,
@@ -18,6 +29,7 @@ pub(super) struct CoreLinks<SM: StateMachine> {
     pub metrics: watch::Sender<Metrics>,
     pub counters: Counters,
     pub failure: Arc<std::sync::OnceLock<String>>,
+    pub gate: PauseGate,
 }
 
 /// The core task's state.
@@ -53,6 +65,8 @@ pub(super) struct Core<SM: StateMachine, T: Transport> {
     failure: Arc<std::sync::OnceLock<String>>,
     /// What the applier last reported applied.
     applied: Index,
+    /// Where the task waits while the node is paused (tests only).
+    gate: PauseGate,
 }
 
 impl<SM: StateMachine, T: Transport> Core<SM, T> {
@@ -63,7 +77,7 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         runtime: &RuntimeConfig,
         seed: u64,
     ) -> Self {
-        let CoreLinks { writes, apply, metrics, counters, failure } = links;
+        let CoreLinks { writes, apply, metrics, counters, failure, gate } = links;
         let applied = raw.log().applied();
         let mut rng = crate::rng::Rng::new(seed ^ 0x5EED_F0A1_D5EE_D5EE);
         let addresses_version = raw.log().membership_version();
@@ -86,6 +100,7 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             addresses_version,
             failure,
             applied,
+            gate,
         }
     }
 
@@ -112,23 +127,68 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             // then peers' messages (bounded by what this node sent: without
             // new requests they dry up), then requests; each branch takes
             // at most MAX_BATCH items before the others are looked at again.
-            tokio::select! {
+            let wake = tokio::select! {
                 biased;
-                _ = ticker.tick() => {
-                    self.raw.tick();
-                    self.expire_waiting();
-                }
+                _ = ticker.tick() => Wake::Tick,
                 ended = &mut writer, if !writer_ended => {
                     writer_ended = true;
-                    failure = Some(reported_failure(&mut events).unwrap_or_else(|| task_failure("log writer", ended)));
-                    break None;
+                    Wake::Ended("log writer", ended)
                 }
                 ended = &mut applier, if !applier_ended => {
                     applier_ended = true;
-                    failure = Some(reported_failure(&mut events).unwrap_or_else(|| task_failure("applier", ended)));
+                    Wake::Ended("applier", ended)
+                }
+                Some(event) = events.recv() => Wake::Event(event),
+                Some(message) = inbound.recv() => Wake::Message(message),
+                request = requests.recv() => Wake::Request(request),
+            };
+            // Taken from its queue, the input waits here while the node is
+            // paused, as it would in a stopped process.
+            self.gate.pass().await;
+            match wake {
+                Wake::Tick => {
+                    self.raw.tick();
+                    self.expire_waiting();
+                }
+                Wake::Ended(task, ended) => {
+                    failure =
+                        Some(reported_failure(&mut events).unwrap_or_else(|| task_failure(task, ended)));
                     break None;
                 }
-                Some(event) = events.recv() => match event {
+                Wake::Message(message) => {
+                    self.receive(message);
+                    // Batch what is queued, but never so much that requests,
+                    // ticks and completions wait behind a busy network.
+                    for _ in 0..MAX_BATCH {
+                        if self.gate.is_paused() {
+                            break;
+                        }
+                        let Ok(message) = inbound.try_recv() else { break };
+                        self.receive(message);
+                    }
+                }
+                Wake::Request(request) => {
+                    let Some(request) = request else { break None };
+                    if let Some(done) = self.handle(request) {
+                        break Some(done);
+                    }
+                    // Batch queued requests into one Ready.
+                    let mut done = None;
+                    for _ in 0..MAX_BATCH {
+                        if self.gate.is_paused() {
+                            break;
+                        }
+                        let Ok(request) = requests.try_recv() else { break };
+                        if let Some(d) = self.handle(request) {
+                            done = Some(d);
+                            break;
+                        }
+                    }
+                    if done.is_some() {
+                        break done;
+                    }
+                }
+                Wake::Event(event) => match event {
                     Event::Persisted(number) => self.raw.on_persisted(number),
                     Event::Applied(index) => self.applied = index,
                     Event::SnapshotBuilt(snapshot) => {
@@ -142,33 +202,6 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                         break None;
                     }
                 },
-                Some(message) = inbound.recv() => {
-                    self.receive(message);
-                    // Batch what is queued, but never so much that requests,
-                    // ticks and completions wait behind a busy network.
-                    for _ in 0..MAX_BATCH {
-                        let Ok(message) = inbound.try_recv() else { break };
-                        self.receive(message);
-                    }
-                }
-                request = requests.recv() => {
-                    let Some(request) = request else { break None };
-                    if let Some(done) = self.handle(request) {
-                        break Some(done);
-                    }
-                    // Batch queued requests into one Ready.
-                    let mut done = None;
-                    for _ in 0..MAX_BATCH {
-                        let Ok(request) = requests.try_recv() else { break };
-                        if let Some(d) = self.handle(request) {
-                            done = Some(d);
-                            break;
-                        }
-                    }
-                    if done.is_some() {
-                        break done;
-                    }
-                }
             }
             self.process_ready();
         };

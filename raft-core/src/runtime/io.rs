@@ -12,9 +12,11 @@ pub(super) async fn run_writer<S: LogStore, T: Transport, SM: StateMachine>(
     apply: mpsc::UnboundedSender<ApplyJob<SM>>,
     events: mpsc::UnboundedSender<Event>,
     counters: Counters,
+    mut gate: PauseGate,
 ) {
     let mut pending = Vec::new();
     while let Some(job) = jobs.recv().await {
+        gate.pass().await;
         pending.push(job);
         while let Ok(job) = jobs.try_recv() {
             pending.push(job);
@@ -44,6 +46,8 @@ pub(super) async fn run_writer<S: LogStore, T: Transport, SM: StateMachine>(
                     return;
                 }
             }
+            // A pause that came during the write holds back what it releases.
+            gate.pass().await;
             if let Some(snapshot) = snapshot {
                 let _ = apply.send(ApplyJob::Restore(snapshot));
             }
@@ -71,6 +75,8 @@ pub(super) struct Applier<SM: StateMachine, S: LogStore, T: Transport> {
     pub(super) transport: Arc<T>,
     pub(super) events: mpsc::UnboundedSender<Event>,
     pub(super) counters: Counters,
+    /// Where the task waits while the node is paused (tests only).
+    pub(super) gate: PauseGate,
 }
 
 impl<SM: StateMachine, S: LogStore, T: Transport> Applier<SM, S, T> {
@@ -79,6 +85,7 @@ impl<SM: StateMachine, S: LogStore, T: Transport> Applier<SM, S, T> {
         let mut waiting: BTreeMap<Index, Vec<ReadJob<SM>>> = BTreeMap::new();
         let mut reported = 0;
         while let Some(job) = jobs.recv().await {
+            self.gate.pass().await;
             match job {
                 ApplyJob::Entries(entries) => {
                     self.counters.entries_applied.increment(entries.len() as u64);

@@ -43,9 +43,11 @@ mod core;
 mod io;
 pub mod metrics;
 mod network;
+mod pause;
 
 use self::core::{Core, CoreLinks};
 use self::metrics::Counters;
+use self::pause::{PauseGate, PauseSwitch};
 use io::{run_writer, Applier};
 pub use metrics::{Metrics, Replication};
 pub use network::{InProcessNetwork, InProcessTransport};
@@ -272,6 +274,9 @@ pub struct Raft<SM: StateMachine> {
     /// The node's tasks (core, writer, applier), for [`Raft::crash`].
     #[cfg(feature = "testing")]
     tasks: Arc<[tokio::task::AbortHandle; 3]>,
+    /// Pauses and resumes the node's tasks (feature `testing`).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pause: PauseSwitch,
 }
 
 impl<SM: StateMachine> Clone for Raft<SM> {
@@ -283,6 +288,7 @@ impl<SM: StateMachine> Clone for Raft<SM> {
             failure: self.failure.clone(),
             #[cfg(feature = "testing")]
             tasks: self.tasks.clone(),
+            pause: self.pause.clone(),
         }
     }
 }
@@ -333,6 +339,7 @@ impl<SM: StateMachine> Raft<SM> {
         let (apply_tx, apply_rx) = mpsc::unbounded_channel();
         let (metrics_tx, metrics) = watch::channel(Metrics::of(&raw, raw.log().applied()));
 
+        let (pause, gate) = PauseSwitch::new();
         let (last, membership) = applied.unwrap_or((LogId::default(), membership));
         let applier = Applier {
             id,
@@ -343,10 +350,18 @@ impl<SM: StateMachine> Raft<SM> {
             transport: transport.clone(),
             events: event_tx.clone(),
             counters: counters.clone(),
+            gate: gate.clone(),
         };
         let applier = tokio::spawn(tracing::Instrument::instrument(applier.run(apply_rx), span.clone()));
-        let writer =
-            run_writer(store, transport.clone(), write_rx, apply_tx.clone(), event_tx, counters.clone());
+        let writer = run_writer(
+            store,
+            transport.clone(),
+            write_rx,
+            apply_tx.clone(),
+            event_tx,
+            counters.clone(),
+            gate.clone(),
+        );
         let writer = tokio::spawn(tracing::Instrument::instrument(writer, span.clone()));
         let failure = Arc::new(std::sync::OnceLock::new());
         let links = CoreLinks {
@@ -355,6 +370,7 @@ impl<SM: StateMachine> Raft<SM> {
             metrics: metrics_tx,
             counters,
             failure: failure.clone(),
+            gate,
         };
         let core = Core::new(raw, transport, links, &runtime, seed);
         #[cfg(feature = "testing")]
@@ -372,7 +388,37 @@ impl<SM: StateMachine> Raft<SM> {
             failure,
             #[cfg(feature = "testing")]
             tasks,
+            pause,
         })
+    }
+
+    /// Freezes the node as SIGSTOP would (feature `testing`, for fault
+    /// tests): until [`Raft::resume`], its core task, log writer and applier
+    /// process nothing. Requests, inbound messages and the tasks' reports to
+    /// each other queue (inbound messages beyond
+    /// [`RuntimeConfig::inbound_capacity`] are dropped, and callers wait once
+    /// [`RuntimeConfig::request_capacity`] requests queue), and time goes on:
+    /// timers that fall due meanwhile are seen late, on resume. An input a
+    /// task has already begun to act on completes (on a current-thread
+    /// runtime none is ever half done), as a system call in progress would.
+    ///
+    /// The tasks wait on a channel, never blocking their thread, so this
+    /// works on a current-thread runtime and under tokio's paused test clock
+    /// (`#[tokio::test(start_paused = true)]`), whose auto-advance sees the
+    /// paused tasks as idle. Pausing a paused node does nothing. If every
+    /// handle is dropped while the node is paused, it resumes, since nothing
+    /// else could resume it.
+    #[cfg(feature = "testing")]
+    pub fn pause(&self) {
+        self.pause.set(true);
+    }
+
+    /// Lets a node paused by [`Raft::pause`] take up its backlog: each task
+    /// goes on with the input it held, then what queued (feature `testing`).
+    /// Resuming a running node does nothing.
+    #[cfg(feature = "testing")]
+    pub fn resume(&self) {
+        self.pause.set(false);
     }
 
     /// Hands a message from a peer to this node (transports call this). Never
