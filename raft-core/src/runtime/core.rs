@@ -5,6 +5,9 @@
 use super::*;
 use crate::{Forward, ForwardOutcome, MessageBody};
 use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use tokio::time::Instant;
 
 /// How many forwarded proposals the leader remembers, to drop a duplicate
@@ -67,6 +70,8 @@ pub(super) struct Core<SM: StateMachine, T: Transport> {
     applied: Index,
     /// Where the task waits while the node is paused (tests only).
     gate: PauseGate,
+    /// Which input queue the core task looks at first, each turn.
+    rng: crate::rng::Rng,
 }
 
 impl<SM: StateMachine, T: Transport> Core<SM, T> {
@@ -101,6 +106,7 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             failure,
             applied,
             gate,
+            rng,
         }
     }
 
@@ -120,28 +126,49 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         // machine or the store): the node must not run on without it.
         let (mut writer_ended, mut applier_ended) = (false, false);
         let shutdown = loop {
-            // Biased: the branches are polled in this order, not tokio's
-            // random one, so that a simulator on one thread replays a seed
-            // exactly. The order cannot starve anything for long: I/O
-            // completions come first (bounded by the work handed out),
-            // then peers' messages (bounded by what this node sent: without
-            // new requests they dry up), then requests; each branch takes
-            // at most MAX_BATCH items before the others are looked at again.
-            let wake = tokio::select! {
-                biased;
-                _ = ticker.tick() => Wake::Tick,
-                ended = &mut writer, if !writer_ended => {
-                    writer_ended = true;
-                    Wake::Ended("log writer", ended)
+            // Like tokio::select!, but drawing which queue is looked at
+            // first from the node's seeded RNG instead of tokio's, which is
+            // seeded per runtime and cannot be set (without tokio_unstable):
+            // as fair, and a simulator on one thread replays a seed exactly.
+            let first = self.rng.below(3);
+            let wake = std::future::poll_fn(|cx| {
+                if ticker.poll_tick(cx).is_ready() {
+                    return Poll::Ready(Wake::Tick);
                 }
-                ended = &mut applier, if !applier_ended => {
-                    applier_ended = true;
-                    Wake::Ended("applier", ended)
+                if !writer_ended {
+                    if let Poll::Ready(ended) = Pin::new(&mut writer).poll(cx) {
+                        writer_ended = true;
+                        return Poll::Ready(Wake::Ended("log writer", ended));
+                    }
                 }
-                Some(event) = events.recv() => Wake::Event(event),
-                Some(message) = inbound.recv() => Wake::Message(message),
-                request = requests.recv() => Wake::Request(request),
-            };
+                if !applier_ended {
+                    if let Poll::Ready(ended) = Pin::new(&mut applier).poll(cx) {
+                        applier_ended = true;
+                        return Poll::Ready(Wake::Ended("applier", ended));
+                    }
+                }
+                for turn in 0..3 {
+                    let wake = match (first + turn) % 3 {
+                        0 => match events.poll_recv(cx) {
+                            Poll::Ready(Some(event)) => Some(Wake::Event(event)),
+                            _ => None,
+                        },
+                        1 => match inbound.poll_recv(cx) {
+                            Poll::Ready(Some(message)) => Some(Wake::Message(message)),
+                            _ => None,
+                        },
+                        _ => match requests.poll_recv(cx) {
+                            Poll::Ready(request) => Some(Wake::Request(request)),
+                            Poll::Pending => None,
+                        },
+                    };
+                    if let Some(wake) = wake {
+                        return Poll::Ready(wake);
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
             // Taken from its queue, the input waits here while the node is
             // paused, as it would in a stopped process.
             self.gate.pass().await;
