@@ -69,6 +69,8 @@ struct Slot {
     /// Between taking the disk and having a handle (so that two restarts of
     /// the same node do not race).
     starting: bool,
+    /// Frozen by [`Cluster::pause`].
+    paused: bool,
 }
 
 /// The nodes of one run and what they share.
@@ -95,7 +97,7 @@ impl Cluster {
         let slots = (1..=params.nodes)
             .map(|id| {
                 let store = SimStore::new(derive(seed, 0x5702_0000 + id), params.max_write_latency);
-                (id, Slot { store, raft: None, incarnation: 0, starting: false })
+                (id, Slot { store, raft: None, incarnation: 0, starting: false, paused: false })
             })
             .collect();
         Arc::new(Self {
@@ -196,12 +198,48 @@ impl Cluster {
     /// Crashes node `id`: its tasks are aborted, and it keeps only what its
     /// disk acknowledged.
     pub fn crash(&self, id: NodeId) {
-        let raft = self.slots().get_mut(&id).and_then(|slot| slot.raft.take());
+        let raft = self.slots().get_mut(&id).and_then(|slot| {
+            slot.paused = false;
+            slot.raft.take()
+        });
         if let Some(raft) = raft {
             raft.crash();
             self.network.disconnect(id);
             self.trace.log(format_args!("node {id} crashed"));
         }
+    }
+
+    /// Freezes node `id` as SIGSTOP would, while time and the others go on.
+    pub fn pause(&self, id: NodeId) -> bool {
+        let raft = self.slots().get_mut(&id).filter(|slot| !slot.paused).and_then(|slot| {
+            slot.paused = slot.raft.is_some();
+            slot.raft.clone()
+        });
+        match raft {
+            Some(raft) => {
+                raft.pause();
+                self.trace.log(format_args!("node {id} paused"));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Lets node `id` go on, if it is paused.
+    pub fn resume(&self, id: NodeId) {
+        let raft = self.slots().get_mut(&id).filter(|slot| slot.paused).and_then(|slot| {
+            slot.paused = false;
+            slot.raft.clone()
+        });
+        if let Some(raft) = raft {
+            raft.resume();
+            self.trace.log(format_args!("node {id} resumed"));
+        }
+    }
+
+    /// The nodes that are paused.
+    pub fn paused(&self) -> Vec<NodeId> {
+        self.slots().iter().filter(|(_, slot)| slot.paused).map(|(&id, _)| id).collect()
     }
 
     /// The handle of node `id`, if it runs.

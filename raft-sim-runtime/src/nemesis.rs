@@ -1,7 +1,9 @@
 //! The fault schedule: from its own seeded stream, the nemesis crashes and
-//! restarts nodes (the leader among them), partitions the network (both
-//! ways, one way, around the leader), makes it lossy, slow and duplicating,
-//! and moves leadership, while the clients run. Then it heals everything.
+//! restarts nodes (the leader among them), pauses and resumes them (the
+//! leader among them, for longer than an election timeout), partitions the
+//! network (both ways, one way, around the leader), makes it lossy, slow and
+//! duplicating, and moves leadership, while the clients run. Then it heals
+//! everything.
 
 use crate::cluster::Cluster;
 use crate::net::Faults;
@@ -32,7 +34,7 @@ async fn step(cluster: &Arc<Cluster>, rng: &mut ChaCha8Rng) {
     let ids = cluster.ids();
     let leader = cluster.leader().map(|(id, _)| id);
     let mut faults = cluster.network.faults();
-    match rng.random_range(0..8) {
+    match rng.random_range(0..10) {
         0 | 1 => {
             // A crash: of the leader half the time.
             let victim = match leader {
@@ -88,6 +90,24 @@ async fn step(cluster: &Arc<Cluster>, rng: &mut ChaCha8Rng) {
             faults = Faults::healthy();
             cluster.trace.log("network healed");
         }
+        7 | 8 => {
+            // A pause longer than an election timeout (100 to 200 ms), of
+            // the leader half the time: the others elect a new leader while
+            // the paused one still believes it leads.
+            let victim = match leader {
+                Some(leader) if rng.random_bool(0.5) => leader,
+                _ => *ids.choose(rng).unwrap_or(&1),
+            };
+            let stall = Duration::from_millis(rng.random_range(50..1500));
+            if cluster.pause(victim) {
+                let cluster = cluster.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(stall).await;
+                    cluster.resume(victim);
+                });
+            }
+            return;
+        }
         _ => {
             let (Some(leader), Some(&target)) = (leader, ids.choose(rng)) else { return };
             if let Some(raft) = cluster.node(leader).filter(|_| target != leader) {
@@ -118,10 +138,14 @@ fn cut_between(
     cut
 }
 
-/// Ends every fault: a healthy network, and every crashed node restarted.
+/// Ends every fault: a healthy network, every paused node resumed, and every
+/// crashed node restarted.
 pub async fn heal(cluster: &Cluster) -> Result<(), String> {
     cluster.network.set_faults(Faults::healthy());
-    cluster.trace.log("healed: network healthy, restarting every crashed node");
+    cluster.trace.log("healed: network healthy, resuming paused and restarting crashed nodes");
+    for id in cluster.paused() {
+        cluster.resume(id);
+    }
     for id in cluster.crashed() {
         cluster.start(id).await?;
     }
