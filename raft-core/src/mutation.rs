@@ -20,6 +20,10 @@ pub enum Mutation {
     ApplyBeforePersist,
     /// Serve ReadIndex reads without confirming leadership with a quorum.
     ReadWithoutQuorum,
+    /// Count the runtime's timer firings as ticks, as an interval timer with
+    /// `MissedTickBehavior::Delay` does, instead of deriving them from the
+    /// monotonic clock: a stalled leader's lease outlasts real time.
+    LeaseOnLogicalTicksOnly,
 }
 
 #[cfg(raft_mutation)]

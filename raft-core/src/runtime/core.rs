@@ -2,6 +2,7 @@
 //! each `Ready`'s parts to the other tasks. It is the only task that touches
 //! the protocol state, so nothing here takes a lock.
 
+use super::clock::Clock;
 use super::*;
 use crate::{Forward, ForwardOutcome, MessageBody};
 use std::collections::{HashSet, VecDeque};
@@ -119,8 +120,9 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         mut writer: tokio::task::JoinHandle<()>,
         mut applier: tokio::task::JoinHandle<()>,
     ) {
-        let mut ticker = tokio::time::interval(tick);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut clock = Clock::new(tick, self.raw.config().election_timeout_max);
+        let next_tick = tokio::time::sleep_until(clock.next_due());
+        tokio::pin!(next_tick);
         let mut failure = None;
         // An I/O task that ends on its own has failed (a panic in the state
         // machine or the store): the node must not run on without it.
@@ -132,7 +134,7 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             // as fair, and a simulator on one thread replays a seed exactly.
             let first = self.rng.below(3);
             let wake = std::future::poll_fn(|cx| {
-                if ticker.poll_tick(cx).is_ready() {
+                if next_tick.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Wake::Tick);
                 }
                 if !writer_ended {
@@ -172,11 +174,12 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             // Taken from its queue, the input waits here while the node is
             // paused, as it would in a stopped process.
             self.gate.pass().await;
+            // Every tick due by now is delivered before the input is acted
+            // on (a read checks its lease on a clock read after it was
+            // dequeued), and again before each input taken with it.
+            self.catch_up(&mut clock);
             match wake {
-                Wake::Tick => {
-                    self.raw.tick();
-                    self.expire_waiting();
-                }
+                Wake::Tick => {}
                 Wake::Ended(task, ended) => {
                     failure =
                         Some(reported_failure(&mut events).unwrap_or_else(|| task_failure(task, ended)));
@@ -191,6 +194,7 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                             break;
                         }
                         let Ok(message) = inbound.try_recv() else { break };
+                        self.catch_up(&mut clock);
                         self.receive(message);
                     }
                 }
@@ -206,6 +210,7 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                             break;
                         }
                         let Ok(request) = requests.try_recv() else { break };
+                        self.catch_up(&mut clock);
                         if let Some(d) = self.handle(request) {
                             done = Some(d);
                             break;
@@ -231,6 +236,9 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                 },
             }
             self.process_ready();
+            if next_tick.deadline() != clock.next_due() {
+                next_tick.as_mut().reset(clock.next_due());
+            }
         };
         let error = match failure {
             Some(error) => {
@@ -260,6 +268,19 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         if let Some(done) = shutdown {
             let _ = done.send(());
         }
+    }
+
+    /// Delivers every tick due by now (see [`Clock`]), then expires what
+    /// waited too long.
+    fn catch_up(&mut self, clock: &mut Clock) {
+        let due = clock.due();
+        if due == 0 {
+            return;
+        }
+        for _ in 0..due {
+            self.raw.tick();
+        }
+        self.expire_waiting();
     }
 
     /// Steps a peer's message, or handles it here if it is a forwarded

@@ -15,6 +15,11 @@
 //!   entries, answers proposals, serves reads once applied far enough, and
 //!   builds snapshots when asked.
 //!
+//! The core's ticks are owed by the clock, not counted ([`RuntimeConfig::tick`]):
+//! before the core task acts on any input it delivers every tick due by then,
+//! so a lease read is checked against the real time elapsed, read after the
+//! read was taken from its queue.
+//!
 //! A storage error stops the node: every waiting request fails with
 //! [`RaftError::Storage`] rather than run on a broken disk.
 //!
@@ -39,6 +44,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
+mod clock;
 mod core;
 mod io;
 pub mod metrics;
@@ -93,7 +99,11 @@ pub trait Transport: Send + Sync + 'static {
 /// Settings of the runtime (the protocol's are in [`Config`]).
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// How long one tick of [`Config`]'s timeouts lasts.
+    /// How long one tick of [`Config`]'s timeouts lasts (zero counts as
+    /// 1 ms). Ticks are derived from tokio's monotonic clock, not counted as
+    /// timer firings: a node that stalled (stopped, swapped out, busy) takes
+    /// every tick it missed before it acts on anything, so that timeouts and
+    /// the leader's lease ([`Config::lease_reads`]) run in real time.
     pub tick: Duration,
     /// Inbound messages queued before further ones are dropped.
     pub inbound_capacity: usize,
