@@ -11,7 +11,7 @@ fn env(name: &str, default: u64) -> u64 {
 #[test]
 fn seeds_pass_every_check() {
     let first = env("RAFT_RUNTIME_SIM_FIRST", 0);
-    let seeds = env("RAFT_RUNTIME_SIM_SEEDS", 300);
+    let seeds = env("RAFT_RUNTIME_SIM_SEEDS", 1000);
     let started = std::time::Instant::now();
     let failures = sweep(first, first + seeds, &SimOptions::default(), |_| {});
     let elapsed = started.elapsed().as_secs_f64();
