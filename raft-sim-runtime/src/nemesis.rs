@@ -1,5 +1,5 @@
 //! The fault schedule: from its own seeded stream, the nemesis crashes and
-//! restarts nodes (the leader among them), pauses and resumes them (the
+//! restarts nodes (the leader among them, or a majority at once), pauses and resumes them (the
 //! leader among them, for longer than an election timeout), partitions the
 //! network (both ways, one way, around the leader), makes it lossy, slow and
 //! duplicating, and moves leadership, while the clients run. Then it heals
@@ -34,7 +34,7 @@ async fn step(cluster: &Arc<Cluster>, rng: &mut ChaCha8Rng) {
     let ids = cluster.ids();
     let leader = cluster.leader().map(|(id, _)| id);
     let mut faults = cluster.network.faults();
-    match rng.random_range(0..10) {
+    match rng.random_range(0..11) {
         0 | 1 => {
             // A crash: of the leader half the time.
             let victim = match leader {
@@ -106,6 +106,31 @@ async fn step(cluster: &Arc<Cluster>, rng: &mut ChaCha8Rng) {
                     cluster.resume(victim);
                 });
             }
+            return;
+        }
+        9 => {
+            // A power cut: a majority (or everyone) crashes at the same
+            // instant, losing every write its disks had not acknowledged, and
+            // comes back together. Only correlated crashes lose what a
+            // follower acknowledged before it was durable.
+            let mut victims = ids.clone();
+            victims.shuffle(rng);
+            victims.truncate(rng.random_range(ids.len() / 2 + 1..=ids.len()));
+            victims.sort_unstable();
+            cluster.trace.log(format_args!("power cut: {victims:?}"));
+            for &victim in &victims {
+                cluster.crash(victim);
+            }
+            let downtime = Duration::from_millis(rng.random_range(10..500));
+            let cluster = cluster.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(downtime).await;
+                for victim in victims {
+                    if let Err(error) = cluster.start(victim).await {
+                        cluster.trace.log(error);
+                    }
+                }
+            });
             return;
         }
         _ => {

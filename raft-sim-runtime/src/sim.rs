@@ -95,7 +95,7 @@ pub fn params(seed: u64) -> Params {
         nodes: if rng.random_bool(0.5) { 3 } else { 5 },
         lease_reads: rng.random_bool(0.5),
         snapshot_threshold: rng.random_range(16..128),
-        max_write_latency: Duration::from_micros(rng.random_range(0..5_000)),
+        max_write_latency: Duration::from_micros(rng.random_range(0..10_000)),
     }
 }
 
