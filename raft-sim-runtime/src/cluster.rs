@@ -277,6 +277,29 @@ impl Cluster {
         best.map(|(_, id, raft)| (id, raft))
     }
 
+    /// Each running node's view: role, term, leader, log, configuration (for
+    /// a liveness failure's report).
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for (id, raft) in self.running() {
+            let metrics = raft.metrics();
+            let m = metrics.borrow();
+            out.push_str(&format!(
+                "\n  node {id}: {:?} term {} leader {:?} commit {} last {} applied {} voters {:?} learners {:?}{}",
+                m.role,
+                m.term,
+                m.leader,
+                m.commit_index,
+                m.last_log_index,
+                m.applied_index,
+                m.membership.voters,
+                m.membership.learners,
+                if m.membership.is_joint() { " (joint)" } else { "" }
+            ));
+        }
+        out
+    }
+
     /// The seed for stream `stream` of this run.
     pub fn derive(&self, stream: u64) -> u64 {
         derive(self.seed, stream)

@@ -26,11 +26,15 @@
 //!    recorded with its invocation, completion and outcome: ok, definitely
 //!    failed (the runtime said nothing happened) or unknown;
 //! 2. meanwhile the [`nemesis`] crashes nodes, the leader among them, and
-//!    restarts them later from their disks; cuts the network into two sides,
-//!    one way, or around the leader; makes it lose, delay (so reorder) and
-//!    duplicate messages; and transfers leadership;
-//! 3. everything heals, and within ten simulated seconds a leader must commit
-//!    a put that every node applies (liveness);
+//!    restarts them later from their disks; cuts the power to a majority at
+//!    once; pauses nodes (the leader among them) for up to 1.5 s, longer
+//!    than an election timeout, as SIGSTOP would; cuts the network into two
+//!    sides, one way, or around the leader; makes it lose, delay (so
+//!    reorder) and duplicate messages; transfers leadership; and removes a
+//!    voter (the leader at times) and adds it back as a learner that is
+//!    promoted once caught up ([`membership`]);
+//! 3. everything heals (every node a voter again), and within ten simulated
+//!    seconds a leader must commit a put that every node applies (liveness);
 //! 4. every node crashes at once and restarts from its disk alone; progress
 //!    is required again, and the leader reads every register.
 //!
@@ -51,6 +55,14 @@
 //!   the real order of events.
 //! - **Liveness** after healing and after the full restart.
 //! - **Determinism**: the same seed gives the same trace and history.
+//!
+//! ## Speed
+//!
+//! A run is 3 simulated seconds of faults and clients plus healing and a full
+//! restart, about 4 to 15 simulated seconds in all, for 5 to 10 ms of CPU
+//! in release builds: about 100 seeds per second on one core of the shared
+//! development machine (the 1000 seeds of `tests/sweep.rs` take under 30 s
+//! in the test profile, which optimises tokio and this crate).
 //!
 //! ## The simulated world
 //!
@@ -75,8 +87,10 @@
 //! - **No real I/O.** No sockets (framing, connection loss, the transports'
 //!   own queues), no disks (torn writes, fsync lies, disk-full errors, slow
 //!   reads); `MemLogStore` applies a write atomically.
-//! - **No panics or storage errors injected**, and no memory pressure.
-//! - **Fixed membership** of three or five voters; no membership changes yet.
+//! - **No panics or storage errors injected**, no full queues (the inbound
+//!   and request capacities are never reached), and no memory pressure.
+//! - **Membership** only shrinks by one voter and grows back: no new node
+//!   ids, no replacement of several voters at once.
 //! - Runs are short (seconds of simulated time), so slow leaks and long-term
 //!   starvation are out of sight.
 
@@ -85,6 +99,7 @@
 pub mod client;
 pub mod cluster;
 pub mod kv;
+pub mod membership;
 pub mod nemesis;
 pub mod net;
 pub mod sim;

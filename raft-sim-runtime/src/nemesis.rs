@@ -2,8 +2,8 @@
 //! restarts nodes (the leader among them, or a majority at once), pauses and resumes them (the
 //! leader among them, for longer than an election timeout), partitions the
 //! network (both ways, one way, around the leader), makes it lossy, slow and
-//! duplicating, and moves leadership, while the clients run. Then it heals
-//! everything.
+//! duplicating, moves leadership, and removes voters and adds them back,
+//! while the clients run. Then it heals everything.
 
 use crate::cluster::Cluster;
 use crate::net::Faults;
@@ -34,7 +34,7 @@ async fn step(cluster: &Arc<Cluster>, rng: &mut ChaCha8Rng) {
     let ids = cluster.ids();
     let leader = cluster.leader().map(|(id, _)| id);
     let mut faults = cluster.network.faults();
-    match rng.random_range(0..11) {
+    match rng.random_range(0..12) {
         0 | 1 => {
             // A crash: of the leader half the time.
             let victim = match leader {
@@ -133,6 +133,13 @@ async fn step(cluster: &Arc<Cluster>, rng: &mut ChaCha8Rng) {
             });
             return;
         }
+        10 => {
+            // A membership change: a voter out, and back in a while later.
+            let victim = *ids.choose(rng).unwrap_or(&1);
+            let gap = Duration::from_millis(rng.random_range(50..800));
+            tokio::spawn(crate::membership::cycle(cluster.clone(), victim, gap));
+            return;
+        }
         _ => {
             let (Some(leader), Some(&target)) = (leader, ids.choose(rng)) else { return };
             if let Some(raft) = cluster.node(leader).filter(|_| target != leader) {
@@ -173,6 +180,17 @@ pub async fn heal(cluster: &Cluster) -> Result<(), String> {
     }
     for id in cluster.crashed() {
         cluster.start(id).await?;
+    }
+    let deadline = tokio::time::Instant::now() + crate::sim::LIVENESS;
+    while !crate::membership::restore(cluster).await {
+        if tokio::time::Instant::now() >= deadline {
+            let within = crate::sim::LIVENESS;
+            return Err(format!(
+                "liveness: not every node a voter again within {within:?}:{}",
+                cluster.describe()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long the cluster has to elect a leader and commit once healed.
-const LIVENESS: Duration = Duration::from_secs(10);
+pub(crate) const LIVENESS: Duration = Duration::from_secs(10);
 
 /// The register the liveness probes write (no client uses it, so probes do
 /// not enter the checked history).
@@ -176,7 +176,7 @@ async fn phases(cluster: &Arc<Cluster>, options: &SimOptions, history: &Historie
 /// to apply it.
 async fn progress(cluster: &Cluster, after: &str) -> Result<Index, String> {
     let deadline = Instant::now() + LIVENESS;
-    let stuck = || format!("liveness: no progress within {LIVENESS:?} after {after}");
+    let stuck = || format!("liveness: no progress within {LIVENESS:?} after {after}:{}", cluster.describe());
     loop {
         if Instant::now() >= deadline {
             return Err(stuck());
