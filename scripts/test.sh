@@ -3,7 +3,9 @@
 # tests (including the simulator's 5,000-seed sweep and the storage
 # conformance suite; raft-net-tcp's lints, docs and tests also with its `tls`
 # feature), that the benchmarks compile, and the mutation tests that prove the
-# simulator's checkers catch deliberate bugs.
+# simulators' checkers catch deliberate bugs (the protocol simulator's and
+# the runtime simulator's, raft-sim-runtime, whose 1,000-seed sweep is part
+# of the workspace tests).
 #
 #   RAFT_SIM_SEEDS=100000 scripts/test.sh    # a longer sweep
 set -euo pipefail
@@ -40,3 +42,5 @@ step "mutation tests: the simulator must catch deliberately broken cores"
 # A separate target directory: the cfg changes every crate's build.
 RUSTFLAGS="--cfg raft_mutation" CARGO_TARGET_DIR="$target/mutation" \
     cargo test -p raft-sim --release --locked --test mutations
+RUSTFLAGS="--cfg raft_mutation" CARGO_TARGET_DIR="$target/mutation" \
+    cargo test -p raft-sim-runtime --release --locked --test mutations

@@ -436,7 +436,12 @@ impl Leader {
                 pr.become_probe();
             }
         }
-        send_appends(core, from, pr, false);
+        // A probing follower behind us is probed again even when we have
+        // nothing new: its last probe (or the answer) may have been lost,
+        // and a probe sent past our last index is empty, so waiting for new
+        // entries would leave an idle cluster's new learner behind forever.
+        let probing = pr.state() == ProgressState::Probe;
+        send_appends(core, from, pr, probing);
     }
 
     /// Advances the commit index to the highest index a quorum stores

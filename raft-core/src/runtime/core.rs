@@ -6,6 +6,9 @@ use super::clock::Clock;
 use super::forward::{ForwardFilter, ForwardIds, Refusal, Verdict};
 use super::*;
 use crate::{Forward, ForwardOutcome, MessageBody};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use tokio::time::Instant;
 
 /// What woke the core task: one input, taken from its queue.
@@ -38,10 +41,15 @@ pub(super) struct Core<SM: StateMachine, T: Transport> {
     metrics: watch::Sender<Metrics>,
     counters: Counters,
     /// Proposals made here, by index, with the term they were made in.
-    proposals: BTreeMap<Index, (Term, Responder<SM::Response>)>,
+    /// Keyed by index and term: a proposal displaced from this log by a
+    /// later leader's entry may still be committed by a node that kept it
+    /// (Figure 8), so it waits until its index commits to learn its fate.
+    proposals: BTreeMap<(Index, Term), Responder<SM::Response>>,
     /// Proposals forwarded to the leader, by request id, with their deadline
-    /// and the node they went to.
-    forwarded: HashMap<u64, (Instant, NodeId, Reply<SM::Response>)>,
+    /// and the node they went to. Ordered maps, here and for reads: callers
+    /// are answered in iteration order, which must not depend on a hasher's
+    /// random seed (a simulator replays a run from its seed alone).
+    forwarded: BTreeMap<u64, (Instant, NodeId, Reply<SM::Response>)>,
     /// Request ids (in a run drawn at random) and read contexts start at a
     /// random point on every start, so that a late answer to a request of an
     /// earlier run of this node cannot be taken for the answer to a new one.
@@ -50,7 +58,7 @@ pub(super) struct Core<SM: StateMachine, T: Transport> {
     /// The forwarded proposals this node took as leader (see [`super::forward`]).
     forward_filter: ForwardFilter,
     /// Linearizable reads waiting for their read state, with their deadline.
-    reads: HashMap<u64, (Instant, ReadJob<SM>)>,
+    reads: BTreeMap<u64, (Instant, ReadJob<SM>)>,
     next_read: u64,
     /// The configuration version whose addresses the transport was last told.
     addresses_version: u64,
@@ -60,6 +68,8 @@ pub(super) struct Core<SM: StateMachine, T: Transport> {
     applied: Index,
     /// Where the task waits while the node is paused (tests only).
     gate: PauseGate,
+    /// Which input queue the core task looks at first, each turn.
+    rng: crate::rng::Rng,
 }
 
 impl<SM: StateMachine, T: Transport> Core<SM, T> {
@@ -83,16 +93,17 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             metrics,
             counters,
             proposals: BTreeMap::new(),
-            forwarded: HashMap::new(),
+            forwarded: BTreeMap::new(),
             forward_ids: ForwardIds::new(rng.next_u64()),
             forward_timeout: runtime.forward_timeout,
             forward_filter,
-            reads: HashMap::new(),
+            reads: BTreeMap::new(),
             next_read: rng.next_u64() >> 1,
             addresses_version,
             failure,
             applied,
             gate,
+            rng,
         }
     }
 
@@ -113,20 +124,49 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         // machine or the store): the node must not run on without it.
         let (mut writer_ended, mut applier_ended) = (false, false);
         let shutdown = loop {
-            let wake = tokio::select! {
-                () = &mut next_tick => Wake::Tick,
-                ended = &mut writer, if !writer_ended => {
-                    writer_ended = true;
-                    Wake::Ended("log writer", ended)
+            // Like tokio::select!, but drawing which queue is looked at
+            // first from the node's seeded RNG instead of tokio's, which is
+            // seeded per runtime and cannot be set (without tokio_unstable):
+            // as fair, and a simulator on one thread replays a seed exactly.
+            let first = self.rng.below(3);
+            let wake = std::future::poll_fn(|cx| {
+                if next_tick.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Tick);
                 }
-                ended = &mut applier, if !applier_ended => {
-                    applier_ended = true;
-                    Wake::Ended("applier", ended)
+                if !writer_ended {
+                    if let Poll::Ready(ended) = Pin::new(&mut writer).poll(cx) {
+                        writer_ended = true;
+                        return Poll::Ready(Wake::Ended("log writer", ended));
+                    }
                 }
-                Some(message) = inbound.recv() => Wake::Message(message),
-                request = requests.recv() => Wake::Request(request),
-                Some(event) = events.recv() => Wake::Event(event),
-            };
+                if !applier_ended {
+                    if let Poll::Ready(ended) = Pin::new(&mut applier).poll(cx) {
+                        applier_ended = true;
+                        return Poll::Ready(Wake::Ended("applier", ended));
+                    }
+                }
+                for turn in 0..3 {
+                    let wake = match (first + turn) % 3 {
+                        0 => match events.poll_recv(cx) {
+                            Poll::Ready(Some(event)) => Some(Wake::Event(event)),
+                            _ => None,
+                        },
+                        1 => match inbound.poll_recv(cx) {
+                            Poll::Ready(Some(message)) => Some(Wake::Message(message)),
+                            _ => None,
+                        },
+                        _ => match requests.poll_recv(cx) {
+                            Poll::Ready(request) => Some(Wake::Request(request)),
+                            Poll::Pending => None,
+                        },
+                    };
+                    if let Some(wake) = wake {
+                        return Poll::Ready(wake);
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
             // Taken from its queue, the input waits here while the node is
             // paused, as it would in a stopped process.
             self.gate.pass().await;
@@ -249,8 +289,10 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
                 self.receive_forward(message.from, message.term, id, command);
             }
             MessageBody::Forward(Forward::Response { id, outcome }) => {
+                // Only the node the forward went to can answer it; an answer
+                // from anyone else leaves it waiting for the real one.
                 let from_target = self.forwarded.get(&id).is_some_and(|&(_, to, _)| to == message.from);
-                if let Some((_, _, reply)) = self.forwarded.remove(&id).filter(|_| from_target) {
+                if let Some((_, _, reply)) = from_target.then(|| self.forwarded.remove(&id)).flatten() {
                     let result = outcome_to_result(outcome).map_err(|error| match error {
                         RaftError::NotLeader { leader, .. } => {
                             let address = leader.and_then(|l| self.raw.membership().address(l));
@@ -312,11 +354,9 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
         match self.raw.propose(command) {
             Ok(id) => {
                 self.counters.proposals.increment(1);
-                if let Some((_, replaced)) = self.proposals.insert(id.index, (id.term, responder)) {
-                    // An entry of an earlier term at this index was truncated
-                    // away: it can never be applied.
-                    self.respond(replaced, Err(RaftError::NotApplied));
-                }
+                // A proposal of an earlier term at this index stays: the
+                // entry that replaced it here may lose to one that kept it.
+                self.proposals.insert((id.index, id.term), responder);
             }
             Err(crate::ProposeError::NotLeader { .. } | crate::ProposeError::TransferInProgress { .. }) => {
                 let error = self.not_leader();
@@ -440,12 +480,12 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             }
             if let Some(snapshot) = &ready.snapshot {
                 // Proposals the snapshot covers were decided elsewhere, unseen here.
-                let covered: Vec<Index> =
-                    self.proposals.range(..=snapshot.meta.last.index).map(|(&i, _)| i).collect();
-                for index in covered {
-                    if let Some((_, responder)) = self.proposals.remove(&index) {
-                        self.respond(responder, Err(RaftError::OutcomeUnknown));
+                while let Some(first) = self.proposals.first_entry() {
+                    if first.key().0 > snapshot.meta.last.index {
+                        break;
                     }
+                    let responder = first.remove();
+                    self.respond(responder, Err(RaftError::OutcomeUnknown));
                 }
             }
             let write = LogWrite {
@@ -459,14 +499,22 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
             if !ready.committed_entries.is_empty() {
                 let mut entries = Vec::with_capacity(ready.committed_entries.len());
                 for entry in ready.committed_entries {
-                    let responder = match self.proposals.remove(&entry.index) {
-                        Some((term, responder)) if term == entry.term => Some(responder),
-                        Some((_, responder)) => {
-                            self.respond(responder, Err(RaftError::NotApplied));
-                            None
+                    // Entries commit in order, so the proposals up to this
+                    // index are the first ones. All but the committed entry
+                    // itself can never be applied now (Log Matching).
+                    let mut responder = None;
+                    while let Some(first) = self.proposals.first_entry() {
+                        let key = *first.key();
+                        if key.0 > entry.index {
+                            break;
                         }
-                        None => None,
-                    };
+                        let proposal = first.remove();
+                        if key == (entry.index, entry.term) {
+                            responder = Some(proposal);
+                        } else {
+                            self.respond(proposal, Err(RaftError::NotApplied));
+                        }
+                    }
                     entries.push((entry, responder));
                 }
                 let _ = self.apply.send(ApplyJob::Entries(entries));
@@ -499,13 +547,13 @@ impl<SM: StateMachine, T: Transport> Core<SM, T> {
 
     fn fail_all(&mut self, error: &RaftError) {
         let unknown = if *error == RaftError::ShutDown { RaftError::OutcomeUnknown } else { error.clone() };
-        for (_, (_, responder)) in std::mem::take(&mut self.proposals) {
+        for (_, responder) in std::mem::take(&mut self.proposals) {
             self.respond(responder, Err(unknown.clone()));
         }
-        for (_, (_, _, reply)) in self.forwarded.drain() {
+        for (_, (_, _, reply)) in std::mem::take(&mut self.forwarded) {
             let _ = reply.send(Err(unknown.clone()));
         }
-        for (_, (_, job)) in self.reads.drain() {
+        for (_, (_, job)) in std::mem::take(&mut self.reads) {
             job(Err(error.clone()));
         }
     }

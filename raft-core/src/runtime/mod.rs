@@ -38,7 +38,7 @@ use crate::{
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -118,12 +118,17 @@ pub struct RuntimeConfig {
     /// [`RaftError::Timeout`] (its request or answer may have been lost, the
     /// leader cannot reach a quorum, or the state machine lags far behind).
     pub read_timeout: Duration,
+    /// Seeds the node's randomness (its election timeouts, and where its
+    /// request ids start). `None` seeds it from the wall clock, so that
+    /// nodes started together still draw different timeouts; a simulator
+    /// passes a seed to make runs replayable.
+    pub rng_seed: Option<u64>,
 }
 
 impl Default for RuntimeConfig {
     /// Ticks of 10 ms (so elections after 100 to 200 ms with the default
     /// [`Config`]), queues of 4096, 10 s for forwarded proposals and 5 s for
-    /// reads.
+    /// reads, randomness seeded from the clock.
     fn default() -> Self {
         Self {
             tick: Duration::from_millis(10),
@@ -131,6 +136,7 @@ impl Default for RuntimeConfig {
             request_capacity: 4096,
             forward_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(5),
+            rng_seed: None,
         }
     }
 }
@@ -286,6 +292,9 @@ pub struct Raft<SM: StateMachine> {
     failure: Arc<std::sync::OnceLock<String>>,
     /// How long a read may take, end to end.
     read_timeout: Duration,
+    /// The node's tasks (core, writer, applier), for [`Raft::crash`].
+    #[cfg(feature = "testing")]
+    tasks: Arc<[tokio::task::AbortHandle; 3]>,
     /// Pauses and resumes the node's tasks (feature `testing`).
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pause: PauseSwitch,
@@ -299,6 +308,8 @@ impl<SM: StateMachine> Clone for Raft<SM> {
             metrics: self.metrics.clone(),
             failure: self.failure.clone(),
             read_timeout: self.read_timeout,
+            #[cfg(feature = "testing")]
+            tasks: self.tasks.clone(),
             pause: self.pause.clone(),
         }
     }
@@ -330,9 +341,11 @@ impl<SM: StateMachine> Raft<SM> {
         }
         let applied = stored.snapshot.as_ref().map(|s| (s.meta.last, s.meta.membership.clone()));
         let seed = config.id
-            ^ std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
+            ^ runtime.rng_seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+            });
         let raw = RawNode::new(config, stored.into_initial_state(membership.clone()), seed)?;
         let id = raw.id();
         let span = tracing::info_span!("raft", node = id);
@@ -382,9 +395,24 @@ impl<SM: StateMachine> Raft<SM> {
             gate,
         };
         let core = Core::new(raw, transport, links, &runtime, seed);
+        #[cfg(feature = "testing")]
+        let io_tasks = (writer.abort_handle(), applier.abort_handle());
         let core = core.run(runtime.tick, request_rx, inbound_rx, event_rx, writer, applier);
-        tokio::spawn(tracing::Instrument::instrument(core, span));
-        Ok(Self { requests, inbound, metrics, failure, read_timeout: runtime.read_timeout, pause })
+        let core = tokio::spawn(tracing::Instrument::instrument(core, span));
+        #[cfg(feature = "testing")]
+        let tasks = Arc::new([core.abort_handle(), io_tasks.0, io_tasks.1]);
+        #[cfg(not(feature = "testing"))]
+        drop(core); // detached: the task runs on
+        Ok(Self {
+            requests,
+            inbound,
+            metrics,
+            failure,
+            #[cfg(feature = "testing")]
+            tasks,
+            read_timeout: runtime.read_timeout,
+            pause,
+        })
     }
 
     /// Freezes the node as SIGSTOP would (feature `testing`, for fault
@@ -603,6 +631,19 @@ impl<SM: StateMachine> Raft<SM> {
         }
         // The core task drops the metrics sender as it finishes.
         while running.changed().await.is_ok() {}
+    }
+
+    /// Stops the node as a crash would (feature `testing`, for simulators):
+    /// its tasks are aborted at their next await, so a store write under way
+    /// but not yet returned is never acknowledged, nothing more is sent or
+    /// applied, and waiting callers are not answered (their proposals end in
+    /// [`RaftError::OutcomeUnknown`], reads in [`RaftError::ShutDown`]).
+    /// Restart it with [`Raft::start`] on the same store.
+    #[cfg(feature = "testing")]
+    pub fn crash(&self) {
+        for task in self.tasks.iter() {
+            task.abort();
+        }
     }
 
     async fn request(&self, request: Request<SM>) -> Result<(), RaftError> {
