@@ -225,14 +225,21 @@ impl<SM: StateMachine> WaitingReads<SM> {
         self.next_deadline = Some(self.next_deadline.map_or(deadline, |d| d.min(deadline)));
     }
 
-    /// Runs every read the state machine has applied far enough for.
+    /// Runs every read the state machine has applied far enough for, unless
+    /// its caller has given up already (it was told `Timeout`, so the read
+    /// must not run: its closure may have effects).
     fn serve(&mut self, applied: Index, state_machine: &SM) {
+        let now = Instant::now();
         while let Some(entry) = self.by_index.first_entry() {
             if *entry.key() > applied {
                 break;
             }
-            for (_, job) in entry.remove() {
-                job(Ok(state_machine));
+            for (deadline, job) in entry.remove() {
+                if deadline <= now {
+                    job(Err(RaftError::Timeout));
+                } else {
+                    job(Ok(state_machine));
+                }
             }
         }
         if self.by_index.is_empty() {
