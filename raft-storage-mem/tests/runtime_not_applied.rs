@@ -52,7 +52,7 @@ async fn not_applied_is_never_said_of_a_proposal_that_is_applied() {
                 f: fn(&raft_core::runtime::Metrics) -> bool| {
         let mut metrics = metrics.clone();
         async move {
-            within(what, metrics.wait_for(|m| f(m))).await.expect("running");
+            within(what, metrics.wait_for(f)).await.expect("running");
         }
     };
     // Term 1: node 1 is elected by 2 and 3, appends its blank (1,1), then
