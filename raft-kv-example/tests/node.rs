@@ -288,13 +288,26 @@ async fn nodes_join_through_any_member_and_are_promoted_and_removed() {
         }
     })
     .await;
-    let promote = http
-        .post(url(base, follower, "/cluster/membership"))
-        .json(&serde_json::json!({"voters": [1, 2, 3], "learners": []}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(promote.status(), 200, "{}", promote.text().await.unwrap());
+    // A learner is promotable once it has kept up for a few rounds; until
+    // then the leader refuses with a retryable 503 (NotCaughtUp), and
+    // nothing else may fail.
+    wait_for("node 3's promotion", Duration::from_secs(60), || {
+        let request = http
+            .post(url(base, follower, "/cluster/membership"))
+            .json(&serde_json::json!({"voters": [1, 2, 3], "learners": []}))
+            .send();
+        async move {
+            let promote = request.await.unwrap();
+            let status = promote.status();
+            let body = promote.text().await.unwrap();
+            if status == 503 && body.contains("has not caught up") {
+                return None;
+            }
+            assert_eq!(status, 200, "{body}");
+            Some(())
+        }
+    })
+    .await;
     assert_eq!(get(base, 3, "before").await.as_deref(), Some("1"));
     put(base, 3, "after", "2").await;
     let removed = http.delete(url(base, 3, &format!("/cluster/members/{follower}"))).send().await.unwrap();
