@@ -90,6 +90,10 @@ async fn not_applied_is_never_said_of_a_proposal_that_is_applied() {
         let node = node.clone();
         async move { node.propose(set("r", "1")).await }
     });
+    wait(&mut metrics, "r appended at p's index", |m| {
+        m.role == Role::Leader && m.term == 3 && m.last_log_index == 3
+    })
+    .await;
     // p's index now holds r here, but p's fate is not decided yet.
     // Term 4: node 2 (log (1,1) (1,2) (1,3)) is elected by 2, 4 and 5 (empty
     // logs, and they heard no leader), appends (4,4), which 4 and 5 store:
