@@ -973,6 +973,7 @@ impl RawNode {
 
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
         debug_assert!(term >= self.core.term);
+        let was_follower = matches!(self.role, RoleState::Follower);
         if term > self.core.term {
             self.core.term = term;
             self.core.vote = None;
@@ -980,7 +981,13 @@ impl RawNode {
         }
         self.core.leader = leader;
         self.role = RoleState::Follower;
-        self.core.reset_election_timer();
+        // Figure 2: a follower's timer restarts when it hears from a leader
+        // or grants a vote (election.rs), not when it merely adopts the term
+        // of a candidate it may refuse. Otherwise candidates whose logs can
+        // never win keep restarting the timer of the one node that can.
+        if leader.is_some() || !was_follower {
+            self.core.reset_election_timer();
+        }
     }
 
     /// Whether [`RawNode::ready`] has anything to hand out.

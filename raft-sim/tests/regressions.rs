@@ -194,3 +194,38 @@ fn seed_3084_snapshot_chunks_from_two_leaders_are_not_spliced() {
 fn seed_32_snapshot_chunks_spliced_in_a_five_node_cluster() {
     passes(32);
 }
+
+/// Found by the sweep of the new fault model (seeds 72822 and 88363, with
+/// pre-vote off): a follower restarted its election timer whenever it
+/// adopted a newer term from a vote request, even one it refused. Here node
+/// 3, whose log can never win, asks node 1 for a vote in a newer term every
+/// few ticks; node 1 (the up-to-date node, cut off from its leader) must
+/// still time out and campaign, as Figure 2 says.
+#[test]
+fn seeds_72822_88363_refused_vote_requests_do_not_starve_the_node_that_can_win() {
+    let config = |id| Config { pre_vote: false, check_quorum: false, ..Config::new(id) };
+    let mut c = Cluster::with_config(3, config);
+    c.campaign(2);
+    c.stabilize();
+    assert_eq!(c.leader(), Some(2));
+    c.propose(2, raft_sim::kv::put(7, 1));
+    c.stabilize();
+    c.isolate(2);
+    let max = c.node(1).config().election_timeout_max;
+    let mut campaigned = false;
+    for round in 0..4 * max {
+        if round % 3 == 0 {
+            let term = c.node(1).term() + 1;
+            let request =
+                raft_core::VoteRequest { last_log_index: 0, last_log_term: 0, leadership_transfer: false };
+            c.inject(Message { from: 3, to: 1, term, body: MessageBody::Vote(request) });
+        }
+        c.tick(1);
+        c.stabilize();
+        if c.node(1).role() != Role::Follower {
+            campaigned = true;
+            break;
+        }
+    }
+    assert!(campaigned, "node 1 never campaigned: each refused vote request restarted its timer");
+}
