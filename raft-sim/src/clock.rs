@@ -6,7 +6,7 @@
 //! ([`raft_core::Config::max_clock_drift_ticks`]), that is
 //! `max P / min P <= election_timeout_min / (election_timeout_min -
 //! max_clock_drift_ticks)`. Periods are whole steps, so that a run can sit
-//! exactly on that edge: the slowest period is [`crate::sim::TICK`] and the
+//! exactly on that edge: the slowest period is one tick's steps and the
 //! fastest the least whole number of steps the bound allows. A run's
 //! [`ClockSkew`] says whether every node ticks at one rate, at rates drawn
 //! anywhere within the bound, or only at the two extremes (where bugs live).
@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 /// How a run's clock rates are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClockSkew {
-    /// Every node ticks every [`crate::sim::TICK`] steps.
+    /// Every node ticks once per [`crate::sim::SimOptions::tick_steps`] steps.
     None,
     /// Each node's period is drawn uniformly within the drift bound.
     Within,

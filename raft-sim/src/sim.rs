@@ -25,8 +25,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
 
-/// Logical time units per tick.
+/// Logical time units (steps) per tick in most runs.
 pub const TICK: u64 = 10;
+/// Steps per tick in a fine-clock run ([`SimOptions::tick_steps`]).
+pub const FINE_TICK: u64 = 1000;
 /// Ticks the healed cluster has to elect a leader and commit a proposal.
 pub const LIVENESS_TICKS: u64 = 300;
 /// Clients propose only while the leader has fewer uncommitted entries than
@@ -37,8 +39,8 @@ pub const MAX_UNCOMMITTED: u64 = 32;
 
 /// The shape of one run, derived from its seed by [`SimOptions::from_seed`].
 ///
-/// Fields added later (clocks, pauses, long delays, replays) are drawn after
-/// the older ones, so a seed keeps its older fields. Clock rates are drawn
+/// Fields added later (clocks, pauses, long delays, replays, the fine clock)
+/// are drawn after the older ones, so a seed keeps its older fields. Clock rates are drawn
 /// within the bound of `max_clock_drift_ticks` ([`crate::clock`]): 20% of
 /// runs tick at one rate, 40% anywhere within the bound, 40% only at its two
 /// extremes. Calm runs (no crashes, partitions or loss) have no pauses, long
@@ -100,16 +102,37 @@ pub struct SimOptions {
     /// Chance per step that a node is paused (SIGSTOP); half the pauses hit
     /// the leader, half of those for longer than the election timeout.
     pub pause_rate: f64,
-    /// Chance a message is delayed by up to [`LONG_DELAY`] steps instead.
+    /// Chance a message is delayed by up to [`LONG_DELAY_TICKS`] ticks instead.
     pub long_delay_rate: f64,
     /// Chance a message is remembered, to be delivered again after its
     /// sender or receiver restarts.
     pub replay_rate: f64,
+    /// Steps per tick: [`TICK`], or [`FINE_TICK`] in a fine-clock run.
+    ///
+    /// At ten steps a tick, a message and a disk write each take about a
+    /// tick, so no election fits in a window of one tick, and a bound that
+    /// is off by one tick (the lease's) is never exercised. A fine-clock run
+    /// (a third of the lease-read runs) has a thousand steps a tick and
+    /// messages and writes of a few steps, so one tick holds a whole
+    /// election and a commit. Its only faults are partitions that mostly
+    /// isolate the leader, with clock rates at or within the drift bound:
+    /// the old leader's last lease tick races the others' election, their
+    /// write and a client's lease read at the old leader.
+    pub tick_steps: u64,
+    /// Disk writes take `1..=max_disk_latency` steps.
+    pub max_disk_latency: u64,
+    /// Chance per step that an idle client starts an operation.
+    pub client_rate: f64,
+    /// The nodes' [`Config::election_timeout_max`].
+    pub election_timeout_max: u64,
+    /// Steps after which a client gives up on an operation (its outcome
+    /// unknown) and is free for the next.
+    pub client_timeout: u64,
 }
 
-/// The longest message delay, in steps: many election timeouts, so a message
+/// The longest message delay, in ticks: many election timeouts, so a message
 /// can arrive terms after it was sent.
-pub const LONG_DELAY: u64 = 150 * TICK;
+pub const LONG_DELAY_TICKS: u64 = 150;
 
 impl SimOptions {
     /// The run that `seed` stands for: its cluster size and fault mix are drawn
@@ -144,10 +167,49 @@ impl SimOptions {
             pause_rate: 0.0,
             long_delay_rate: 0.0,
             replay_rate: 0.0,
+            tick_steps: TICK,
+            max_disk_latency: 12,
+            client_rate: 0.05,
+            election_timeout_max: Config::new(1).election_timeout_max,
+            client_timeout: 20 * TICK,
         }
         .with_lease_reads(rng.random_bool(0.3))
         .with_storm(rng.random_bool(0.15))
         .with_clocks_and_pauses(&mut rng, calm)
+        .with_fine_clock(&mut rng)
+    }
+
+    /// A third of the lease-read runs get the fine clock (see
+    /// [`SimOptions::tick_steps`]): sixty ticks of isolated leaders, with
+    /// clients that give up after 300 steps (so that an isolated leader does
+    /// not hold them all) and election timeouts that fire within two ticks
+    /// of `election_timeout_min`.
+    fn with_fine_clock(self, rng: &mut ChaCha8Rng) -> Self {
+        let fine = rng.random_bool(1.0 / 3.0);
+        let max_delay = rng.random_range(1..=8);
+        if !(fine && self.lease_reads) {
+            return self;
+        }
+        let scale = (FINE_TICK / TICK) as f64;
+        Self {
+            tick_steps: FINE_TICK,
+            fault_steps: 60 * FINE_TICK,
+            max_delay,
+            max_disk_latency: 3,
+            crash_rate: 0.0,
+            partition_rate: 1.0 / (6 * FINE_TICK) as f64,
+            drop_rate: 0.0,
+            churn_rate: 0.0,
+            propose_rate: self.propose_rate / scale,
+            rate_change_rate: self.rate_change_rate / scale,
+            pause_rate: 0.0,
+            long_delay_rate: 0.0,
+            replay_rate: 0.0,
+            client_rate: 0.02,
+            election_timeout_max: Config::new(1).election_timeout_min + 2,
+            client_timeout: 300,
+            ..self
+        }
     }
 
     /// Clock rates, pauses, long delays and replays: drawn after the rest,
@@ -241,8 +303,6 @@ pub const MAX_GAVE_UP_PER_SWEEP: f64 = 0.001;
 const CLIENTS: u64 = 4;
 /// Keys the clients use: few, so that operations contend.
 const KEYS: u64 = 3;
-/// Steps after which a client gives up on an operation (its outcome unknown).
-const CLIENT_TIMEOUT: u64 = 20 * TICK;
 
 /// An operation a client waits on.
 #[derive(Debug, Clone, Copy)]
@@ -287,6 +347,7 @@ impl Simulation {
             snapshot_chunk_bytes: options_.snapshot_chunk_bytes,
             lease_reads: options_.lease_reads,
             max_clock_drift_ticks: options_.max_clock_drift_ticks,
+            election_timeout_max: options_.election_timeout_max,
             ..Config::new(id)
         };
         let total = options.nodes + options.spares;
@@ -301,15 +362,19 @@ impl Simulation {
             options.duplicate_rate,
             options.max_delay,
         ));
-        cluster.disk = Some(DiskModel { rng: ChaCha8Rng::seed_from_u64(rng.random()), max_latency: 12 });
+        cluster.disk = Some(DiskModel {
+            rng: ChaCha8Rng::seed_from_u64(rng.random()),
+            max_latency: options.max_disk_latency,
+        });
         if let Some(net) = &mut cluster.net {
             net.long_delay_rate = options.long_delay_rate;
-            net.long_delay = LONG_DELAY;
+            net.long_delay = LONG_DELAY_TICKS * options.tick_steps;
             net.remember_rate = options.replay_rate;
         }
         let election_timeout_min = Config::new(1).election_timeout_min;
         let drift = options.max_clock_drift_ticks;
-        let clocks = Clocks::new(&mut rng, total, TICK, election_timeout_min, drift, options.clock_skew);
+        let tick = options.tick_steps;
+        let clocks = Clocks::new(&mut rng, total, tick, election_timeout_min, drift, options.clock_skew);
         Self {
             down_until: vec![None; total as usize],
             paused_until: vec![None; total as usize],
@@ -373,7 +438,7 @@ impl Simulation {
         self.check_fault_phase()?;
         self.heal();
         let healed_at = self.step;
-        let deadline = healed_at + LIVENESS_TICKS * TICK;
+        let deadline = healed_at + LIVENESS_TICKS * self.options.tick_steps;
         let probe = self.command(true);
         let mut accepted_in_term = None;
         while self.step < deadline {
@@ -398,7 +463,7 @@ impl Simulation {
                     .max();
                 return Ok(Outcome {
                     committed: committed.len() as u64,
-                    recovery_ticks: (self.step - healed_at) / TICK,
+                    recovery_ticks: (self.step - healed_at) / self.options.tick_steps,
                     max_term: max_term.unwrap_or(0),
                     linearizability: KeyCounts::default(),
                 });
@@ -464,7 +529,8 @@ impl Simulation {
                         self.clocks.forget_pause(id, self.step);
                     }
                     self.cluster.crash(id);
-                    self.down_until[i] = Some(self.step + self.rng.random_range(1..40) * TICK);
+                    let ticks = self.rng.random_range(1..40);
+                    self.down_until[i] = Some(self.step + ticks * self.options.tick_steps);
                 }
                 _ => {}
             }
@@ -494,7 +560,7 @@ impl Simulation {
         }
         // Clients whose history is checked for linearizability.
         for client in 0..CLIENTS as usize {
-            if self.clients[client].is_none() && self.rng.random_bool(0.05) {
+            if self.clients[client].is_none() && self.rng.random_bool(self.options.client_rate) {
                 self.invoke(client, n);
             }
         }
@@ -520,15 +586,15 @@ impl Simulation {
         if self.paused_until[id as usize - 1].is_some() || !self.cluster.is_up(id) {
             return;
         }
-        let config = Config::new(id);
+        let (min, max) = (Config::new(id).election_timeout_min, self.options.election_timeout_max);
         // Half the leader pauses outlast the election timeout: the classic
         // lease-read failure, a leader that resumes after another was elected.
         let ticks = if leader.is_some() && self.rng.random_bool(0.5) {
-            self.rng.random_range(config.election_timeout_max..=3 * config.election_timeout_max)
+            self.rng.random_range(max..=3 * max)
         } else {
-            self.rng.random_range(1..=config.election_timeout_min)
+            self.rng.random_range(1..=min)
         };
-        self.paused_until[id as usize - 1] = Some(self.step + ticks * TICK);
+        self.paused_until[id as usize - 1] = Some(self.step + ticks * self.options.tick_steps);
         self.clocks.pause(id);
         self.cluster.pause(id);
     }
@@ -603,7 +669,8 @@ impl Simulation {
         }
         for client in 0..self.clients.len() {
             let Some(pending) = self.clients[client] else { continue };
-            if !self.cluster.is_up(pending.node) || self.step - pending.invoke > CLIENT_TIMEOUT {
+            let timeout = self.options.client_timeout;
+            if !self.cluster.is_up(pending.node) || self.step - pending.invoke > timeout {
                 self.complete(client, OpOutcome::Unknown);
             }
         }
@@ -707,6 +774,15 @@ impl Simulation {
     fn repartition(&mut self) {
         self.cluster.heal();
         let ids = self.cluster.ids();
+        let leader = self.cluster.leader();
+        if let Some(leader) =
+            leader.filter(|_| self.options.tick_steps == FINE_TICK && self.rng.random_bool(0.8))
+        {
+            // An isolated leader, whose lease the others' election races.
+            let rest: Vec<_> = ids.iter().copied().filter(|&id| id != leader).collect();
+            self.cluster.partition(&[leader], &rest);
+            return;
+        }
         match self.rng.random_range(0..4) {
             0 => {} // stay healed
             1 => {
