@@ -215,6 +215,28 @@ pub struct ClientArgs {
     /// How long to keep trying, in seconds.
     #[arg(long, env = "RAFT_KV_TIMEOUT", default_value_t = 10)]
     pub timeout: u64,
+    /// Reach the endpoints over HTTPS, trusting this CA (`ca.pem` from
+    /// `raft-kv certs`).
+    #[arg(long, env = "RAFT_KV_CACERT")]
+    pub cacert: Option<PathBuf>,
+    /// A client certificate to present (`client.pem` from `raft-kv
+    /// certs`), for nodes started with `--api-client-ca`.
+    #[arg(long, env = "RAFT_KV_CERT", requires = "client_key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's key (`client-key.pem`).
+    #[arg(long = "key", id = "client_key", env = "RAFT_KV_KEY", requires = "cert")]
+    pub client_key: Option<PathBuf>,
+}
+
+impl ClientArgs {
+    /// The HTTPS settings these flags ask for.
+    pub fn tls(&self) -> crate::tls::ClientTls {
+        crate::tls::ClientTls {
+            cacert: self.cacert.clone(),
+            cert: self.cert.clone(),
+            key: self.client_key.clone(),
+        }
+    }
 }
 
 /// Where the log lives.
@@ -274,6 +296,16 @@ pub struct NodeArgs {
     /// Allow the API to listen in the clear on a non-loopback address.
     #[arg(long, env = "RAFT_KV_ALLOW_PUBLIC_API")]
     pub allow_public_api: bool,
+    /// Serve the API over HTTPS, from a directory with `ca.pem`,
+    /// `api-<id>.pem` and `api-<id>-key.pem` (from `raft-kv certs`). The
+    /// node then calls other nodes' APIs over HTTPS too.
+    #[arg(long, env = "RAFT_KV_API_TLS_DIR")]
+    pub api_tls_dir: Option<PathBuf>,
+    /// Require API clients to present a certificate signed by this CA
+    /// (`ca.pem`): only holders of a cluster-signed certificate can read or
+    /// write. Needs `--api-tls-dir`.
+    #[arg(long, env = "RAFT_KV_API_CLIENT_CA", requires = "api_tls_dir")]
+    pub api_client_ca: Option<PathBuf>,
     /// The longest key, in bytes.
     #[arg(long, env = "RAFT_KV_MAX_KEY_BYTES", default_value_t = 1024)]
     pub max_key_bytes: usize,
@@ -319,6 +351,11 @@ pub struct ClusterArgs {
     /// kept in the directory).
     #[arg(long, env = "RAFT_KV_BASE_PORT", default_value_t = 0)]
     pub base_port: u16,
+    /// Serve every node's API over HTTPS and require client certificates:
+    /// makes a CA, the nodes' API certificates and a client certificate in
+    /// `DIR/tls` (the Raft links use mutual TLS from the same CA).
+    #[arg(long, env = "RAFT_KV_SECURE")]
+    pub secure: bool,
 }
 
 /// `raft-kv certs`.
@@ -333,6 +370,10 @@ pub struct CertsArgs {
     /// Days the certificates are valid.
     #[arg(long, default_value_t = 365)]
     pub days: u64,
+    /// Host names or addresses the API certificates name, beside
+    /// `localhost`, `127.0.0.1` and `::1`.
+    #[arg(long, value_delimiter = ',')]
+    pub api_hosts: Vec<String>,
 }
 
 /// Reads `--config FILE` (or `RAFT_KV_CONFIG`) from `args` before clap

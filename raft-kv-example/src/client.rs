@@ -69,6 +69,10 @@ enum Kind {
 /// A client over the endpoints.
 pub struct Client {
     endpoints: Vec<String>,
+    /// `https` with `--cacert`, else `http`, for endpoints given without one.
+    scheme: &'static str,
+    /// Why the TLS flags are unusable, if they are.
+    tls_error: Option<String>,
     http: reqwest::Client,
     deadline: Instant,
     request_id: String,
@@ -85,7 +89,8 @@ pub struct Answer {
 }
 
 impl Client {
-    /// A client for `args`.
+    /// A client for `args`: over HTTPS with `--cacert`. Bad certificate
+    /// files fail its first request.
     pub fn new(args: &ClientArgs) -> Self {
         let endpoints = args
             .endpoints
@@ -93,19 +98,26 @@ impl Client {
             .map(|e| e.trim().trim_end_matches('/').to_string())
             .filter(|e| !e.is_empty())
             .collect();
+        let tls = args.tls();
+        let (config, tls_error) = match tls.config() {
+            Ok(config) => (config, None),
+            Err(error) => (None, Some(error)),
+        };
         Self {
             endpoints,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(90)).build().unwrap_or_default(),
+            scheme: if tls.enabled() { "https" } else { "http" },
+            tls_error,
+            http: crate::tls::http_client(config, Duration::from_secs(90)),
             deadline: Instant::now() + Duration::from_secs(args.timeout.max(1)),
             request_id: format!("cli-{:016x}:1", rand::random::<u64>()),
         }
     }
 
-    fn url(endpoint: &str, path: &str) -> String {
+    fn url(&self, endpoint: &str, path: &str) -> String {
         if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
             format!("{endpoint}{path}")
         } else {
-            format!("http://{endpoint}{path}")
+            format!("{}://{endpoint}{path}", self.scheme)
         }
     }
 
@@ -120,11 +132,14 @@ impl Client {
         if self.endpoints.is_empty() {
             return Err(Failure::new(Exit::BadRequest, "no --endpoints given"));
         }
+        if let Some(error) = &self.tls_error {
+            return Err(Failure::new(Exit::BadRequest, error.clone()));
+        }
         let mut unknown = None::<String>;
         let mut last = String::new();
         for attempt in 0usize.. {
             let endpoint = &self.endpoints[attempt % self.endpoints.len()];
-            let mut request = self.http.request(method.clone(), Self::url(endpoint, path));
+            let mut request = self.http.request(method.clone(), self.url(endpoint, path));
             if kind == Kind::Write {
                 request = request.header(REQUEST_ID, &self.request_id);
             }

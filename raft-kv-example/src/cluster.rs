@@ -3,7 +3,7 @@
 //!
 //! The directory holds `cluster.json` (the members and their ports, chosen
 //! on the first run and kept, so a second run resumes the same cluster),
-//! `certs/` for QUIC, and one `node-N/` per node with its data and its log,
+//! `certs/` for QUIC and `--secure`, and one `node-N/` per node with its data and its log,
 //! `node.log`. Children run in their own process group, so a terminal's
 //! Ctrl-C reaches only the supervisor, which stops them in turn with
 //! SIGTERM (SIGKILL after 10 s); each child's stdin is a pipe from the
@@ -30,14 +30,32 @@ struct ClusterFile {
     storage: Storage,
     transport: TransportKind,
     members: BTreeMap<NodeId, MemberAddr>,
+    /// HTTPS with client certificates on the API, mutual TLS between nodes.
+    #[serde(default)]
+    secure: bool,
 }
 
-/// `raft-kv certs`: a cluster CA and one certificate per node.
+/// `raft-kv certs`: a cluster CA; per node a certificate for the Raft links
+/// (`node-<id>.pem`) and one for its API (`api-<id>.pem`); and a client
+/// certificate (`client.pem`).
 pub fn certs(args: &CertsArgs) -> Result<(), Fatal> {
+    let failed = |e: raft_net_tls::TlsError| {
+        Fatal(format!("cannot make the certificates in {}: {e}", args.dir.display()))
+    };
     let validity = raft_net_tls::Validity::days_from_now(args.days);
-    raft_net_tls::generate_cluster_files(&args.dir, "raft-kv", &args.nodes, validity)
-        .map_err(|e| Fatal(format!("cannot make the certificates in {}: {e}", args.dir.display())))?;
+    let ca = raft_net_tls::ClusterCa::generate("raft-kv", validity).map_err(failed)?;
+    ca.write_pem_files(&args.dir).map_err(failed)?;
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    hosts.extend(args.api_hosts.iter().cloned());
+    for &id in &args.nodes {
+        ca.issue(id, validity).and_then(|c| c.write_pem_files(&args.dir)).map_err(failed)?;
+        let api = ca.issue_for_hosts(&format!("raft-kv node {id} API"), &hosts, validity).map_err(failed)?;
+        api.write_pem_files(&args.dir, &crate::tls::api_stem(id)).map_err(failed)?;
+    }
+    let client = ca.issue_client("raft-kv client", validity).map_err(failed)?;
+    client.write_pem_files(&args.dir, "client").map_err(failed)?;
     println!("CA and certificates for nodes {:?} written to {}", args.nodes, args.dir.display());
+    println!("API certificates name {}; client certificate: client.pem", hosts.join(", "));
     println!("keep ca-key.pem away from the nodes: it can sign new ones");
     Ok(())
 }
@@ -59,13 +77,15 @@ fn layout(args: &ClusterArgs) -> Result<ClusterFile, Fatal> {
         if file.members.len() as u64 != args.nodes
             || file.storage != args.storage
             || file.transport != args.transport
+            || file.secure != args.secure
         {
             println!(
-                "resuming the cluster in {} as it was made: {} nodes, {:?} storage, {:?} transport",
+                "resuming the cluster in {} as it was made: {} nodes, {:?} storage, {:?} transport{}",
                 args.dir.display(),
                 file.members.len(),
                 file.storage,
-                file.transport
+                file.transport,
+                if file.secure { ", secure" } else { "" }
             );
         }
         return Ok(file);
@@ -88,7 +108,7 @@ fn layout(args: &ClusterArgs) -> Result<ClusterFile, Fatal> {
         let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
         members.insert(id, MemberAddr { raft: at(raft), api: at(api) });
     }
-    let file = ClusterFile { storage: args.storage, transport: args.transport, members };
+    let file = ClusterFile { storage: args.storage, transport: args.transport, members, secure: args.secure };
     let bytes = serde_json::to_vec_pretty(&file).map_err(|e| Fatal(e.to_string()))?;
     std::fs::write(&path, bytes).map_err(|e| Fatal(format!("cannot write {}: {e}", path.display())))?;
     Ok(file)
@@ -128,8 +148,12 @@ fn spawn(dir: &Path, file: &ClusterFile, id: NodeId, addr: MemberAddr) -> Result
         .arg(&data)
         .args(["--storage", storage_name(file.storage), "--transport", transport_name(file.transport)])
         .args(["--initial-members", &members.join(","), "--exit-on-stdin-close"]);
-    if file.transport == TransportKind::Quic {
-        command.arg("--tls-dir").arg(dir.join("certs"));
+    let certs = dir.join("certs");
+    if file.transport == TransportKind::Quic || file.secure {
+        command.arg("--tls-dir").arg(&certs);
+    }
+    if file.secure {
+        command.arg("--api-tls-dir").arg(&certs).arg("--api-client-ca").arg(certs.join(crate::tls::CA_FILE));
     }
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("RAFT_KV_") {
@@ -173,8 +197,32 @@ fn exited(node: &mut Node) -> Option<String> {
     ))
 }
 
-async fn ready(http: &reqwest::Client, addr: MemberAddr) -> Result<(), String> {
-    let answer = http.get(format!("http://{}/ready", addr.api)).timeout(Duration::from_secs(6)).send().await;
+/// How the supervisor reaches the nodes' APIs.
+struct Api {
+    http: reqwest::Client,
+    scheme: &'static str,
+}
+
+impl Api {
+    fn new(dir: &Path, secure: bool) -> Result<Self, Fatal> {
+        if !secure {
+            return Ok(Self { http: crate::tls::http_client(None, Duration::from_secs(30)), scheme: "http" });
+        }
+        let certs = dir.join("certs");
+        let tls = crate::tls::ClientTls {
+            cacert: Some(certs.join(crate::tls::CA_FILE)),
+            cert: Some(certs.join(crate::tls::CLIENT_CERT_FILE)),
+            key: Some(certs.join(crate::tls::CLIENT_KEY_FILE)),
+        };
+        let config =
+            tls.config().map_err(|e| Fatal(format!("the client certificate in {}: {e}", certs.display())))?;
+        Ok(Self { http: crate::tls::http_client(config, Duration::from_secs(30)), scheme: "https" })
+    }
+}
+
+async fn ready(api: &Api, addr: MemberAddr) -> Result<(), String> {
+    let url = format!("{}://{}/ready", api.scheme, addr.api);
+    let answer = api.http.get(url).timeout(Duration::from_secs(6)).send().await;
     match answer {
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) => Err(response.text().await.unwrap_or_default()),
@@ -185,7 +233,7 @@ async fn ready(http: &reqwest::Client, addr: MemberAddr) -> Result<(), String> {
 
 /// Waits until every node is ready (a leader, and the founding
 /// configuration applied), showing progress.
-async fn wait_ready(nodes: &mut [Node], http: &reqwest::Client) -> Result<(), Fatal> {
+async fn wait_ready(nodes: &mut [Node], api: &Api) -> Result<(), Fatal> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(90);
     let mut shown = String::new();
@@ -197,7 +245,7 @@ async fn wait_ready(nodes: &mut [Node], http: &reqwest::Client) -> Result<(), Fa
         }
         let mut waiting = Vec::new();
         for node in nodes.iter() {
-            if let Err(why) = ready(http, node.addr).await {
+            if let Err(why) = ready(api, node.addr).await {
                 waiting.push(format!("node {}: {}", node.id, why.chars().take(100).collect::<String>()));
             }
         }
@@ -226,21 +274,20 @@ async fn wait_ready(nodes: &mut [Node], http: &reqwest::Client) -> Result<(), Fa
     }
 }
 
-async fn leader(http: &reqwest::Client, nodes: &[Node]) -> Option<NodeId> {
-    let addr = nodes.first()?.addr.api;
-    let status: NodeStatus =
-        http.get(format!("http://{addr}/status")).send().await.ok()?.json().await.ok()?;
+async fn leader(api: &Api, nodes: &[Node]) -> Option<NodeId> {
+    let url = format!("{}://{}/status", api.scheme, nodes.first()?.addr.api);
+    let status: NodeStatus = api.http.get(url).send().await.ok()?.json().await.ok()?;
     status.leader
 }
 
-fn print_help(nodes: &[Node], leader: Option<NodeId>) {
+fn print_help(dir: &Path, nodes: &[Node], leader: Option<NodeId>, scheme: &str) {
     let exe = std::env::current_exe().map_or("raft-kv".to_string(), |p| p.display().to_string());
     let endpoints: Vec<String> = nodes.iter().map(|n| n.addr.api.to_string()).collect();
     println!();
     for node in nodes {
         let mark = if Some(node.id) == leader { "  (leader)" } else { "" };
         println!(
-            "node {}: API http://{}  raft {}  log {}{mark}",
+            "node {}: API {scheme}://{}  raft {}  log {}{mark}",
             node.id,
             node.addr.api,
             node.addr.raft,
@@ -249,12 +296,26 @@ fn print_help(nodes: &[Node], leader: Option<NodeId>) {
     }
     let first = &endpoints[0];
     let last = endpoints.last().unwrap_or(first);
+    let (flags, curl) = if scheme == "https" {
+        let certs = std::path::absolute(dir.join("certs")).unwrap_or_else(|_| dir.join("certs"));
+        let (ca, cert, key) = (
+            certs.join(crate::tls::CA_FILE).display().to_string(),
+            certs.join(crate::tls::CLIENT_CERT_FILE).display().to_string(),
+            certs.join(crate::tls::CLIENT_KEY_FILE).display().to_string(),
+        );
+        (
+            format!(" --cacert {ca} --cert {cert} --key {key}"),
+            format!(" --cacert {ca} --cert {cert} --key {key}"),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     println!("\nTry, in another terminal:");
-    println!("  {exe} put hello world --endpoints {first}");
-    println!("  {exe} get hello --endpoints {last}");
-    println!("  {exe} status --endpoints {}", endpoints.join(","));
-    println!("  curl -X PUT --data-binary world http://{first}/kv/hello");
-    println!("  curl http://{last}/kv/hello");
+    println!("  {exe} put hello world --endpoints {first}{flags}");
+    println!("  {exe} get hello --endpoints {last}{flags}");
+    println!("  {exe} status --endpoints {}{flags}", endpoints.join(","));
+    println!("  curl{curl} -X PUT --data-binary world {scheme}://{first}/kv/hello");
+    println!("  curl{curl} {scheme}://{last}/kv/hello");
     println!("\nCtrl-C stops every node; run the same command again to resume with the data.");
 }
 
@@ -295,9 +356,10 @@ pub async fn run(args: ClusterArgs) -> Result<(), Fatal> {
     std::fs::create_dir_all(&args.dir)
         .map_err(|e| Fatal(format!("cannot create {}: {e}", args.dir.display())))?;
     let file = layout(&args)?;
-    if file.transport == TransportKind::Quic && !args.dir.join("certs").join("ca.pem").exists() {
+    let certs_dir = args.dir.join("certs");
+    if (file.transport == TransportKind::Quic || file.secure) && !certs_dir.join("client.pem").exists() {
         let ids: Vec<NodeId> = file.members.keys().copied().collect();
-        certs(&CertsArgs { dir: args.dir.join("certs"), nodes: ids, days: 365 })?;
+        certs(&CertsArgs { dir: certs_dir, nodes: ids, days: 365, api_hosts: Vec::new() })?;
     }
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
     else {
@@ -308,9 +370,15 @@ pub async fn run(args: ClusterArgs) -> Result<(), Fatal> {
         println!("starting node {id}: API {} raft {}", addr.api, addr.raft);
         nodes.push(spawn(&args.dir, &file, id, addr)?);
     }
-    let http = reqwest::Client::new();
+    let api = match Api::new(&args.dir, file.secure) {
+        Ok(api) => api,
+        Err(error) => {
+            stop_all(&mut nodes).await;
+            return Err(error);
+        }
+    };
     let up = tokio::select! {
-        up = wait_ready(&mut nodes, &http) => up,
+        up = wait_ready(&mut nodes, &api) => up,
         _ = term.recv() => Err(Fatal("SIGTERM while starting".into())),
         _ = int.recv() => Err(Fatal("interrupted while starting".into())),
     };
@@ -318,7 +386,7 @@ pub async fn run(args: ClusterArgs) -> Result<(), Fatal> {
         stop_all(&mut nodes).await;
         return Err(error);
     }
-    print_help(&nodes, leader(&http, &nodes).await);
+    print_help(&args.dir, &nodes, leader(&api, &nodes).await, api.scheme);
     let mut check = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {

@@ -14,3 +14,4 @@ pub mod cluster;
 pub mod member;
 pub mod node;
 pub mod state;
+pub mod tls;

@@ -13,6 +13,7 @@ use crate::api::{self, ApiState, Limits};
 use crate::cli::{NodeArgs, Storage, TransportKind};
 use crate::member::{parse_members, Inner, KvTransport, MemberAddr};
 use crate::state::KvState;
+use crate::tls::{NodeTls, TlsListener};
 use raft_core::runtime::{Raft, RuntimeConfig};
 use raft_core::{Config, LogStore, Membership, NodeId};
 use serde::{Deserialize, Serialize};
@@ -89,7 +90,7 @@ struct Plan {
     join: Option<String>,
 }
 
-async fn plan(args: &NodeArgs, me: MemberAddr) -> Result<Plan, Fatal> {
+async fn plan(args: &NodeArgs, me: MemberAddr, tls: Option<&NodeTls>) -> Result<Plan, Fatal> {
     let existing = NodeFile::read(&args.data_dir)?;
     if let Some(file) = existing {
         if file.id != args.id {
@@ -132,7 +133,7 @@ async fn plan(args: &NodeArgs, me: MemberAddr) -> Result<Plan, Fatal> {
         let peers = members.iter().map(|(&id, a)| (id, a.raft)).collect();
         (NodeFile { id: args.id, cluster_id: cluster_id_of(&members), founding: Some(members) }, peers, None)
     } else if let Some(target) = &args.join {
-        let cluster = fetch_cluster(target).await?;
+        let cluster = fetch_cluster(target, tls).await?;
         let cluster_id = u64::from_str_radix(&cluster.cluster_id, 16)
             .map_err(|_| Fatal(format!("{target} gave a malformed cluster id {:?}", cluster.cluster_id)))?;
         let peers = cluster
@@ -154,11 +155,21 @@ async fn plan(args: &NodeArgs, me: MemberAddr) -> Result<Plan, Fatal> {
     Ok(Plan { file, peers, join })
 }
 
-async fn fetch_cluster(target: &str) -> Result<ClusterStatus, Fatal> {
-    let url = format!("http://{target}/cluster");
+/// How this node calls other nodes' APIs (`--join`): over HTTPS with its
+/// API certificate when it serves its API over TLS.
+fn peer_client(tls: Option<&NodeTls>) -> (reqwest::Client, &'static str) {
+    match tls {
+        Some(tls) => (crate::tls::http_client(Some(tls.client.clone()), Duration::from_secs(90)), "https"),
+        None => (crate::tls::http_client(None, Duration::from_secs(90)), "http"),
+    }
+}
+
+async fn fetch_cluster(target: &str, tls: Option<&NodeTls>) -> Result<ClusterStatus, Fatal> {
+    let (http, scheme) = peer_client(tls);
+    let url = format!("{scheme}://{target}/cluster");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let answer = reqwest::Client::new().get(&url).timeout(Duration::from_secs(5)).send().await;
+        let answer = http.get(&url).timeout(Duration::from_secs(5)).send().await;
         match answer {
             Ok(response) if response.status().is_success() => {
                 return response.json().await.map_err(|e| Fatal(format!("{url} answered badly: {e}")));
@@ -291,13 +302,13 @@ async fn start_raft(
 
 /// Asks `target` (any member) to add this node as a learner, retrying
 /// while the cluster is unavailable, until it has caught up.
-async fn join(target: &str, id: NodeId, me: MemberAddr) -> Result<(), Fatal> {
+async fn join(target: &str, id: NodeId, me: MemberAddr, tls: Option<&NodeTls>) -> Result<(), Fatal> {
     let body = AddLearner { id, raft_addr: me.raft.to_string(), api_addr: me.api.to_string() };
-    let url = format!("http://{target}/cluster/learners");
+    let (http, scheme) = peer_client(tls);
+    let url = format!("{scheme}://{target}/cluster/learners");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let answer =
-            reqwest::Client::new().post(&url).json(&body).timeout(Duration::from_secs(90)).send().await;
+        let answer = http.post(&url).json(&body).timeout(Duration::from_secs(90)).send().await;
         let retry = match answer {
             Ok(response) if response.status().is_success() => return Ok(()),
             Ok(response) if response.status().is_server_error() => {
@@ -373,14 +384,23 @@ async fn stop_signal(stdin: bool) {
 
 /// Runs `raft-kv node` until a stop signal.
 pub async fn run(args: NodeArgs) -> Result<(), Fatal> {
+    let tls = match &args.api_tls_dir {
+        Some(dir) => Some(NodeTls::load(dir, args.id, args.api_client_ca.as_deref())?),
+        None => None,
+    };
     if !args.api_addr.ip().is_loopback() {
-        if !args.allow_public_api {
+        if tls.is_none() && !args.allow_public_api {
             return Err(Fatal(format!(
-                "the API would listen in the clear on {}: bind it to loopback, or pass --allow-public-api",
+                "the API would listen in the clear on {}: bind it to loopback, serve it over TLS with \
+                 --api-tls-dir, or pass --allow-public-api",
                 args.api_addr
             )));
         }
-        tracing::warn!(api = %args.api_addr, "the API listens in the clear on a non-loopback address");
+        if tls.is_none() {
+            tracing::warn!(api = %args.api_addr, "the API listens in the clear on a non-loopback address");
+        } else if args.api_client_ca.is_none() {
+            tracing::warn!(api = %args.api_addr, "the API takes any client: require certificates with --api-client-ca");
+        }
     }
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| Fatal(format!("cannot create {}: {e}", args.data_dir.display())))?;
@@ -390,7 +410,7 @@ pub async fn run(args: NodeArgs) -> Result<(), Fatal> {
         .await
         .map_err(|e| Fatal(format!("cannot listen for the API on {}: {e}", args.api_addr)))?;
     let me = MemberAddr { raft: args.raft_addr, api: args.api_addr };
-    let plan = plan(&args, me).await?;
+    let plan = plan(&args, me, tls.as_ref()).await?;
     let cell: Arc<OnceLock<Raft<KvState>>> = Arc::default();
     let transport = bind_transport(&args, &plan.file, &plan.peers, cell.clone()).await?;
     let closer = transport.clone();
@@ -405,18 +425,32 @@ pub async fn run(args: NodeArgs) -> Result<(), Fatal> {
         ..Limits::default()
     };
     let mut state = ApiState::new(raft.clone(), args.id, plan.file.cluster_id, limits);
+    if let Some(tls) = &tls {
+        state = state.with_tls(tls.client.clone());
+    }
     state.prometheus = prometheus;
-    let state = Arc::new(state);
+    let router = api::router(Arc::new(state));
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(api_listener, api::router(state)).with_graceful_shutdown(async {
+    let stopped = async {
         let _ = api_stopped.await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    };
+    let server = match &tls {
+        Some(tls) => {
+            let listener = TlsListener::new(api_listener, tls.acceptor.clone())
+                .map_err(|e| Fatal(format!("cannot serve the API over TLS: {e}")))?;
+            let server = axum::serve(listener, router).with_graceful_shutdown(stopped);
+            tokio::spawn(async move { server.await })
+        }
+        None => {
+            let server = axum::serve(api_listener, router).with_graceful_shutdown(stopped);
+            tokio::spawn(async move { server.await })
+        }
+    };
     tracing::info!(id = args.id, raft = %args.raft_addr, api = %args.api_addr,
         cluster = %format!("{:016x}", plan.file.cluster_id), "node running");
     let outcome = match plan.join {
         Some(target) => tokio::select! {
-            joined = join(&target, args.id, me) => joined.map(|()| tracing::info!("joined as a learner and caught up")),
+            joined = join(&target, args.id, me, tls.as_ref()) => joined.map(|()| tracing::info!("joined as a learner and caught up")),
             () = stop_signal(args.exit_on_stdin_close) => Err(Fatal("stopped while joining".into())),
         },
         None => Ok(()),

@@ -65,6 +65,9 @@ pub type NodeId = u64;
 /// protocol, version 1.
 pub const ALPN_PROTOCOL: &[u8] = b"raft/1";
 
+pub mod https;
+pub use https::IssuedCertificate;
+
 /// The DNS name a node's certificate carries: `node-<id>`.
 pub fn node_name(node: NodeId) -> String {
     format!("node-{node}")

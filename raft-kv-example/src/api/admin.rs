@@ -93,7 +93,7 @@ pub(super) async fn cluster(State(state): State<Shared>) -> Json<ClusterStatus> 
                 return (id, addr, Some(own));
             }
             let Some(addr) = addr else { return (id, None, None) };
-            let url = format!("http://{}/status", addr.api);
+            let url = format!("{}://{}/status", state.scheme, addr.api);
             let answer = state.http.get(url).timeout(Duration::from_secs(1)).send().await;
             let status = match answer {
                 Ok(response) => response.json::<NodeStatus>().await.ok(),
@@ -149,7 +149,8 @@ async fn relay_unless_leader<T: Serialize>(
     let Some(LeaderRef { api: Some(api), .. }) = state.leader() else {
         return Some(Err(unavailable("no leader known; retry".into())));
     };
-    let mut request = state.http.request(method, format!("http://{api}{path}")).header(FORWARDED, "1");
+    let mut request =
+        state.http.request(method, format!("{}://{api}{path}", state.scheme)).header(FORWARDED, "1");
     if let Some(body) = body {
         request = request.json(body);
     }

@@ -90,6 +90,9 @@ pub struct ApiState {
     /// A client for relaying admin requests to the leader, and asking peers
     /// for their status.
     pub http: reqwest::Client,
+    /// How peers' APIs are reached: `http`, or `https` when this node
+    /// serves its API over TLS (see [`ApiState::with_tls`]).
+    pub scheme: &'static str,
     /// How long an admin request waits (a learner catching up, say).
     pub admin_timeout: Duration,
     /// Renders what the `metrics` facade recorded, for `GET /metrics`.
@@ -105,11 +108,20 @@ impl ApiState {
             id,
             cluster_id,
             limits,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap_or_default(),
+            http: crate::tls::http_client(None, Duration::from_secs(120)),
+            scheme: "http",
             admin_timeout: Duration::from_secs(60),
             prometheus: None,
             slots: Semaphore::new(limits.max_concurrent),
         }
+    }
+
+    /// Calls peers' APIs over HTTPS with `client` (the node's own API
+    /// certificate, trusting the cluster CA).
+    pub fn with_tls(mut self, client: rustls::ClientConfig) -> Self {
+        self.http = crate::tls::http_client(Some(client), Duration::from_secs(120));
+        self.scheme = "https";
+        self
     }
 
     /// The leader this node knows of, with its API address.

@@ -138,7 +138,7 @@ pub fn url(base: u16, id: u64, path: &str) -> String {
 
 /// A client with a short per-request timeout.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("client")
+    raft_kv_example::tls::http_client(None, Duration::from_secs(15))
 }
 
 /// Polls `check` until it returns `Some`, failing after `within`.
