@@ -290,6 +290,10 @@ pub struct NodeArgs {
     /// Join a running cluster through any member's API address.
     #[arg(long, env = "RAFT_KV_JOIN", conflicts_with = "initial_members")]
     pub join: Option<String>,
+    /// With `--init`: load this backup (from `raft-kv backup` or `GET
+    /// /backup`) into the new cluster before serving it.
+    #[arg(long, env = "RAFT_KV_RESTORE", requires = "init")]
+    pub restore: Option<PathBuf>,
     /// Found a cluster of several voters: `1=RAFT@API,2=RAFT@API,...`.
     #[arg(long, env = "RAFT_KV_INITIAL_MEMBERS")]
     pub initial_members: Option<String>,

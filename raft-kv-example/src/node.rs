@@ -92,6 +92,14 @@ struct Plan {
 
 async fn plan(args: &NodeArgs, me: MemberAddr, tls: Option<&NodeTls>) -> Result<Plan, Fatal> {
     let existing = NodeFile::read(&args.data_dir)?;
+    if let (Some(_), Some(backup)) = (&existing, &args.restore) {
+        return Err(Fatal(format!(
+            "{} already holds a node, so --restore {} cannot found a new cluster there: \
+             remove the directory (a restore that stopped half-way leaves one too) and start again",
+            args.data_dir.display(),
+            backup.display()
+        )));
+    }
     if let Some(file) = existing {
         if file.id != args.id {
             return Err(Fatal(format!(
@@ -300,6 +308,27 @@ async fn start_raft(
     }
 }
 
+/// Loads `backup` into the cluster this node has just founded alone, once
+/// it leads, through the log like `POST /restore`.
+async fn restore(raft: &Raft<KvState>, backup: Vec<u8>) -> Result<(), Fatal> {
+    use crate::state::{Command, Op, Outcome};
+    let mut metrics = raft.metrics();
+    let leads = tokio::time::timeout(Duration::from_secs(30), metrics.wait_for(|m| m.leader == Some(m.id)));
+    if !matches!(leads.await, Ok(Ok(_))) {
+        return Err(Fatal("the new cluster elected no leader in 30 s; nothing was restored".into()));
+    }
+    let command = Command { request: None, op: Op::Restore(backup.into()) };
+    match raft.propose(command).await {
+        Ok(Outcome::Restored { keys, revision }) => {
+            tracing::info!(keys, revision, "restored the backup into the new cluster");
+            Ok(())
+        }
+        Ok(Outcome::RestoreRefused { reason }) => Err(Fatal(format!("backup not restored: {reason}"))),
+        Ok(other) => Err(Fatal(format!("backup not restored: unexpected outcome {other:?}"))),
+        Err(error) => Err(Fatal(format!("backup not restored: {error}"))),
+    }
+}
+
 /// Asks `target` (any member) to add this node as a learner, retrying
 /// while the cluster is unavailable, until it has caught up.
 async fn join(target: &str, id: NodeId, me: MemberAddr, tls: Option<&NodeTls>) -> Result<(), Fatal> {
@@ -410,6 +439,13 @@ pub async fn run(args: NodeArgs) -> Result<(), Fatal> {
         .await
         .map_err(|e| Fatal(format!("cannot listen for the API on {}: {e}", args.api_addr)))?;
     let me = MemberAddr { raft: args.raft_addr, api: args.api_addr };
+    let backup = match &args.restore {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| Fatal(format!("cannot read the backup {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
     let plan = plan(&args, me, tls.as_ref()).await?;
     let cell: Arc<OnceLock<Raft<KvState>>> = Arc::default();
     let transport = bind_transport(&args, &plan.file, &plan.peers, cell.clone()).await?;
@@ -417,6 +453,12 @@ pub async fn run(args: NodeArgs) -> Result<(), Fatal> {
     let raft = start_raft(&args, &plan.file, transport).await?;
     let _ = cell.set(raft.clone());
     log_changes(&raft);
+    if let Some(backup) = backup {
+        if let Err(error) = restore(&raft, backup).await {
+            raft.shutdown().await;
+            return Err(error);
+        }
+    }
     let limits = Limits {
         max_key_bytes: args.max_key_bytes,
         max_value_bytes: args.max_value_bytes,
