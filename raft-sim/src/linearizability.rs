@@ -873,6 +873,24 @@ mod tests {
     }
 
     #[test]
+    fn a_read_of_a_repeated_value_does_not_pin_a_later_unknown_put_of_it() {
+        // The read at [1, 12] saw the first put of 1, the read at [60, 70]
+        // the unknown one, after the put of 2. Pinning the unknown put to
+        // the earliest read of 1 (which completed before it was invoked)
+        // would refute this linearizable history: with repeated values the
+        // pass must stay out. `repeated_put_values_are_searched_unsettled`
+        // passes with the guard removed; this one does not.
+        let h = [
+            put(1, 7, 1, 0, 10),
+            get(3, 7, Some(1), 1, 12),
+            put(1, 7, 2, 20, 30),
+            put_with(2, 7, 1, 50, Outcome::Unknown),
+            get(3, 7, Some(1), 60, 70),
+        ];
+        assert_eq!(verdict(&h), Verdict::Linearizable);
+    }
+
+    #[test]
     fn tiny_budget_gives_up() {
         // Ten mutually concurrent puts and reads: linearizable, but only
         // after visiting more than one configuration.
