@@ -44,7 +44,8 @@ pub const MAX_UNCOMMITTED: u64 = 32;
 /// within the bound of `max_clock_drift_ticks` ([`crate::clock`]): 20% of
 /// runs tick at one rate, 40% anywhere within the bound, 40% only at its two
 /// extremes. Calm runs (no crashes, partitions or loss) have no pauses, long
-/// delays or replays either.
+/// delays or replays either, unless they become fine-clock runs
+/// ([`SimOptions::tick_steps`]), which partition.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
     /// The seed everything is drawn from.
