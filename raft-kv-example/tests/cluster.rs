@@ -8,16 +8,6 @@ use common::*;
 use std::process::Command;
 use std::time::Duration;
 
-/// Runs a client verb; returns its exit code and output.
-fn cli(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(bin()).args(args).env_remove("RUST_LOG").output().expect("run raft-kv");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 fn start_cluster(dir: &std::path::Path, base: u16, extra: &[&str]) -> Proc {
     let mut args: Vec<String> = vec!["cluster".into(), "--dir".into(), dir.join("c").display().to_string()];
     args.extend(["--base-port".to_string(), base.to_string()]);

@@ -84,6 +84,16 @@ pub fn start(args: &[String], log: &Path) -> Proc {
     Proc { child: Some(child), log: log.to_path_buf() }
 }
 
+/// Runs a client verb to its end; returns its exit code, stdout and stderr.
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(bin()).args(args).env_remove("RUST_LOG").output().expect("run raft-kv");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// One node's addresses in a test's port block.
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
