@@ -113,6 +113,19 @@ impl Client {
         }
     }
 
+    /// How long one attempt at a read or a write may wait: its share of
+    /// what is left of `--timeout` across the endpoints (at least a
+    /// second), so that a node that hangs (stopped, or its answers lost)
+    /// cannot use up the deadline before the next endpoint is tried. Both
+    /// are safe to send again: reads freely, writes with their Request-Id.
+    /// An admin change waits for its answer, as it is not sent again once
+    /// it may have been applied.
+    fn attempt_timeout(&self) -> Duration {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let share = left / u32::try_from(self.endpoints.len()).unwrap_or(u32::MAX);
+        share.max(Duration::from_secs(1))
+    }
+
     fn url(&self, endpoint: &str, path: &str) -> String {
         if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
             format!("{endpoint}{path}")
@@ -142,6 +155,9 @@ impl Client {
             let mut request = self.http.request(method.clone(), self.url(endpoint, path));
             if kind == Kind::Write {
                 request = request.header(REQUEST_ID, &self.request_id);
+            }
+            if kind != Kind::Admin {
+                request = request.timeout(self.attempt_timeout());
             }
             if let Some(body) = &body {
                 request = request.body(body.clone());
@@ -193,11 +209,21 @@ impl Client {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+        Err(Self::gave_up(kind, unknown, last))
+    }
+
+    /// The failure once the deadline passed: a write that may have been
+    /// applied somewhere is of unknown outcome, anything else unavailable.
+    fn gave_up(kind: Kind, unknown: Option<String>, last: String) -> Failure {
         match unknown {
             Some(message) if kind == Kind::Write => {
-                Err(Failure::new(Exit::OutcomeUnknown, format!("the outcome is unknown: {message}")))
+                Failure::new(Exit::OutcomeUnknown, format!("the outcome is unknown: {message}"))
             }
-            _ => Err(Failure::new(Exit::Unavailable, format!("no node could serve the request: {last}"))),
+            unknown => {
+                // A read whose every attempt timed out names the last.
+                let last = if last.is_empty() { unknown.unwrap_or_default() } else { last };
+                Failure::new(Exit::Unavailable, format!("no node could serve the request: {last}"))
+            }
         }
     }
 

@@ -8,16 +8,6 @@ use common::*;
 use std::process::Command;
 use std::time::Duration;
 
-/// Runs a client verb; returns its exit code and output.
-fn cli(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(bin()).args(args).env_remove("RUST_LOG").output().expect("run raft-kv");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 fn start_cluster(dir: &std::path::Path, base: u16, extra: &[&str]) -> Proc {
     let mut args: Vec<String> = vec!["cluster".into(), "--dir".into(), dir.join("c").display().to_string()];
     args.extend(["--base-port".to_string(), base.to_string()]);
@@ -153,6 +143,60 @@ async fn client_verbs_print_text_or_json_and_exit_codes_tell_outcomes_apart() {
     // An unreachable endpoint first: the next is tried.
     let with_dead = format!("127.0.0.1:1,{e}");
     assert_eq!(cli(&["get", "a", "--endpoints", &with_dead]).1, "3\n");
+}
+
+/// Issue 11 through the CLI: its first endpoint loses the answer (a relay
+/// passes the create-only put to node `lost_at` and keeps the 200), so the
+/// CLI gives up on it within `--timeout`, retries at the next endpoint with
+/// the same Request-Id and prints the first outcome (a second application
+/// would exit 4). With a hung node (SIGSTOP) first, a read goes on at the
+/// next endpoint. Each attempt gets a share of `--timeout`: before, one
+/// attempt could wait 90 s, past the deadline, and the next endpoint was
+/// never tried.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_retries_past_a_lost_answer_and_a_hung_node_within_its_timeout() {
+    // Owns ports 23600-23699 (the relay listens on 23690).
+    let base = 23600;
+    let dir = tempfile::tempdir().unwrap();
+    let members = members(base, 3);
+    let nodes: Vec<Proc> = (1..=3)
+        .map(|id| start_node(base, id, dir.path(), &["--initial-members", &members, "--storage", "mem"]))
+        .collect();
+    for id in 1..=3 {
+        wait_ready(base, id).await;
+    }
+    let leader = leader_of(base, 1).await;
+    let followers: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+    let (lost_at, hung) = (followers[0], followers[1]);
+    let api = |id: u64| format!("127.0.0.1:{}", ports(base, id).api);
+
+    let mut relay = AnswerLosingRelay::start(base + 90, ports(base, lost_at).api).await;
+    let endpoints = format!("127.0.0.1:{},{}", base + 90, api(leader));
+    let put = tokio::task::spawn_blocking(move || {
+        cli(&["put", "once", "first", "--if-revision", "0", "--endpoints", &endpoints, "--timeout", "20"])
+    });
+    let lost = relay.kept_answer(Duration::from_secs(60)).await;
+    let (head, body) = split_http(&lost).expect("a whole answer");
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&lost));
+    let revision = serde_json::from_slice::<serde_json::Value>(body).unwrap()["revision"].as_u64().unwrap();
+    let (code, out, err) = put.await.unwrap();
+    assert_eq!((code, out), (0, format!("OK revision {revision}\n")), "{err}");
+
+    nodes[hung as usize - 1].signal("STOP");
+    let endpoints = format!("{},{}", api(hung), api(lost_at));
+    let read = tokio::task::spawn_blocking(move || {
+        cli(&["get", "once", "--endpoints", &endpoints, "--timeout", "20"])
+    });
+    let (code, out, err) = read.await.unwrap();
+    assert_eq!((code, out.as_str()), (0, "first\n"), "{err}");
+    // Only the hung node: unavailable (5), and the error names it.
+    let only = api(hung);
+    let read =
+        tokio::task::spawn_blocking(move || cli(&["get", "once", "--endpoints", &only, "--timeout", "2"]));
+    let (code, _, err) = read.await.unwrap();
+    nodes[hung as usize - 1].signal("CONT");
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains(&api(hung)), "{err}");
 }
 
 /// `--transport quic`: the supervisor makes the certificates, and the

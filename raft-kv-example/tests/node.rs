@@ -78,8 +78,9 @@ async fn three_voters_forward_writes_survive_the_leaders_death_and_its_restart()
     }
 }
 
-/// A write whose answer is lost, retried at another node with the same
-/// Request-Id, gets the first answer and is not applied a second time.
+/// A write repeated at another node with the same Request-Id (its first
+/// answer received, so this is a client's duplicate, not a lost answer: see
+/// the next test) gets the first answer and is not applied a second time.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retried_request_id_is_applied_once_at_any_node() {
     let base = 21300;
@@ -124,6 +125,89 @@ async fn a_retried_request_id_is_applied_once_at_any_node() {
     let b = cas(1).await.unwrap();
     assert_eq!(b.status(), 200, "the retry must get the first outcome, not a conflict");
     assert_eq!(get(base, 3, "counter").await.as_deref(), Some("3"));
+}
+
+/// Issue 11, with the answer really lost: a create-only write
+/// (`if_revision=0`) with a Request-Id reaches a follower through a relay
+/// that drops the follower's answer, so the client times out without one
+/// and gives up on that node, which then hangs (SIGSTOP). The retry at
+/// another node gets the first answer; a second application would have
+/// answered 409 `cas_failed`. The key's revision, read back from the store
+/// at every node, is the one that answer names.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_whose_answer_is_lost_is_applied_once_when_retried_at_another_node() {
+    // Owns ports 23200-23299 (the relay listens on 23290).
+    let base = 23200;
+    let dir = tempfile::tempdir().unwrap();
+    let members = members(base, 3);
+    let nodes: Vec<Proc> = (1..=3)
+        .map(|id| start_node(base, id, dir.path(), &["--initial-members", &members, "--storage", "mem"]))
+        .collect();
+    for id in 1..=3 {
+        wait_ready(base, id).await;
+    }
+    let leader = leader_of(base, 1).await;
+    let followers: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+    let (lost_at, retry_at) = (followers[0], followers[1]);
+
+    let mut relay = AnswerLosingRelay::start(base + 90, ports(base, lost_at).api).await;
+    let client = raft_kv_example::tls::http_client(None, Duration::from_secs(5));
+    let attempt = client
+        .put(format!("http://127.0.0.1:{}/kv/once?if_revision=0", base + 90))
+        .header("Request-Id", "lost-answer:1")
+        .body("first")
+        .send();
+    let attempt = tokio::spawn(attempt);
+    let lost = relay.kept_answer(Duration::from_secs(60)).await;
+    let (head, body) = split_http(&lost).expect("a whole answer");
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&lost));
+    let first: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let revision = first["revision"].as_u64().unwrap();
+    nodes[lost_at as usize - 1].signal("STOP");
+    let error = attempt.await.unwrap().expect_err("the answer must never reach the client");
+    assert!(error.is_timeout(), "the client must give up by its timeout: {error}");
+
+    // The retry, at another node, while the first hangs: retried like a
+    // client would while the outcome is unavailable or unknown.
+    let http = http();
+    let retried = wait_for("the retry's answer", Duration::from_secs(60), || {
+        let request = http
+            .put(url(base, retry_at, "/kv/once?if_revision=0"))
+            .header("Request-Id", "lost-answer:1")
+            .body("first")
+            .send();
+        async move {
+            let response = request.await.ok()?;
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.ok()?;
+            (status != 503 && status != 504).then_some((status, body))
+        }
+    })
+    .await;
+    assert_eq!(retried, (200, first.clone()), "a second application would answer cas_failed");
+
+    // The store: one write, at the revision both answers name.
+    let read = http.get(url(base, retry_at, "/kv/once")).send().await.unwrap();
+    assert_eq!(read.headers()["x-raft-revision"], revision.to_string().as_str());
+    assert_eq!(read.text().await.unwrap(), "first");
+    nodes[lost_at as usize - 1].signal("CONT");
+    assert_eq!(get(base, lost_at, "once").await.as_deref(), Some("first"));
+    let read = http.get(url(base, lost_at, "/kv/once")).send().await.unwrap();
+    assert_eq!(read.headers()["x-raft-revision"], revision.to_string().as_str());
+    // And the premise: applied again (a new request), the write fails.
+    let again = http
+        .put(url(base, lost_at, "/kv/once?if_revision=0"))
+        .header("Request-Id", "lost-answer:2")
+        .body("second")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let again: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(
+        (again["error"].as_str(), again["current"]["revision"].as_u64()),
+        (Some("cas_failed"), Some(revision))
+    );
 }
 
 async fn error_of(response: reqwest::Response) -> (u16, String, String) {

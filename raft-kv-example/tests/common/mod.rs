@@ -84,6 +84,16 @@ pub fn start(args: &[String], log: &Path) -> Proc {
     Proc { child: Some(child), log: log.to_path_buf() }
 }
 
+/// Runs a client verb to its end; returns its exit code, stdout and stderr.
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(bin()).args(args).env_remove("RUST_LOG").output().expect("run raft-kv");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// One node's addresses in a test's port block.
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
@@ -214,4 +224,87 @@ pub async fn get(base: u16, id: u64, key: &str) -> Option<String> {
         }
     })
     .await
+}
+
+/// A TCP relay in front of one node's API that passes a client's request
+/// through and keeps the node's answer from the client, as a network that
+/// loses the answer does: the node acts on the request and answers, the
+/// client hears nothing and times out. The answer is kept for the test.
+pub struct AnswerLosingRelay {
+    answer: Option<tokio::sync::oneshot::Receiver<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AnswerLosingRelay {
+    /// Listens on `listen` (loopback) for one connection, relayed to the API
+    /// on `target`.
+    pub async fn start(listen: u16, target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", listen)).await.expect("relay port");
+        let (kept, answer) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let (mut client, _) = listener.accept().await.expect("relay accept");
+            let mut node =
+                tokio::net::TcpStream::connect(("127.0.0.1", target)).await.expect("relay connect");
+            let (mut from_node, mut to_node) = node.split();
+            let (mut from_client, _to_client) = client.split();
+            // Both halves stay open until the relay is dropped: the client
+            // must time out, not see a close.
+            let forward = async {
+                let _ = tokio::io::copy(&mut from_client, &mut to_node).await;
+                std::future::pending::<()>().await
+            };
+            let keep = async {
+                let _ = kept.send(read_http_answer(&mut from_node).await);
+                std::future::pending::<()>().await
+            };
+            tokio::join!(forward, keep);
+        });
+        Self { answer: Some(answer), task }
+    }
+
+    /// The node's whole answer (status line, headers, body), once it gave
+    /// one, failing after `within`.
+    pub async fn kept_answer(&mut self, within: Duration) -> Vec<u8> {
+        let answer = self.answer.take().expect("the answer is taken once");
+        tokio::time::timeout(within, answer)
+            .await
+            .expect("the node did not answer through the relay in time")
+            .expect("the relay stopped")
+    }
+}
+
+impl Drop for AnswerLosingRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads one HTTP/1.1 answer (with a Content-Length) from `from`, or what
+/// came before the connection closed.
+async fn read_http_answer(from: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some((head, body)) = split_http(&answer) {
+            let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|n| n.trim().parse::<usize>().ok());
+            if length.is_some_and(|n| body.len() >= n) {
+                return answer;
+            }
+        }
+        match from.read(&mut chunk).await {
+            Ok(0) | Err(_) => return answer,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// An HTTP message's head and body, once the head is complete.
+pub fn split_http(message: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = message.windows(4).position(|w| w == b"\r\n\r\n")?;
+    Some((&message[..end], &message[end + 4..]))
 }
