@@ -381,19 +381,9 @@ async fn run_admin(command: Command) -> Result<(), Failure> {
             }
         }
         Command::Promote { id, client } => {
-            let c = Client::new(&client);
-            let status: ClusterStatus = c.json(Method::GET, "/cluster", None::<&()>, Kind::Read).await?;
-            let mut voters: Vec<u64> =
-                status.members.iter().filter(|m| m.kind == "voter").map(|m| m.id).collect();
-            if !status.members.iter().any(|m| m.id == id && m.kind == "learner") {
-                return Err(Failure::new(Exit::NotFound, format!("node {id} is not a learner")));
-            }
-            voters.push(id);
-            let learners: Vec<u64> =
-                status.members.iter().filter(|m| m.kind == "learner" && m.id != id).map(|m| m.id).collect();
-            let body = crate::api::types::SetMembership { voters, learners };
+            let path = format!("/cluster/members/{id}/promote");
             let p: LogPosition =
-                c.json(Method::POST, "/cluster/membership", Some(&body), Kind::Admin).await?;
+                Client::new(&client).json(Method::POST, &path, None::<&()>, Kind::Admin).await?;
             if client.json {
                 print_json(&p)
             } else {

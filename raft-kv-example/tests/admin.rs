@@ -152,7 +152,10 @@ async fn promote_and_demote(e: &str) {
     wait_kinds(e, &all_voters).await;
     let (code, _, err) = cli(&["promote", "4", "--endpoints", e]);
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("node 4 is not a learner"), "{err}");
+    assert!(err.contains("node 4 is already a voter, not a learner"), "{err}");
+    let (code, _, err) = cli(&["promote", "9", "--endpoints", e]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("node 9 is not a member, not a learner"), "{err}");
     let (code, _, err) = cli(&["change-membership", "--voters", "1,2,3,7", "--endpoints", e]);
     assert_eq!(code, 7, "{err}");
     assert!(err.contains("node 7 must join as a learner"), "{err}");

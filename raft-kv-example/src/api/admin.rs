@@ -227,6 +227,39 @@ pub(super) async fn set_membership(
     Ok(position(changed).into_response())
 }
 
+/// `POST /cluster/members/{id}/promote`: makes learner `id` a voter. The
+/// leader computes the new configuration from the one it has in force, so
+/// a client never sends a list built from another node's (possibly stale)
+/// view, which could drop a member added meanwhile.
+pub(super) async fn promote_member(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    id: Result<Path<u64>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|e| ApiError::bad_request(format!("invalid node id: {}", e.body_text())))?;
+    let path = format!("/cluster/members/{id}/promote");
+    if let Some(relayed) = relay_unless_leader::<()>(&state, &headers, Method::POST, &path, None).await {
+        return relayed;
+    }
+    let membership = state.raft.metrics().borrow().membership.clone();
+    if membership.is_joint() {
+        let message = "a membership change is in progress; retry";
+        return Err(ApiError::new(Code::Unavailable, message).with_leader(state.leader()));
+    }
+    if !membership.learners.contains(&id) {
+        let what = if membership.voters.contains(&id) { "already a voter" } else { "not a member" };
+        return Err(
+            ApiError::not_found(format!("node {id} is {what}, not a learner")).with_leader(state.leader())
+        );
+    }
+    let mut voters = membership.voters.clone();
+    voters.insert(id);
+    let learners = membership.learners.iter().copied().filter(|&l| l != id);
+    let promoted = bounded(&state, state.raft.change_membership(voters, learners)).await?;
+    tracing::info!(node = id, "learner promoted to voter");
+    Ok(position(promoted).into_response())
+}
+
 pub(super) async fn remove_member(
     State(state): State<Shared>,
     headers: HeaderMap,

@@ -159,6 +159,7 @@ pub fn router(state: Shared) -> Router {
         .route("/cluster/learners", post(admin::add_learner))
         .route("/cluster/membership", post(admin::set_membership))
         .route("/cluster/members/{id}", delete(admin::remove_member))
+        .route("/cluster/members/{id}/promote", post(admin::promote_member))
         .route("/cluster/transfer-leader", post(admin::transfer_leader))
         .route("/cluster/snapshot", post(admin::snapshot))
         .route("/backup", get(admin::backup))
