@@ -27,8 +27,9 @@
 //!    is a linearizability violation like any other.
 //! 5. Checks the history with [`raft_sim::linearizability`] (unknown
 //!    writes may or may not have happened), writes `history.jsonl`,
-//!    `faults.jsonl` and every node's log to `--out`, and prints one line
-//!    ([`Report`]). The exit code is 1 on a violation.
+//!    `faults.jsonl` and every node's log to `--out` (on a violation also
+//!    `violation-kKEY.jsonl`, the refuted key's operations in order), and
+//!    prints one line ([`Report`]). The exit code is 1 on a violation.
 //!
 //! # What it cannot see
 //!

@@ -144,7 +144,9 @@ impl std::fmt::Display for Report {
         let faults: Vec<String> = self.faults.iter().map(|(k, n)| format!("{k}={n}")).collect();
         let verdict = match &self.verdict {
             Verdict::Linearizable => "linearizable".to_string(),
-            Verdict::NotLinearizable { key, .. } => format!("NOT LINEARIZABLE (key k{key})"),
+            Verdict::NotLinearizable { key, .. } => {
+                format!("NOT LINEARIZABLE (key k{key}, its operations in violation-k{key}.jsonl)")
+            }
             Verdict::GaveUp { key } => format!("UNDECIDED (checker gave up on key k{key})"),
         };
         write!(
@@ -195,6 +197,9 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
     write(&out, &records, &log)?;
     let history = history::to_history(&records);
     let (verdict, _) = check_counted(&history, opts.check_budget);
+    if let Verdict::NotLinearizable { key, .. } = &verdict {
+        write_key(&out, &records, *key)?;
+    }
     let mut faults = BTreeMap::new();
     for fault in &log {
         *faults.entry(fault.kind.name()).or_insert(0) += 1;
@@ -283,6 +288,15 @@ async fn final_reads(opts: &Options, layout: Layout, clock: Clock) -> Result<Vec
         }
     }
     Ok(records)
+}
+
+/// Writes the operations on `key`, in order of invocation, to
+/// `violation-kKEY.jsonl`: the sub-history the checker refuted.
+fn write_key(out: &std::path::Path, records: &[Record], key: u64) -> Result<(), Error> {
+    let mut on_key: Vec<&Record> = records.iter().filter(|r| r.key == key).collect();
+    on_key.sort_by_key(|r| (r.invoke_us, r.complete_us));
+    let path = out.join(format!("violation-k{key}.jsonl"));
+    history::write_jsonl(&path, &on_key).map_err(|e| Error::Io(path.display().to_string(), e))
 }
 
 fn write(out: &std::path::Path, records: &[Record], log: &[FaultLog]) -> Result<(), Error> {
