@@ -6,9 +6,12 @@
 //! Ports (each test its own block of 100, below the ephemeral range):
 //! 25000 TCP, 25100 QUIC, 25200 unsafe over TCP, 25300 unsafe over QUIC.
 //!
-//! The `raft-kv` binary is `RAFT_KV_BIN`, or built here beside the test
-//! (`cargo build -p raft-kv-example --bin raft-kv`, without RocksDB unless
-//! this crate's `rocksdb` feature is on).
+//! The `raft-kv` binary is `RAFT_KV_BIN`, or built here (`cargo build -p
+//! raft-kv-example --bin raft-kv`, without RocksDB unless this crate's
+//! `rocksdb` feature is on) into a target directory of its own,
+//! `TARGET/raft-chaos-node`: built into `TARGET/debug` it would replace,
+//! with other features, the `raft-kv` that raft-kv-example's own tests may
+//! be running in the same `cargo test --workspace`.
 
 use clap::Parser;
 use raft_chaos::{run, Options, Report};
@@ -23,17 +26,19 @@ fn raft_kv() -> PathBuf {
         if let Some(bin) = std::env::var_os("RAFT_KV_BIN") {
             return bin.into();
         }
+        // TARGET/debug/deps/runs-HASH -> TARGET
+        let exe = std::env::current_exe().expect("the test's path");
+        let target = exe.ancestors().nth(3).expect("TARGET/debug/deps/runs-HASH").join("raft-chaos-node");
         let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut build = std::process::Command::new(env!("CARGO"));
         build.current_dir(&workspace).args(["build", "-p", "raft-kv-example", "--bin", "raft-kv"]);
+        build.arg("--target-dir").arg(&target);
         if !cfg!(feature = "rocksdb") {
             build.arg("--no-default-features");
         }
         let status = build.status().expect("run cargo build");
         assert!(status.success(), "cargo build of raft-kv failed: {status}");
-        // target/debug/deps/runs-HASH -> target/debug/raft-kv
-        let exe = std::env::current_exe().expect("the test's path");
-        exe.parent().and_then(|deps| deps.parent()).expect("target/debug").join("raft-kv")
+        target.join("debug").join("raft-kv")
     })
     .clone()
 }
