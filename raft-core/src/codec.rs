@@ -78,10 +78,14 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 /// it occupied.
 ///
 /// bincode allocates a container as soon as it reads its length, so the
-/// limit is the smallest power of four (from 4 KiB) that covers `bytes`:
-/// whatever a hostile length prefix claims, a decode allocates at most
-/// 4 KiB or four times the input it was given, whichever is more. Inputs
-/// over [`MAX_VALUE_BYTES`] are refused.
+/// decode runs under a limit that follows the input's size. bincode counts
+/// against the limit what a value takes in memory, not on the wire: a
+/// `u64` varint of 1 byte counts 8, an enum tag of 1 byte counts 4, so a
+/// well-formed message of many small entries counts up to 8 times its
+/// length. The limit is therefore the smallest power of four (from 4 KiB)
+/// that covers 16 times the input: whatever a hostile length prefix claims,
+/// a decode allocates at most 4 KiB or 64 times the input it was given,
+/// whichever is more. Inputs over [`MAX_VALUE_BYTES`] are refused.
 pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
     fn with_limit<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
         bincode::serde::decode_from_slice(bytes, configuration::<LIMIT>())
@@ -89,14 +93,16 @@ pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), Co
     }
     const K: usize = 1 << 10;
     match bytes.len() {
-        0..=4096 => with_limit::<T, { 4 * K }>(bytes),
-        4097..=16384 => with_limit::<T, { 16 * K }>(bytes),
-        16385..=65536 => with_limit::<T, { 64 * K }>(bytes),
-        65537..=262144 => with_limit::<T, { 256 * K }>(bytes),
-        262145..=1048576 => with_limit::<T, { 1024 * K }>(bytes),
-        1048577..=4194304 => with_limit::<T, { 4096 * K }>(bytes),
-        4194305..=16777216 => with_limit::<T, { 16384 * K }>(bytes),
-        16777217..=MAX_VALUE_BYTES => with_limit::<T, MAX_VALUE_BYTES>(bytes),
+        0..=256 => with_limit::<T, { 4 * K }>(bytes),
+        257..=1024 => with_limit::<T, { 16 * K }>(bytes),
+        1025..=4096 => with_limit::<T, { 64 * K }>(bytes),
+        4097..=16384 => with_limit::<T, { 256 * K }>(bytes),
+        16385..=65536 => with_limit::<T, { 1024 * K }>(bytes),
+        65537..=262144 => with_limit::<T, { 4096 * K }>(bytes),
+        262145..=1048576 => with_limit::<T, { 16384 * K }>(bytes),
+        1048577..=4194304 => with_limit::<T, { 65536 * K }>(bytes),
+        4194305..=16777216 => with_limit::<T, { 262144 * K }>(bytes),
+        16777217..=MAX_VALUE_BYTES => with_limit::<T, { 1048576 * K }>(bytes),
         len => Err(CodecError::Decode(format!("{len} bytes exceed the limit of {MAX_VALUE_BYTES}"))),
     }
 }
@@ -217,6 +223,40 @@ mod tests {
         assert_eq!(decode::<HardState>(&encode(&hard_state).unwrap()), Ok(hard_state));
         let membership = Membership::new([1, 2, 3], [4]);
         assert_eq!(decode::<Membership>(&encode(&membership).unwrap()), Ok(membership));
+    }
+
+    /// Found by `raft-chaos` (seed 1, TCP, memory store): a follower that
+    /// fell about a hundred small entries behind refused every catch-up
+    /// AppendEntries with `LimitExceeded` and never caught up. bincode
+    /// counts a decoded value's in-memory size against the limit (8 bytes
+    /// for a `u64` that took 1 byte on the wire), so a limit of 1 to 4
+    /// times the input refused well-formed messages.
+    #[test]
+    fn append_entries_of_many_small_entries_decode() {
+        for n in [1u64, 10, 50, 100, 200, 400, 800, 1024, 4096] {
+            for len in [0usize, 1, 8, 30, 100] {
+                let entries: Vec<Entry> = (0..n)
+                    .map(|i| Entry {
+                        term: 3,
+                        index: 1000 + i,
+                        payload: if len == 0 {
+                            EntryPayload::Blank
+                        } else {
+                            EntryPayload::Command(Bytes::from(vec![7u8; len]))
+                        },
+                    })
+                    .collect();
+                let body = crate::MessageBody::AppendEntries(crate::AppendEntries {
+                    prev_log_index: 999,
+                    prev_log_term: 3,
+                    entries,
+                    leader_commit: 5,
+                });
+                let message = Message { from: 1, to: 2, term: 3, body };
+                let bytes = encode(&message).unwrap();
+                assert_eq!(decode::<Message>(&bytes).as_ref(), Ok(&message), "{n} entries of {len} bytes");
+            }
+        }
     }
 
     #[test]

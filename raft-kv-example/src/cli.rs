@@ -332,6 +332,16 @@ pub struct NodeArgs {
     /// they go when it goes, however it goes).
     #[arg(long, hide = true)]
     pub exit_on_stdin_close: bool,
+    /// For fault tests (`raft-chaos`): dial these peers at these addresses
+    /// instead of the configuration's, `ID=HOST:PORT,...`, so that a proxy
+    /// on each directed link can cut, delay or drop it.
+    #[arg(long, hide = true)]
+    pub peer_via: Option<String>,
+    /// For fault tests only: serve linearizable reads from local state,
+    /// without ReadIndex (unsafe: a deliberate bug that `raft-chaos` must
+    /// catch). Refused unless `RAFT_KV_UNSAFE_TESTING=1` is set too.
+    #[arg(long, hide = true)]
+    pub unsafe_local_reads_for_testing: bool,
 }
 
 /// `raft-kv cluster`.

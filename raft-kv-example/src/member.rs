@@ -77,14 +77,42 @@ pub enum Inner {
     Quic(raft_net_quic::QuicTransport),
 }
 
+/// Parses the hidden test flag `--peer-via`: `ID=HOST:PORT,...`, the
+/// address to dial each listed peer at instead of the one its
+/// configuration names (the fault-test tool puts a proxy there).
+pub fn parse_peer_via(s: &str) -> Result<BTreeMap<NodeId, SocketAddr>, String> {
+    let mut via = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part.split_once('=').ok_or_else(|| format!("{part:?} is not ID=HOST:PORT"))?;
+        let id: NodeId = id.trim().parse().map_err(|_| format!("{id:?} is not a node id"))?;
+        let addr: SocketAddr = addr.trim().parse().map_err(|_| format!("{addr:?} is not HOST:PORT"))?;
+        if via.insert(id, addr).is_some() {
+            return Err(format!("node {id} is listed twice"));
+        }
+    }
+    Ok(via)
+}
+
 /// A transport that reads the Raft half of the configuration's addresses.
 #[derive(Clone)]
-pub struct KvTransport(pub Inner);
+pub struct KvTransport {
+    /// The transport itself.
+    pub inner: Inner,
+    /// Peers dialed at an address of their own rather than the
+    /// configuration's (`--peer-via`; empty outside fault tests).
+    pub via: BTreeMap<NodeId, SocketAddr>,
+}
 
 impl KvTransport {
+    /// Wraps `inner`, dialing the peers in `via` at the addresses given
+    /// there.
+    pub fn new(inner: Inner, via: BTreeMap<NodeId, SocketAddr>) -> Self {
+        Self { inner, via }
+    }
+
     /// Stops listening and closes every connection.
     pub fn close(&self) {
-        match &self.0 {
+        match &self.inner {
             Inner::Tcp(t) => t.close(),
             Inner::TcpTls(t) => t.close(),
             Inner::Quic(t) => t.close(),
@@ -93,7 +121,8 @@ impl KvTransport {
 
     /// Sets a peer's Raft address.
     pub fn set_peer(&self, id: NodeId, addr: SocketAddr) {
-        match &self.0 {
+        let addr = self.via.get(&id).copied().unwrap_or(addr);
+        match &self.inner {
             Inner::Tcp(t) => t.set_peer(id, addr),
             Inner::TcpTls(t) => t.set_peer(id, addr),
             Inner::Quic(t) => t.set_peer(id, addr),
@@ -103,7 +132,7 @@ impl KvTransport {
 
 impl Transport for KvTransport {
     fn send(&self, message: Message) {
-        match &self.0 {
+        match &self.inner {
             Inner::Tcp(t) => t.send(message),
             Inner::TcpTls(t) => t.send(message),
             Inner::Quic(t) => t.send(message),
@@ -114,14 +143,14 @@ impl Transport for KvTransport {
         let raft = addresses
             .iter()
             .filter_map(|(&id, addr)| match addr.parse::<MemberAddr>() {
-                Ok(addr) => Some((id, addr.raft.to_string())),
+                Ok(addr) => Some((id, self.via.get(&id).copied().unwrap_or(addr.raft).to_string())),
                 Err(error) => {
                     tracing::warn!(id, %error, "configuration address ignored");
                     None
                 }
             })
             .collect();
-        match &self.0 {
+        match &self.inner {
             Inner::Tcp(t) => t.update_addresses(&raft),
             Inner::TcpTls(t) => t.update_addresses(&raft),
             Inner::Quic(t) => t.update_addresses(&raft),
@@ -146,5 +175,15 @@ mod tests {
         assert!(parse_members("0=127.0.0.1:1@127.0.0.1:2").is_err());
         assert!(parse_members("").is_err());
         assert!(parse_members("a=b").is_err());
+    }
+
+    #[test]
+    fn peer_via_parses_and_refuses_bad_input() {
+        let via = parse_peer_via("2=127.0.0.1:9002, 3=127.0.0.1:9003").unwrap();
+        assert_eq!(via.get(&3), Some(&"127.0.0.1:9003".parse().unwrap()));
+        assert!(parse_peer_via("").unwrap().is_empty());
+        for bad in ["2", "x=127.0.0.1:1", "2=nowhere", "2=127.0.0.1:1,2=127.0.0.1:2"] {
+            assert!(parse_peer_via(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -11,7 +11,7 @@
 use crate::api::types::{AddLearner, ClusterStatus};
 use crate::api::{self, ApiState, Limits};
 use crate::cli::{NodeArgs, Storage, TransportKind};
-use crate::member::{parse_members, Inner, KvTransport, MemberAddr};
+use crate::member::{parse_members, parse_peer_via, Inner, KvTransport, MemberAddr};
 use crate::state::KvState;
 use crate::tls::{NodeTls, TlsListener};
 use raft_core::runtime::{Raft, RuntimeConfig};
@@ -201,7 +201,15 @@ async fn bind_transport(
     peers: &BTreeMap<NodeId, SocketAddr>,
     cell: Arc<OnceLock<Raft<KvState>>>,
 ) -> Result<KvTransport, Fatal> {
-    let peers = peers.iter().filter(|(&id, _)| id != args.id).map(|(&id, &a)| (id, a));
+    let via = match &args.peer_via {
+        Some(text) => parse_peer_via(text).map_err(|e| Fatal(format!("--peer-via: {e}")))?,
+        None => BTreeMap::new(),
+    };
+    let peers = peers
+        .iter()
+        .filter(|(&id, _)| id != args.id)
+        .map(|(&id, &a)| (id, via.get(&id).copied().unwrap_or(a)))
+        .collect::<Vec<_>>();
     let identity = match &args.tls_dir {
         Some(dir) => Some(
             raft_net_tls::NodeIdentity::load(&raft_net_tls::IdentityPaths::in_dir(dir, args.id), args.id)
@@ -253,7 +261,7 @@ async fn bind_transport(
                 Inner::Quic(transport)
             }
         };
-    Ok(KvTransport(inner))
+    Ok(KvTransport::new(inner, via))
 }
 
 fn raft_config(args: &NodeArgs) -> (Config, RuntimeConfig) {
@@ -411,8 +419,28 @@ async fn stop_signal(stdin: bool) {
     }
 }
 
+/// The environment variable that must be `1` for
+/// `--unsafe-local-reads-for-testing` to be accepted: the deliberate bug is
+/// never one flag away.
+pub const UNSAFE_TESTING_ENV: &str = "RAFT_KV_UNSAFE_TESTING";
+
+/// Refuses the unsafe test flag unless its environment variable agrees.
+fn check_unsafe(args: &NodeArgs) -> Result<(), Fatal> {
+    if args.unsafe_local_reads_for_testing {
+        if std::env::var(UNSAFE_TESTING_ENV).as_deref() != Ok("1") {
+            return Err(Fatal(format!(
+                "--unsafe-local-reads-for-testing breaks linearizability on purpose; \
+                 it is refused unless {UNSAFE_TESTING_ENV}=1"
+            )));
+        }
+        tracing::warn!("UNSAFE: linearizable reads are served locally without ReadIndex (fault-test mode)");
+    }
+    Ok(())
+}
+
 /// Runs `raft-kv node` until a stop signal.
 pub async fn run(args: NodeArgs) -> Result<(), Fatal> {
+    check_unsafe(&args)?;
     let tls = match &args.api_tls_dir {
         Some(dir) => Some(NodeTls::load(dir, args.id, args.api_client_ca.as_deref())?),
         None => None,
@@ -471,6 +499,7 @@ pub async fn run(args: NodeArgs) -> Result<(), Fatal> {
         state = state.with_tls(tls.client.clone());
     }
     state.prometheus = prometheus;
+    state.unsafe_local_reads = args.unsafe_local_reads_for_testing;
     let router = api::router(Arc::new(state));
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let stopped = async {
@@ -525,4 +554,44 @@ fn install_prometheus() -> Option<metrics_exporter_prometheus::PrometheusHandle>
 /// Where `raft-kv node` keeps its data for a node of a local cluster.
 pub fn node_dir(base: &Path, id: NodeId) -> PathBuf {
     base.join(format!("node-{id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn node_args(extra: &[&str]) -> NodeArgs {
+        let mut args = vec![
+            "raft-kv",
+            "node",
+            "--id",
+            "1",
+            "--raft-addr",
+            "127.0.0.1:1",
+            "--api-addr",
+            "127.0.0.1:2",
+            "--data-dir",
+            "d",
+        ];
+        args.extend_from_slice(extra);
+        match crate::cli::Cli::try_parse_from(args).expect("valid flags").command {
+            crate::cli::Command::Node(args) => args,
+            other => panic!("not a node: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_unsafe_read_flag_is_refused_unless_its_environment_variable_is_set() {
+        assert!(check_unsafe(&node_args(&[])).is_ok());
+        let unsafe_args = node_args(&["--unsafe-local-reads-for-testing"]);
+        // The only test that touches this variable.
+        std::env::remove_var(UNSAFE_TESTING_ENV);
+        assert!(check_unsafe(&unsafe_args).is_err());
+        std::env::set_var(UNSAFE_TESTING_ENV, "yes");
+        assert!(check_unsafe(&unsafe_args).is_err(), "only 1 enables it");
+        std::env::set_var(UNSAFE_TESTING_ENV, "1");
+        assert!(check_unsafe(&unsafe_args).is_ok());
+        std::env::remove_var(UNSAFE_TESTING_ENV);
+    }
 }

@@ -97,6 +97,10 @@ pub struct ApiState {
     pub admin_timeout: Duration,
     /// Renders what the `metrics` facade recorded, for `GET /metrics`.
     pub prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// A deliberate bug for fault tests (`--unsafe-local-reads-for-testing`):
+    /// linearizable reads of a key are served from local state without
+    /// ReadIndex. Always false outside them.
+    pub unsafe_local_reads: bool,
     slots: Semaphore,
 }
 
@@ -112,6 +116,7 @@ impl ApiState {
             scheme: "http",
             admin_timeout: Duration::from_secs(60),
             prometheus: None,
+            unsafe_local_reads: false,
             slots: Semaphore::new(limits.max_concurrent),
         }
     }
@@ -295,7 +300,10 @@ async fn get_key(
     params: Result<Query<ReadQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let key = check_key(&state, key)?;
-    let consistency = consistency(query(params)?.consistency.as_deref())?;
+    let mut consistency = consistency(query(params)?.consistency.as_deref())?;
+    if state.unsafe_local_reads && matches!(consistency, ReadConsistency::Linearizable) {
+        consistency = ReadConsistency::Stale;
+    }
     let found =
         state.raft.read(consistency, move |kv| kv.get(&key).cloned()).await.map_err(|e| state.error(e))?;
     match found {

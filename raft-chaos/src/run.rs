@@ -1,0 +1,307 @@
+//! One run, from the flags to the report: start, load, faults, heal,
+//! full restart, final reads, check.
+
+use crate::client::{self, Clock, Workload};
+use crate::cluster::{Cluster, ClusterSpec, Start};
+use crate::faults::{Chaos, FaultKind, FaultLog};
+use crate::history::{self, Counts, Kind, Record, Status};
+use crate::proxy::Proxies;
+use crate::{Error, Layout, Storage, Transport};
+use raft_sim::linearizability::{check_counted, Verdict};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The flags of `raft-chaos`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "raft-chaos", version, about)]
+pub struct Options {
+    /// Seeds the fault schedule and the clients' choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Seconds of clients and faults (then heal, restart, final reads).
+    #[arg(long, env = "RAFT_CHAOS_DURATION", default_value_t = 30)]
+    pub duration: u64,
+    /// How many nodes (3 or 5).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=5))]
+    pub nodes: u64,
+    /// The transport between nodes.
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    pub transport: Transport,
+    /// The nodes' store.
+    #[arg(long, value_enum, default_value_t = Storage::Mem)]
+    pub storage: Storage,
+    /// The `raft-kv` binary (default: beside this one).
+    #[arg(long, env = "RAFT_KV_BIN")]
+    pub raft_kv: Option<PathBuf>,
+    /// Where the history, the fault log and the nodes' data and logs go
+    /// (default: `raft-chaos-out/seed-SEED`); emptied first.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The first of the 50 ports the run uses (APIs, Raft, proxies).
+    #[arg(long, default_value_t = 25900)]
+    pub base_port: u16,
+    /// Concurrent client workers.
+    #[arg(long, default_value_t = 6)]
+    pub workers: u64,
+    /// Keys the clients share.
+    #[arg(long, default_value_t = 3)]
+    pub keys: u64,
+    /// Longest pause between one worker's operations, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub think_ms: u64,
+    /// The nodes' `--tick-ms` (elections after 10 to 20 ticks).
+    #[arg(long, default_value_t = 10)]
+    pub tick_ms: u64,
+    /// The faults to draw from, comma-separated (default: every kind the
+    /// store allows; `none` for none).
+    #[arg(long, value_delimiter = ',')]
+    pub faults: Vec<String>,
+    /// The mean quiet gap between faults, in milliseconds.
+    #[arg(long, default_value_t = 1500)]
+    pub fault_gap_ms: u64,
+    /// Issue linearizable reads only (no `consistency=lease`).
+    #[arg(long)]
+    pub no_lease_reads: bool,
+    /// Start the nodes with the deliberate bug of serving linearizable
+    /// reads locally (`--unsafe-local-reads-for-testing`): the run must
+    /// then report a violation. Shows the tool is not vacuous.
+    #[arg(long)]
+    pub unsafe_local_reads: bool,
+    /// Configurations the checker may visit per key before giving up.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub check_budget: usize,
+}
+
+impl Options {
+    fn fault_kinds(&self) -> Result<Vec<FaultKind>, Error> {
+        use clap::ValueEnum;
+        if self.faults.is_empty() {
+            return Ok(FaultKind::all_for(self.storage));
+        }
+        let mut kinds = Vec::new();
+        for name in self.faults.iter().filter(|n| n.as_str() != "none") {
+            let kind =
+                FaultKind::from_str(name, false).map_err(|e| Error::Usage(format!("--faults: {e}")))?;
+            if kind == FaultKind::KillAll && self.storage != Storage::Rocksdb {
+                return Err(Error::Usage("--faults kill-all needs --storage rocksdb".into()));
+            }
+            kinds.push(kind);
+        }
+        Ok(kinds)
+    }
+
+    fn raft_kv_bin(&self) -> Result<PathBuf, Error> {
+        if let Some(bin) = &self.raft_kv {
+            return Ok(bin.clone());
+        }
+        let me = std::env::current_exe().map_err(|e| Error::Io("the current executable".into(), e))?;
+        let beside = me.with_file_name("raft-kv");
+        if beside.exists() {
+            return Ok(beside);
+        }
+        Err(Error::Usage(format!(
+            "no raft-kv beside {}: pass --raft-kv PATH or set RAFT_KV_BIN",
+            me.display()
+        )))
+    }
+}
+
+/// What a run found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// The operations by outcome.
+    pub counts: Counts,
+    /// How many operations the checker saw (those that constrain it).
+    pub checked: usize,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// The checker's verdict.
+    pub verdict: Verdict,
+    /// Where everything was written.
+    pub out: PathBuf,
+    /// How long the run took.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// Whether the history was linearizable.
+    pub fn linearizable(&self) -> bool {
+        self.verdict.is_linearizable()
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = self.counts;
+        let faults: Vec<String> = self.faults.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let verdict = match &self.verdict {
+            Verdict::Linearizable => "linearizable".to_string(),
+            Verdict::NotLinearizable { key, .. } => {
+                format!("NOT LINEARIZABLE (key k{key}, its operations in violation-k{key}.jsonl)")
+            }
+            Verdict::GaveUp { key } => format!("UNDECIDED (checker gave up on key k{key})"),
+        };
+        write!(
+            f,
+            "raft-chaos seed={} ops={} checked={} ok={} unknown={} failed={} faults[{}] {verdict} in {:.0}s; \
+             history, faults and node logs in {}",
+            self.seed,
+            c.ops,
+            self.checked,
+            c.ok,
+            c.unknown,
+            c.failed,
+            faults.join(" "),
+            self.elapsed.as_secs_f64(),
+            self.out.display()
+        )
+    }
+}
+
+/// Runs the test the options describe.
+pub async fn run(opts: Options) -> Result<Report, Error> {
+    let began = Instant::now();
+    let kinds = opts.fault_kinds()?;
+    let out = opts.out.clone().unwrap_or_else(|| PathBuf::from(format!("raft-chaos-out/seed-{}", opts.seed)));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).map_err(|e| Error::Io(out.display().to_string(), e))?;
+    let layout = Layout { base: opts.base_port, nodes: opts.nodes };
+    let proxies = Proxies::start(&layout, opts.transport == Transport::Quic, opts.seed)
+        .await
+        .map_err(|e| Error::Io(format!("proxies on ports from {}", opts.base_port), e))?;
+    let mut cluster = Cluster::new(ClusterSpec {
+        bin: opts.raft_kv_bin()?,
+        out: out.clone(),
+        layout,
+        transport: opts.transport,
+        storage: opts.storage,
+        tick_ms: opts.tick_ms,
+        unsafe_local_reads: opts.unsafe_local_reads,
+    })?;
+    for id in layout.ids() {
+        cluster.start(id, Start::Found)?;
+    }
+    cluster.wait_ready(Duration::from_secs(60)).await?;
+    let clock = Clock::start();
+    let (mut records, log) = load_and_faults(&opts, &kinds, &mut cluster, &proxies, clock).await?;
+    settle(&opts, &mut cluster, &proxies, clock).await?;
+    records.extend(final_reads(&opts, layout, clock).await?);
+    write(&out, &records, &log)?;
+    let history = history::to_history(&records);
+    let (verdict, _) = check_counted(&history, opts.check_budget);
+    if let Verdict::NotLinearizable { key, .. } = &verdict {
+        write_key(&out, &records, *key)?;
+    }
+    let mut faults = BTreeMap::new();
+    for fault in &log {
+        *faults.entry(fault.kind.name()).or_insert(0) += 1;
+    }
+    Ok(Report {
+        seed: opts.seed,
+        counts: history::count(&records),
+        checked: history.len(),
+        faults,
+        verdict,
+        out,
+        elapsed: began.elapsed(),
+    })
+}
+
+/// The clients and the fault schedule, side by side, for `--duration`.
+async fn load_and_faults(
+    opts: &Options,
+    kinds: &[FaultKind],
+    cluster: &mut Cluster,
+    proxies: &Proxies,
+    clock: Clock,
+) -> Result<(Vec<Record>, Vec<FaultLog>), Error> {
+    let work = Arc::new(Workload::new(cluster.layout, opts.keys, !opts.no_lease_reads, opts.think_ms, clock));
+    let workers: Vec<_> =
+        (0..opts.workers).map(|w| tokio::spawn(client::worker(work.clone(), w, opts.seed))).collect();
+    let until = Instant::now() + Duration::from_secs(opts.duration);
+    let mut chaos = Chaos {
+        cluster,
+        proxies,
+        rng: ChaCha8Rng::seed_from_u64(opts.seed),
+        storage: opts.storage,
+        election_ms: 20 * opts.tick_ms,
+        clock,
+    };
+    let log = chaos.run(kinds, until, opts.fault_gap_ms).await;
+    tokio::time::sleep_until(until).await;
+    work.stop.store(true, Ordering::Relaxed);
+    let mut records = Vec::new();
+    for worker in workers {
+        records.extend(worker.await.map_err(|e| Error::Cluster(format!("a client worker failed: {e}")))?);
+    }
+    Ok((records, log?))
+}
+
+/// Heals every link and pause, waits until every node is ready; then with
+/// RocksDB kills every node at once and restarts them.
+async fn settle(opts: &Options, cluster: &mut Cluster, proxies: &Proxies, clock: Clock) -> Result<(), Error> {
+    proxies.heal_all();
+    cluster.resume_all();
+    cluster.wait_ready(Duration::from_secs(60)).await?;
+    if opts.storage == Storage::Rocksdb {
+        let mut chaos = Chaos {
+            cluster,
+            proxies,
+            rng: ChaCha8Rng::seed_from_u64(opts.seed),
+            storage: opts.storage,
+            election_ms: 20 * opts.tick_ms,
+            clock,
+        };
+        chaos.kill_all().await?;
+    }
+    Ok(())
+}
+
+/// A linearizable read of every key after everything healed, retried until
+/// one succeeds: they join the history, so a lost acknowledged write (or a
+/// value that came back from the dead) is a violation.
+async fn final_reads(opts: &Options, layout: Layout, clock: Clock) -> Result<Vec<Record>, Error> {
+    let work = Workload::new(layout, opts.keys, false, 0, clock);
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for key in 0..opts.keys {
+        let node = 1 + key % layout.nodes;
+        loop {
+            let record = client::run_op(&work, u64::MAX, node, key, Kind::FinalGet, None).await;
+            let done = record.status == Status::Ok;
+            records.push(record);
+            if done {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Cluster(format!("no final read of k{key} succeeded within 60 s")));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(records)
+}
+
+/// Writes the operations on `key`, in order of invocation, to
+/// `violation-kKEY.jsonl`: the sub-history the checker refuted.
+fn write_key(out: &std::path::Path, records: &[Record], key: u64) -> Result<(), Error> {
+    let mut on_key: Vec<&Record> = records.iter().filter(|r| r.key == key).collect();
+    on_key.sort_by_key(|r| (r.invoke_us, r.complete_us));
+    let path = out.join(format!("violation-k{key}.jsonl"));
+    history::write_jsonl(&path, &on_key).map_err(|e| Error::Io(path.display().to_string(), e))
+}
+
+fn write(out: &std::path::Path, records: &[Record], log: &[FaultLog]) -> Result<(), Error> {
+    let history = out.join("history.jsonl");
+    history::write_jsonl(&history, records).map_err(|e| Error::Io(history.display().to_string(), e))?;
+    let faults = out.join("faults.jsonl");
+    history::write_jsonl(&faults, log).map_err(|e| Error::Io(faults.display().to_string(), e))
+}
