@@ -5,7 +5,8 @@
 # feature), that the benchmarks compile, and the mutation tests that prove the
 # simulators' checkers catch deliberate bugs (the protocol simulator's and
 # the runtime simulator's, raft-sim-runtime, whose 1,000-seed sweep is part
-# of the workspace tests).
+# of the workspace tests), and raft-chaos's fault runs of real raft-kv
+# processes over TCP and QUIC.
 #
 #   RAFT_SIM_SEEDS=100000 scripts/test.sh    # a longer sweep
 set -euo pipefail
@@ -27,8 +28,10 @@ step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc -p raft-net-tcp --no-deps --features tls --locked --quiet
 
-step "cargo test (seed sweep: ${RAFT_SIM_SEEDS:-5000} seeds)"
-cargo test --workspace --locked
+step "cargo test (seed sweep: ${RAFT_SIM_SEEDS:-5000} seeds; raft-chaos over TCP and QUIC)"
+# raft-chaos's runs start the raft-kv that this same build makes (with
+# RocksDB), rather than building one of their own.
+RAFT_KV_BIN="$(realpath -m "$target")/debug/raft-kv" cargo test --workspace --locked
 cargo test -p raft-net-tcp --features tls --locked
 
 step "benchmarks compile"
