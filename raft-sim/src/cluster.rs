@@ -456,6 +456,19 @@ impl Cluster {
             self.wire.hold(message); // read once the node resumes
             return;
         }
+        // Through the wire format, as every transport carries it: a message
+        // the codec cannot carry is a violation, not a silent pass (its
+        // decode limit once refused well-formed catch-up batches).
+        let wired =
+            raft_core::codec::encode(&message).and_then(|bytes| raft_core::codec::decode::<Message>(&bytes));
+        let message = match wired {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                let detail = format!("{}: {e}", describe(&message));
+                self.record(Err(Violation { property: "Messages survive the wire codec", detail }));
+                return;
+            }
+        };
         self.stats.delivered += 1;
         if matches!(
             message.body,

@@ -38,7 +38,10 @@
 //! Safety, Log Matching, Leader Completeness, State Machine Safety, quorum
 //! intersection of consecutive configurations, that every committed entry
 //! stays durable on enough nodes, and that snapshots restore the state they
-//! claim. The clients' history is checked for [`linearizability`] at the end
+//! claim. Every message is encoded and decoded with `raft_core::codec` on
+//! its way, as a transport carries it, so a message the wire format cannot
+//! carry fails the run (the runtime simulator, `raft-sim-runtime`, does not
+//! do this yet). The clients' history is checked for [`linearizability`] at the end
 //! of the fault phase and at the end of the run, however the run ends; a
 //! check that gave up is counted, and too many fail the run or the sweep.
 //! After the faults stop, a run must elect a leader and commit a proposal
