@@ -68,7 +68,9 @@ impl ClusterCa {
         self.issue_named(holder, Vec::new(), vec![ExtendedKeyUsagePurpose::ClientAuth], validity)
     }
 
-    fn issue_named(
+    /// A certificate naming `common_name`, with `alt_names` as its subject
+    /// alternative names, for `usages`, signed by this CA, with a fresh key.
+    pub(crate) fn issue_named(
         &self,
         common_name: &str,
         alt_names: Vec<String>,

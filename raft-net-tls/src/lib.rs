@@ -45,8 +45,8 @@
 #![forbid(unsafe_code)]
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
 };
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
@@ -315,20 +315,9 @@ impl ClusterCa {
     /// DNS subject alternative name are `node-<id>`, and it serves both as a
     /// server and a client certificate.
     pub fn issue(&self, node: NodeId, validity: Validity) -> Result<NodeCertificate, TlsError> {
-        let mut params = CertificateParams::new(vec![node_name(node)])?;
-        let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, node_name(node));
-        params.distinguished_name = name;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages =
-            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        params.use_authority_key_identifier_extension = true;
-        params.not_before = offset_date_time(validity.not_before)?;
-        params.not_after = offset_date_time(validity.not_after)?;
-        let key = KeyPair::generate()?;
-        let issuer = Issuer::from_params(&self.params, &self.key);
-        let cert = params.signed_by(&key, &issuer)?;
-        Ok(NodeCertificate { node, cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        let usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let issued = self.issue_named(&node_name(node), vec![node_name(node)], usages, validity)?;
+        Ok(NodeCertificate { node, cert_pem: issued.cert_pem, key_pem: issued.key_pem })
     }
 
     /// Writes `ca.pem` and `ca-key.pem` (owner-only on Unix) into `dir`,
