@@ -54,6 +54,7 @@ pub mod history;
 pub mod membership;
 pub mod proxy;
 mod run;
+pub mod shrink;
 
 pub use cluster::Layout;
 pub use run::{run, Options, Report};
