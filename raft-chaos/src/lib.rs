@@ -55,6 +55,7 @@ pub mod membership;
 pub mod proxy;
 mod run;
 pub mod shrink;
+pub mod timeline;
 
 pub use cluster::Layout;
 pub use run::{run, Options, Report};

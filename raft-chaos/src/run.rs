@@ -7,6 +7,7 @@ use crate::faults::{Chaos, FaultKind, FaultLog};
 use crate::history::{self, Counts, Kind, Record, Status};
 use crate::proxy::Proxies;
 use crate::shrink::{self, Window};
+use crate::timeline::{self, Band};
 use crate::{Error, Layout, Storage, Transport};
 use raft_sim::linearizability::{check_counted, Verdict};
 use rand::SeedableRng;
@@ -230,6 +231,11 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
     settle(&opts, &mut cluster, &proxies, clock).await?;
     records.extend(final_reads(&opts, layout, clock).await?);
     write(&out, &records, &log)?;
+    let bands: Vec<Band> =
+        log.iter().map(|f| Band { name: f.kind.name(), start_us: f.start_us, end_us: f.end_us }).collect();
+    let picture = out.join("timeline.png");
+    timeline::draw(&picture, &records, &bands)
+        .map_err(|e| Error::Io(picture.display().to_string(), std::io::Error::other(e)))?;
     let history = history::to_history(&records);
     let (verdict, _) = check_counted(&history, opts.check_budget);
     let atomicity = history::txn_atomicity(&records);

@@ -4,10 +4,13 @@
 //! The refuted key's operations (transactions included, projected onto
 //! the key) are sorted by invocation. A window `[i, j]` of them is
 //! checked as they are, while every operation outside it is *weakened*:
-//! reads outside are dropped, writes outside become unknown (may or may
-//! not have happened, at any time after their invocation). Every
-//! linearization of the whole history is one of the weakened history too,
-//! so a window the checker refutes is a real violation: no earlier or
+//! reads outside are dropped, puts, cas and txn writes outside become
+//! unknown (may or may not have happened, at any time after their
+//! invocation). Deletes outside stay as they were: they all write the same
+//! "absent", so unknown ones could not be narrowed and would make the
+//! search exponential (a delete far from the window constrains little).
+//! Every linearization of the whole history is one of the weakened history
+//! too, so a window the checker refutes is a real violation: no earlier or
 //! later operation can explain it. (Cutting the operations outside away
 //! instead would not be sound: a window that reads a value written before
 //! it would be refuted for want of that write.) The settling pre-pass of
@@ -21,7 +24,7 @@
 //! both ends: dropping its first or its last operation makes it pass.
 
 use crate::history::{to_events, Record};
-use raft_sim::linearizability::{check, History, Outcome, Verdict};
+use raft_sim::linearizability::{check, History, Op, Outcome, Verdict};
 
 /// A refuted window of one key's history.
 #[derive(Debug, Clone)]
@@ -60,7 +63,12 @@ fn weakened(ops: &[&Record], key: u64, window: std::ops::Range<usize>) -> Histor
                 if !event.op.is_write() || event.outcome == Outcome::Failed {
                     continue;
                 }
-                event.outcome = Outcome::Unknown;
+                // Deletes stay as they were: all write the same "absent",
+                // so the settling pass cannot narrow unknown ones, and
+                // many open-ended deletes make the search exponential.
+                if !matches!(event.op, Op::Delete { .. }) {
+                    event.outcome = Outcome::Unknown;
+                }
             }
             history.record(event);
         }
@@ -108,7 +116,7 @@ pub fn smallest_window(records: &[Record], key: u64, budget: usize) -> Option<Wi
         .filter(|e| e.op.key() == key)
         .filter_map(|e| match (e.op, e.outcome) {
             (_, Outcome::GetOk(Some(v))) => Some(v),
-            (raft_sim::linearizability::Op::Cas { expected: Some(v), .. }, _) => Some(v),
+            (Op::Cas { expected: Some(v), .. }, _) => Some(v),
             _ => None,
         })
         .collect();
@@ -124,7 +132,6 @@ pub fn smallest_window(records: &[Record], key: u64, budget: usize) -> Option<Wi
 }
 
 fn writes_one_of(event: &raft_sim::linearizability::Event, values: &std::collections::HashSet<u64>) -> bool {
-    use raft_sim::linearizability::Op;
     match event.op {
         Op::Put { value, .. } | Op::Cas { new: Some(value), .. } => values.contains(&value),
         _ => false,

@@ -386,7 +386,9 @@ pub fn check_counted(history: &History, budget: usize) -> (Verdict, KeyCounts) {
 ///   get or a cas of `v` would observe `v`), so leaving it out changes no
 ///   response.
 /// * An unknown cas that expects a value nothing (left) writes can never
-///   apply, and is dropped too.
+///   apply, and is dropped too. Both rules repeat until nothing changes
+///   (a chain of unknown cas ops, each expecting the last one's value, goes
+///   as a whole when nothing observes its end).
 ///
 /// Open-ended optional writes overlap everything invoked after them, which
 /// makes the search exponential in their number; after this pass only the
@@ -419,10 +421,18 @@ fn settle_unknown_puts(ops: &mut Vec<KeyOp>) {
             break;
         }
     }
-    let observed: HashSet<u64> = ops.iter().filter_map(|op| op.kind.expects.flatten()).collect();
-    ops.retain(|op| op.kind.required || op.kind.writes.flatten().is_none_or(|v| observed.contains(&v)));
-    let written: HashSet<u64> = ops.iter().filter_map(|op| op.kind.writes.flatten()).collect();
-    ops.retain(|op| op.kind.required || op.kind.expects.flatten().is_none_or(|v| written.contains(&v)));
+    // Dropping one op can leave the write it observed unobserved, or the
+    // value it expected unwritten: repeat until nothing changes.
+    loop {
+        let before = ops.len();
+        let observed: HashSet<u64> = ops.iter().filter_map(|op| op.kind.expects.flatten()).collect();
+        ops.retain(|op| op.kind.required || op.kind.writes.flatten().is_none_or(|v| observed.contains(&v)));
+        let written: HashSet<u64> = ops.iter().filter_map(|op| op.kind.writes.flatten()).collect();
+        ops.retain(|op| op.kind.required || op.kind.expects.flatten().is_none_or(|v| written.contains(&v)));
+        if ops.len() == before {
+            break;
+        }
+    }
 }
 
 /// What an operation expects of the register and does to it: a get
