@@ -31,7 +31,8 @@ use raft_sim::linearizability::{check, History, Op, Outcome, Verdict};
 pub struct Window {
     /// The key.
     pub key: u64,
-    /// The window's operations, in order of invocation.
+    /// The window's operations, in order of invocation (without those
+    /// that constrain nothing, such as failed writes).
     pub records: Vec<Record>,
     /// The writes from outside the window whose values it reads (weakened
     /// to unknown in the check), in order of invocation.
@@ -109,7 +110,13 @@ pub fn smallest_window(records: &[Record], key: u64, budget: usize) -> Option<Wi
             low = mid + 1;
         }
     }
-    let window: Vec<Record> = ops[start..low].iter().map(|r| (*r).clone()).collect();
+    // Operations that constrain nothing (failed ones) are left out of
+    // what is shown: they change no verdict.
+    let window: Vec<Record> = ops[start..low]
+        .iter()
+        .filter(|r| to_events(r).iter().any(|e| e.op.key() == key))
+        .map(|r| (*r).clone())
+        .collect();
     let read: std::collections::HashSet<u64> = window
         .iter()
         .flat_map(to_events)
