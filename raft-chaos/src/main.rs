@@ -21,7 +21,11 @@ fn main() -> ExitCode {
     match runtime.block_on(run(opts)) {
         Ok(report) => {
             println!("{report}");
+            if let Some(found) = &report.atomicity {
+                println!("transaction atomicity: {found}");
+            }
             match &report.verdict {
+                Verdict::Linearizable if report.atomicity.is_some() => ExitCode::from(1),
                 Verdict::Linearizable => ExitCode::SUCCESS,
                 Verdict::NotLinearizable { key, explanation } => {
                     println!("violation on key k{key}: {explanation}");

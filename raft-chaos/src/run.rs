@@ -1,11 +1,13 @@
 //! One run, from the flags to the report: start, load, faults, heal,
 //! full restart, final reads, check.
 
-use crate::client::{self, Clock, Workload};
+use crate::client::{self, Clock, Mix, Plan, Workload};
 use crate::cluster::{Cluster, ClusterSpec, Start};
 use crate::faults::{Chaos, FaultKind, FaultLog};
 use crate::history::{self, Counts, Kind, Record, Status};
 use crate::proxy::Proxies;
+use crate::shrink::{self, Window};
+use crate::timeline::{self, Band};
 use crate::{Error, Layout, Storage, Transport};
 use raft_sim::linearizability::{check_counted, Verdict};
 use rand::SeedableRng;
@@ -65,9 +67,15 @@ pub struct Options {
     /// The mean quiet gap between faults, in milliseconds.
     #[arg(long, default_value_t = 1500)]
     pub fault_gap_ms: u64,
-    /// Issue linearizable reads only (no `consistency=lease`).
+    /// Issue linearizable reads only (no `consistency=lease`): the lease
+    /// reads' weight goes to linearizable gets.
     #[arg(long)]
     pub no_lease_reads: bool,
+    /// The operations' weights, `kind=weight,...` over put, get,
+    /// lease-get, cas, delete and txn (unnamed kinds keep their default,
+    /// 0 leaves one out).
+    #[arg(long, default_value = "put=3,get=2,lease-get=2,cas=1,delete=1,txn=1")]
+    pub mix: String,
     /// Start the nodes with the deliberate bug of serving linearizable
     /// reads locally (`--unsafe-local-reads-for-testing`): the run must
     /// then report a violation. Shows the tool is not vacuous.
@@ -94,6 +102,19 @@ impl Options {
             kinds.push(kind);
         }
         Ok(kinds)
+    }
+
+    /// The mix the flags describe.
+    pub fn mix(&self) -> Result<Mix, Error> {
+        let mut mix = Mix::parse(&self.mix).map_err(|e| Error::Usage(format!("--mix: {e}")))?;
+        if self.no_lease_reads {
+            mix.set(Kind::Get, mix.weight(Kind::Get) + mix.weight(Kind::LeaseGet));
+            mix.set(Kind::LeaseGet, 0);
+        }
+        if self.keys < 2 && mix.weight(Kind::Txn) > 0 {
+            return Err(Error::Usage("transactions take two keys: --keys 2 or more, or --mix txn=0".into()));
+        }
+        Ok(mix)
     }
 
     fn raft_kv_bin(&self) -> Result<PathBuf, Error> {
@@ -125,6 +146,11 @@ pub struct Report {
     pub faults: BTreeMap<String, u64>,
     /// The checker's verdict.
     pub verdict: Verdict,
+    /// What [`history::txn_atomicity`] found, if anything: a violation the
+    /// per-key verdict cannot see.
+    pub atomicity: Option<String>,
+    /// On a refuted key, the smallest window that shows it.
+    pub window: Option<Window>,
     /// Where everything was written.
     pub out: PathBuf,
     /// How long the run took.
@@ -134,7 +160,7 @@ pub struct Report {
 impl Report {
     /// Whether the history was linearizable.
     pub fn linearizable(&self) -> bool {
-        self.verdict.is_linearizable()
+        self.verdict.is_linearizable() && self.atomicity.is_none()
     }
 }
 
@@ -143,10 +169,19 @@ impl std::fmt::Display for Report {
         let c = self.counts;
         let faults: Vec<String> = self.faults.iter().map(|(k, n)| format!("{k}={n}")).collect();
         let verdict = match &self.verdict {
+            Verdict::Linearizable if self.atomicity.is_some() => "NOT ATOMIC (a txn's gets)".to_string(),
             Verdict::Linearizable => "linearizable".to_string(),
-            Verdict::NotLinearizable { key, .. } => {
-                format!("NOT LINEARIZABLE (key k{key}, its operations in violation-k{key}.jsonl)")
-            }
+            Verdict::NotLinearizable { key, .. } => match &self.window {
+                Some(window) => {
+                    let (start, end) = window.span();
+                    format!(
+                        "NOT LINEARIZABLE (key k{key}, its operations in violation-k{key}.jsonl; the smallest \
+                         window, {} ops from {start} to {end} µs, in violation-k{key}-window.jsonl)",
+                        window.records.len()
+                    )
+                }
+                None => format!("NOT LINEARIZABLE (key k{key}, its operations in violation-k{key}.jsonl)"),
+            },
             Verdict::GaveUp { key } => format!("UNDECIDED (checker gave up on key k{key})"),
         };
         write!(
@@ -170,6 +205,7 @@ impl std::fmt::Display for Report {
 pub async fn run(opts: Options) -> Result<Report, Error> {
     let began = Instant::now();
     let kinds = opts.fault_kinds()?;
+    opts.mix()?;
     let out = opts.out.clone().unwrap_or_else(|| PathBuf::from(format!("raft-chaos-out/seed-{}", opts.seed)));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).map_err(|e| Error::Io(out.display().to_string(), e))?;
@@ -195,10 +231,24 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
     settle(&opts, &mut cluster, &proxies, clock).await?;
     records.extend(final_reads(&opts, layout, clock).await?);
     write(&out, &records, &log)?;
+    let bands: Vec<Band> =
+        log.iter().map(|f| Band { name: f.kind.name(), start_us: f.start_us, end_us: f.end_us }).collect();
+    let picture = out.join("timeline.png");
+    timeline::draw(&picture, &records, &bands)
+        .map_err(|e| Error::Io(picture.display().to_string(), std::io::Error::other(e)))?;
     let history = history::to_history(&records);
     let (verdict, _) = check_counted(&history, opts.check_budget);
+    let atomicity = history::txn_atomicity(&records);
+    let mut window = None;
     if let Verdict::NotLinearizable { key, .. } = &verdict {
         write_key(&out, &records, *key)?;
+        window = shrink::smallest_window(&records, *key, opts.check_budget);
+        if let Some(window) = &window {
+            let mut lines: Vec<&Record> = window.context.iter().chain(&window.records).collect();
+            lines.sort_by_key(|r| (r.invoke_us, r.complete_us));
+            let path = out.join(format!("violation-k{key}-window.jsonl"));
+            history::write_jsonl(&path, &lines).map_err(|e| Error::Io(path.display().to_string(), e))?;
+        }
     }
     let mut faults = BTreeMap::new();
     for fault in &log {
@@ -210,6 +260,8 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
         checked: history.len(),
         faults,
         verdict,
+        atomicity,
+        window,
         out,
         elapsed: began.elapsed(),
     })
@@ -223,7 +275,7 @@ async fn load_and_faults(
     proxies: &Proxies,
     clock: Clock,
 ) -> Result<(Vec<Record>, Vec<FaultLog>), Error> {
-    let work = Arc::new(Workload::new(cluster.layout, opts.keys, !opts.no_lease_reads, opts.think_ms, clock));
+    let work = Arc::new(Workload::new(cluster.layout, opts.keys, opts.mix()?, opts.think_ms, clock));
     let workers: Vec<_> =
         (0..opts.workers).map(|w| tokio::spawn(client::worker(work.clone(), w, opts.seed))).collect();
     let until = Instant::now() + Duration::from_secs(opts.duration);
@@ -269,13 +321,13 @@ async fn settle(opts: &Options, cluster: &mut Cluster, proxies: &Proxies, clock:
 /// one succeeds: they join the history, so a lost acknowledged write (or a
 /// value that came back from the dead) is a violation.
 async fn final_reads(opts: &Options, layout: Layout, clock: Clock) -> Result<Vec<Record>, Error> {
-    let work = Workload::new(layout, opts.keys, false, 0, clock);
+    let work = Workload::new(layout, opts.keys, Mix::default(), 0, clock);
     let mut records = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     for key in 0..opts.keys {
         let node = 1 + key % layout.nodes;
         loop {
-            let record = client::run_op(&work, u64::MAX, node, key, Kind::FinalGet, None).await;
+            let record = client::run_op(&work, u64::MAX, node, Plan::on(Kind::FinalGet, key)).await;
             let done = record.status == Status::Ok;
             records.push(record);
             if done {
@@ -290,10 +342,10 @@ async fn final_reads(opts: &Options, layout: Layout, clock: Clock) -> Result<Vec
     Ok(records)
 }
 
-/// Writes the operations on `key`, in order of invocation, to
+/// Writes the operations on `key` (transactions too), in order of invocation, to
 /// `violation-kKEY.jsonl`: the sub-history the checker refuted.
 fn write_key(out: &std::path::Path, records: &[Record], key: u64) -> Result<(), Error> {
-    let mut on_key: Vec<&Record> = records.iter().filter(|r| r.key == key).collect();
+    let mut on_key: Vec<&Record> = records.iter().filter(|r| r.key == key || r.key2 == Some(key)).collect();
     on_key.sort_by_key(|r| (r.invoke_us, r.complete_us));
     let path = out.join(format!("violation-k{key}.jsonl"));
     history::write_jsonl(&path, &on_key).map_err(|e| Error::Io(path.display().to_string(), e))

@@ -70,6 +70,17 @@ fn assert_linearizable(report: &Report) {
     assert!(report.linearizable(), "{report}");
     assert!(report.counts.ok > 200, "too few acknowledged operations to mean anything: {report}");
     assert!(report.faults.values().sum::<u64>() >= 4, "too few faults: {report}");
+    let png = std::fs::read(report.out.join("timeline.png")).expect("the run wrote timeline.png");
+    assert_eq!(raft_chaos::timeline::png_size(&png), Some(raft_chaos::timeline::size()), "{report}");
+    // The default mix issued every kind, and the checker saw each.
+    let history = std::fs::read_to_string(report.out.join("history.jsonl")).expect("history.jsonl");
+    for kind in ["put", "get", "lease-get", "cas", "delete", "txn"] {
+        let answered = history
+            .lines()
+            .filter(|l| l.contains(&format!("\"kind\":\"{kind}\"")) && l.contains("\"ok\""))
+            .count();
+        assert!(answered > 10, "only {answered} {kind} answered: {report}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,10 +115,17 @@ async fn unsafe_reads_are_caught(name: &str, base_port: u16, transport: &str) {
         "--no-lease-reads",
     ];
     let report = chaos(name, base_port, &args).await;
-    assert!(
-        matches!(report.verdict, Verdict::NotLinearizable { .. }),
-        "the unsafe node was not caught: {report}"
-    );
+    let Verdict::NotLinearizable { key, .. } = report.verdict else {
+        panic!("the unsafe node was not caught: {report}");
+    };
+    // The smallest window is small, and written beside the key's history.
+    let window = report.window.as_ref().expect("a refuted key has a refuted window");
+    let file =
+        |name: String| std::fs::read_to_string(report.out.join(name)).expect("written").lines().count();
+    let (all, small) =
+        (file(format!("violation-k{key}.jsonl")), file(format!("violation-k{key}-window.jsonl")));
+    assert_eq!(small, window.records.len() + window.context.len(), "{report}");
+    assert!(window.records.len() <= 40 && small < all, "window of {small} of {all} operations: {report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,10 @@
 //!
 //! The store is a map of independent registers: keys and values are `u64`,
 //! and a key that was never written reads as `None`. Clients issue
-//! [`Op::Put`] and [`Op::Get`] operations; each one is recorded as an
+//! [`Op::Put`], [`Op::Get`], [`Op::Delete`] (a write of `None`) and
+//! [`Op::Cas`] (a write that applies only if the register holds the value
+//! it expected; its success is checked against the register, not just
+//! taken as a write) operations; each one is recorded as an
 //! [`Event`] with a logical invocation time, a logical completion time and an
 //! [`Outcome`]. A history is *linearizable* if every operation that has a
 //! response can be assigned a single instant inside its closed interval
@@ -19,15 +22,20 @@
 //!
 //! * [`Outcome::Failed`] operations definitely never happened and are removed
 //!   from the history before checking.
-//! * A put with [`Outcome::Unknown`] may have taken effect at any instant at
-//!   or after its invocation, or never. It gets the interval
+//! * A write (put, delete or cas) with [`Outcome::Unknown`] may have taken
+//!   effect at any instant at or after its invocation, or never (a cas only
+//!   where the register held what it expected). It gets the interval
 //!   `[invoke, +inf)` and is *optional*: the search may leave it out.
 //! * A get with [`Outcome::Unknown`] constrains nothing and is removed.
 //!
-//! When every put on a key wrote a distinct value, unknown puts are settled
-//! before the search, which changes no verdict: one that no get read is
-//! dropped, and one that a get read becomes required, its interval ending at
-//! the earliest completion of such a get (see `settle_unknown_puts`).
+//! When every put and cas on a key wrote a distinct value, unknown writes
+//! are settled before the search, which changes no verdict: one whose value
+//! nothing read (no get returned it, no cas expected it) is dropped, and
+//! one that a completed get or cas saw becomes required, its interval
+//! ending at the earliest completion of such an operation (see
+//! `settle_unknown_puts`). Deletes all write the same `None`, so unknown
+//! deletes are never settled: each stays open-ended and optional, and many
+//! of them on one key make the search expensive.
 //!
 //! # Algorithm
 //!
@@ -98,21 +106,47 @@ pub enum Op {
         /// The key read.
         key: u64,
     },
+    /// Remove `key`: the register holds `None` afterwards (a write of
+    /// "absent"). Its outcome is that of a write ([`Outcome::PutOk`] when
+    /// acknowledged).
+    Delete {
+        /// The key removed.
+        key: u64,
+    },
+    /// Compare-and-set: if `key` holds `expected` (`None`: absent), set it
+    /// to `new` (`None`: remove it). [`Outcome::PutOk`] means the
+    /// comparison held and the write happened; a cas whose comparison
+    /// failed changed nothing and enters a history as a [`Op::Get`] of what
+    /// it found (or not at all, if it did not say).
+    Cas {
+        /// The key.
+        key: u64,
+        /// What the register must hold for the write to happen.
+        expected: Option<u64>,
+        /// What it holds afterwards.
+        new: Option<u64>,
+    },
 }
 
 impl Op {
     /// The key this operation accesses.
     pub fn key(&self) -> u64 {
         match *self {
-            Op::Put { key, .. } | Op::Get { key } => key,
+            Op::Put { key, .. } | Op::Get { key } | Op::Delete { key } | Op::Cas { key, .. } => key,
         }
+    }
+
+    /// Whether the operation writes (a put, delete or cas).
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Op::Get { .. })
     }
 }
 
 /// How an operation ended, as observed by the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
-    /// A put that completed (acknowledged).
+    /// A write (put, delete, or cas whose comparison held) that completed
+    /// (acknowledged).
     PutOk,
     /// A get that returned this value.
     GetOk(Option<u64>),
@@ -165,7 +199,10 @@ impl History {
     /// `invoke`.
     pub fn record(&mut self, event: Event) {
         match (event.op, event.outcome) {
-            (Op::Put { .. }, Outcome::GetOk(_)) | (Op::Get { .. }, Outcome::PutOk) => {
+            (op, Outcome::GetOk(_)) if op.is_write() => {
+                panic!("malformed event, outcome does not match operation: {event:?}")
+            }
+            (Op::Get { .. }, Outcome::PutOk) => {
                 panic!("malformed event, outcome does not match operation: {event:?}")
             }
             (_, Outcome::PutOk | Outcome::GetOk(_)) => assert!(
@@ -282,13 +319,21 @@ pub fn check_counted(history: &History, budget: usize) -> (Verdict, KeyCounts) {
     for (index, event) in history.events.iter().enumerate() {
         let kind = match (event.op, event.outcome) {
             (_, Outcome::Failed) | (Op::Get { .. }, Outcome::Unknown) => continue,
-            (Op::Put { value, .. }, Outcome::PutOk) => Kind::Put { value, required: true },
-            (Op::Put { value, .. }, Outcome::Unknown) => Kind::Put { value, required: false },
-            (Op::Get { .. }, Outcome::GetOk(seen)) => Kind::Get { seen },
-            // `History::record` rejects the remaining combinations.
-            (Op::Put { .. }, Outcome::GetOk(_)) | (Op::Get { .. }, Outcome::PutOk) => {
-                unreachable!("malformed event in history: {event:?}")
+            (Op::Get { .. }, Outcome::GetOk(seen)) => {
+                Kind { expects: Some(seen), writes: None, required: true }
             }
+            (write, Outcome::PutOk | Outcome::Unknown) => {
+                let required = event.outcome == Outcome::PutOk;
+                let (expects, writes) = match write {
+                    Op::Put { value, .. } => (None, Some(value)),
+                    Op::Delete { .. } => (None, None),
+                    Op::Cas { expected, new, .. } => (Some(expected), new),
+                    Op::Get { .. } => unreachable!("a get's outcomes are matched above"),
+                };
+                Kind { expects, writes: Some(writes), required }
+            }
+            // `History::record` rejects the remaining combination.
+            (_, Outcome::GetOk(_)) => unreachable!("malformed event in history: {event:?}"),
         };
         let complete = match event.outcome {
             Outcome::Unknown => u64::MAX,
@@ -321,58 +366,86 @@ pub fn check_counted(history: &History, budget: usize) -> (Verdict, KeyCounts) {
     (verdict, counts)
 }
 
-/// Narrows the unknown puts of one key's operations before the search,
-/// without changing the verdict. Only when every put on the key wrote a
-/// distinct value, as the simulator's and the fault test's clients do; with
+/// Narrows the unknown writes of one key's operations before the search,
+/// without changing the verdict. Only when every write of a value (a put,
+/// or a cas's new value; not a delete, whose "absent" repeats) wrote a
+/// distinct one, as the simulator's and the fault test's clients do; with
 /// repeated values it changes nothing.
 ///
-/// * An unknown put whose value no get returned is dropped. In any
-///   linearization that places it, no get sits between it and the next put
-///   (none returned its value), so leaving it out changes no response.
-/// * An unknown put whose value some get returned took effect before that
-///   get did, so it is required and its interval ends at the earliest
-///   completion of such a get.
+/// An operation *observes* value `v` when it needs the register to hold
+/// `v`: a get that returned `v`, or a cas that expected `v`.
 ///
-/// Open-ended optional puts overlap everything invoked after them, which
+/// * An unknown write of `v` that a completed operation observed took
+///   effect before that operation did (it is the only write of `v`), so it
+///   is required and its interval ends at the earliest completion of such
+///   an observer. Repeated until nothing changes, as a required cas
+///   observes the value it expected.
+/// * An unknown write of `v` that no operation at all observes (completed
+///   or not) is dropped. In any linearization that places it, the next
+///   operation after it is a write that does not look at the register (a
+///   get or a cas of `v` would observe `v`), so leaving it out changes no
+///   response.
+/// * An unknown cas that expects a value nothing (left) writes can never
+///   apply, and is dropped too. Both rules repeat until nothing changes
+///   (a chain of unknown cas ops, each expecting the last one's value, goes
+///   as a whole when nothing observes its end).
+///
+/// Open-ended optional writes overlap everything invoked after them, which
 /// makes the search exponential in their number; after this pass only the
-/// puts that were read remain, each with a closed interval.
+/// writes that were observed, each with a closed interval, and unknown
+/// writes of "absent" (deletes) remain.
 fn settle_unknown_puts(ops: &mut Vec<KeyOp>) {
     let mut values = HashSet::new();
-    let all_distinct = ops
-        .iter()
-        .filter_map(|op| match op.kind {
-            Kind::Put { value, .. } => Some(value),
-            Kind::Get { .. } => None,
-        })
-        .all(|value| values.insert(value));
+    let all_distinct = ops.iter().filter_map(|op| op.kind.writes.flatten()).all(|value| values.insert(value));
     if !all_distinct {
         return;
     }
-    let mut first_seen: BTreeMap<u64, u64> = BTreeMap::new();
-    for op in ops.iter() {
-        if let Kind::Get { seen: Some(value) } = op.kind {
-            let complete = first_seen.entry(value).or_insert(op.complete);
-            *complete = (*complete).min(op.complete);
+    loop {
+        // Earliest completion of a required op observing each value.
+        let mut first_seen: BTreeMap<u64, u64> = BTreeMap::new();
+        for op in ops.iter().filter(|op| op.kind.required) {
+            if let Some(Some(value)) = op.kind.expects {
+                let complete = first_seen.entry(value).or_insert(op.complete);
+                *complete = (*complete).min(op.complete);
+            }
+        }
+        let mut changed = false;
+        for op in ops.iter_mut().filter(|op| !op.kind.required) {
+            if let Some(&complete) = op.kind.writes.flatten().and_then(|v| first_seen.get(&v)) {
+                op.kind.required = true;
+                op.complete = complete;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
         }
     }
-    ops.retain_mut(|op| match op.kind {
-        Kind::Put { value, required: false } => match first_seen.get(&value) {
-            None => false,
-            Some(&complete) => {
-                op.kind = Kind::Put { value, required: true };
-                op.complete = complete;
-                true
-            }
-        },
-        _ => true,
-    });
+    // Dropping one op can leave the write it observed unobserved, or the
+    // value it expected unwritten: repeat until nothing changes.
+    loop {
+        let before = ops.len();
+        let observed: HashSet<u64> = ops.iter().filter_map(|op| op.kind.expects.flatten()).collect();
+        ops.retain(|op| op.kind.required || op.kind.writes.flatten().is_none_or(|v| observed.contains(&v)));
+        let written: HashSet<u64> = ops.iter().filter_map(|op| op.kind.writes.flatten()).collect();
+        ops.retain(|op| op.kind.required || op.kind.expects.flatten().is_none_or(|v| written.contains(&v)));
+        if ops.len() == before {
+            break;
+        }
+    }
 }
 
-/// What an operation does to (or expects of) the register.
+/// What an operation expects of the register and does to it: a get
+/// expects what it read and writes nothing; a put expects nothing and
+/// writes its value; a delete writes `None`; a cas expects and writes.
 #[derive(Debug, Clone, Copy)]
-enum Kind {
-    Put { value: u64, required: bool },
-    Get { seen: Option<u64> },
+struct Kind {
+    /// What the register must hold (`None`: anything).
+    expects: Option<Option<u64>>,
+    /// What it holds afterwards (`None`: unchanged).
+    writes: Option<Option<u64>>,
+    /// Whether the operation must be placed (an unknown write may not).
+    required: bool,
 }
 
 /// An operation of a single key's sub-history, prepared for the search.
@@ -381,22 +454,22 @@ struct KeyOp {
     /// Index of the originating event in the history.
     index: usize,
     invoke: u64,
-    /// `u64::MAX` for unknown puts.
+    /// `u64::MAX` for unknown writes.
     complete: u64,
     kind: Kind,
 }
 
 impl KeyOp {
     fn required(&self) -> bool {
-        !matches!(self.kind, Kind::Put { required: false, .. })
+        self.kind.required
     }
 
     /// Runs the operation against register value `state`, returning the new
     /// value, or `None` if the operation's recorded response is impossible.
     fn apply(&self, state: Option<u64>) -> Option<Option<u64>> {
-        match self.kind {
-            Kind::Put { value, .. } => Some(Some(value)),
-            Kind::Get { seen } => (seen == state).then_some(state),
+        match self.kind.expects {
+            Some(expected) if expected != state => None,
+            _ => Some(self.kind.writes.unwrap_or(state)),
         }
     }
 }
@@ -890,6 +963,69 @@ mod tests {
         assert_eq!(verdict(&h), Verdict::Linearizable);
     }
 
+    fn write(client: ClientId, op: Op, invoke: u64, complete: u64, outcome: Outcome) -> Event {
+        Event { client, op, invoke, complete, outcome }
+    }
+
+    #[test]
+    fn a_read_after_a_delete_sees_absent_and_a_stale_one_is_refuted() {
+        let delete = write(2, Op::Delete { key: 7 }, 20, 30, Outcome::PutOk);
+        let h = [put(1, 7, 1, 0, 10), delete, get(3, 7, None, 40, 50)];
+        assert_eq!(verdict(&h), Verdict::Linearizable);
+        // The value deleted cannot come back.
+        let stale = [put(1, 7, 1, 0, 10), delete, get(3, 7, Some(1), 40, 50)];
+        let explanation = assert_not_linearizable(&stale, 7);
+        assert!(explanation.contains("Some(1)"), "{explanation}");
+        // A put after the delete is read again.
+        let h = [put(1, 7, 1, 0, 10), delete, put(1, 7, 2, 40, 50), get(3, 7, Some(2), 60, 70)];
+        assert_eq!(verdict(&h), Verdict::Linearizable);
+    }
+
+    #[test]
+    fn an_unknown_delete_may_explain_an_absent_read_but_not_undo_a_later_put() {
+        let delete = write(2, Op::Delete { key: 7 }, 20, 0, Outcome::Unknown);
+        let h = [put(1, 7, 1, 0, 10), delete, get(3, 7, None, 40, 50), get(3, 7, None, 60, 70)];
+        assert_eq!(verdict(&h), Verdict::Linearizable);
+        // Once it happened it cannot happen again after the put of 2.
+        let h = [
+            put(1, 7, 1, 0, 10),
+            delete,
+            get(3, 7, None, 40, 50),
+            put(1, 7, 2, 60, 70),
+            get(3, 7, Some(2), 80, 90),
+            get(3, 7, None, 100, 110),
+        ];
+        assert_not_linearizable(&h, 7);
+    }
+
+    #[test]
+    fn a_cas_applies_only_when_the_register_holds_what_it_expected() {
+        let cas = |expected, new, outcome| write(2, Op::Cas { key: 7, expected, new }, 20, 30, outcome);
+        let ok = [put(1, 7, 1, 0, 10), cas(Some(1), Some(2), Outcome::PutOk), get(3, 7, Some(2), 40, 50)];
+        assert_eq!(verdict(&ok), Verdict::Linearizable);
+        // It expected 5, but the register held 1: the success is refuted.
+        let wrong = [put(1, 7, 1, 0, 10), cas(Some(5), Some(2), Outcome::PutOk)];
+        assert_not_linearizable(&wrong, 7);
+        // Expecting absent on a key never written holds; a cas to None deletes.
+        let h = [cas(None, Some(3), Outcome::PutOk), get(3, 7, Some(3), 40, 50)];
+        assert_eq!(verdict(&h), Verdict::Linearizable);
+        let h = [put(1, 7, 1, 0, 10), cas(Some(1), None, Outcome::PutOk), get(3, 7, None, 40, 50)];
+        assert_eq!(verdict(&h), Verdict::Linearizable);
+    }
+
+    #[test]
+    fn an_unknown_cas_that_was_read_must_have_found_what_it_expected() {
+        // The unknown cas 1 -> 2 was read, so it happened, after the put of
+        // 1 (the only write it could follow), and before the read of 2.
+        let cas = write(2, Op::Cas { key: 7, expected: Some(1), new: Some(2) }, 5, 0, Outcome::Unknown);
+        let h = [put(1, 7, 1, 0, 10), cas, get(3, 7, Some(2), 20, 30)];
+        assert_eq!(verdict(&h), Verdict::Linearizable);
+        // If the put of 1 came only after the read of 2, the cas could not
+        // have found 1 in time.
+        let h = [cas, get(3, 7, Some(2), 20, 30), put(1, 7, 1, 40, 50)];
+        assert_not_linearizable(&h, 7);
+    }
+
     #[test]
     fn tiny_budget_gives_up() {
         // Ten mutually concurrent puts and reads: linearizable, but only
@@ -949,28 +1085,26 @@ mod tests {
         struct O {
             invoke: u64,
             complete: Option<u64>,
-            put: Option<u64>,
-            seen: Option<u64>,
+            /// What the register must hold (None: anything).
+            expects: Option<Option<u64>>,
+            /// What it holds after (None: unchanged).
+            writes: Option<Option<u64>>,
             optional: bool,
         }
         let ops: Vec<O> = events
             .iter()
-            .filter_map(|e| match (e.op, e.outcome) {
-                (_, Outcome::Failed) | (Op::Get { .. }, Outcome::Unknown) => None,
-                (Op::Put { value, .. }, Outcome::PutOk) => Some(O {
-                    invoke: e.invoke,
-                    complete: Some(e.complete),
-                    put: Some(value),
-                    seen: None,
-                    optional: false,
-                }),
-                (Op::Put { value, .. }, _) => {
-                    Some(O { invoke: e.invoke, complete: None, put: Some(value), seen: None, optional: true })
-                }
-                (Op::Get { .. }, Outcome::GetOk(seen)) => {
-                    Some(O { invoke: e.invoke, complete: Some(e.complete), put: None, seen, optional: false })
-                }
-                _ => unreachable!(),
+            .filter_map(|e| {
+                let optional = e.outcome == Outcome::Unknown;
+                let complete = (!optional).then_some(e.complete);
+                let (expects, writes) = match (e.op, e.outcome) {
+                    (_, Outcome::Failed) | (Op::Get { .. }, Outcome::Unknown) => return None,
+                    (Op::Get { .. }, Outcome::GetOk(seen)) => (Some(seen), None),
+                    (Op::Put { value, .. }, _) => (None, Some(Some(value))),
+                    (Op::Delete { .. }, _) => (None, Some(None)),
+                    (Op::Cas { expected, new, .. }, _) => (Some(expected), Some(new)),
+                    _ => unreachable!(),
+                };
+                Some(O { invoke: e.invoke, complete, expects, writes, optional })
             })
             .collect();
         fn search(ops: &[O], chosen: u64, placed: u64, state: Option<u64>) -> bool {
@@ -988,13 +1122,10 @@ mod tests {
                         && j != i
                         && ops[j].complete.is_some_and(|c| c < ops[i].invoke)
                 });
-                if blocked {
+                if blocked || ops[i].expects.is_some_and(|e| e != state) {
                     return false;
                 }
-                match ops[i].put {
-                    Some(v) => search(ops, chosen, placed | bit, Some(v)),
-                    None => ops[i].seen == state && search(ops, chosen, placed | bit, state),
-                }
+                search(ops, chosen, placed | bit, ops[i].writes.unwrap_or(state))
             })
         }
         let optional: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].optional).collect();
@@ -1018,10 +1149,27 @@ mod tests {
                 let invoke = rng.below(16);
                 let complete = invoke + rng.below(8);
                 let value = if distinct { 10 + i } else { 1 + rng.below(3) };
-                let event = match rng.below(10) {
+                // A value a read or a cas may look for: mostly one some op
+                // on the key wrote (or will), sometimes None or one no one
+                // wrote.
+                let guess = |rng: &mut XorShift| match rng.below(6) {
+                    0 => None,
+                    1 => Some(99),
+                    _ => Some(if distinct { 10 + rng.below(n) } else { 1 + rng.below(3) }),
+                };
+                let written = |op, outcome| Event { client: i, op, invoke, complete, outcome };
+                let event = match rng.below(14) {
                     0..=2 => put(i, 7, value, invoke, complete),
                     3..=4 => put_with(i, 7, value, invoke, Outcome::Unknown),
                     5 => put_with(i, 7, value, invoke, Outcome::Failed),
+                    10 => written(Op::Delete { key: 7 }, Outcome::PutOk),
+                    11 => written(Op::Delete { key: 7 }, Outcome::Unknown),
+                    12 | 13 => {
+                        let expected = guess(&mut rng);
+                        let new = (rng.below(5) != 0).then_some(value);
+                        let outcome = if rng.below(2) == 0 { Outcome::PutOk } else { Outcome::Unknown };
+                        written(Op::Cas { key: 7, expected, new }, outcome)
+                    }
                     6 => Event {
                         client: i,
                         op: Op::Get { key: 7 },
@@ -1029,16 +1177,7 @@ mod tests {
                         complete,
                         outcome: Outcome::Unknown,
                     },
-                    _ => {
-                        // Mostly a value some op on the key wrote (or will), sometimes None
-                        // or a value no one wrote.
-                        let seen = match rng.below(6) {
-                            0 => None,
-                            1 => Some(99),
-                            _ => Some(if distinct { 10 + rng.below(n) } else { 1 + rng.below(3) }),
-                        };
-                        get(i, 7, seen, invoke, complete)
-                    }
+                    _ => get(i, 7, guess(&mut rng), invoke, complete),
                 };
                 events.push(event);
             }
