@@ -17,9 +17,19 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// How many node ids each slot may have over a run: the founding one and
+/// the replacements (`replace` faults) after it. Every node's `--peer-via`
+/// and the QUIC certificates name them all in advance.
+pub const IDS_PER_SLOT: u64 = 16;
+
 /// Where each node and proxy listens: a block of 50 ports from `base`
-/// (node ids 1 to 5): API `base+ID`, Raft `base+10+ID`, and the proxy of
-/// the link from `A` to `B` at `base+20+(A-1)*n+(B-1)`.
+/// (slots 1 to 5): API `base+SLOT`, Raft `base+10+SLOT`, and the proxy of
+/// the link from slot `A` to slot `B` at `base+20+(A-1)*n+(B-1)`.
+///
+/// A slot is a place for one node: ports, proxies, a disk. It starts with
+/// node id `SLOT`; a `replace` fault gives it a new id, `SLOT+k*n` for the
+/// slot's `k`th replacement, at the same ports (the old node is gone and
+/// out of the configuration by then).
 #[derive(Debug, Clone, Copy)]
 pub struct Layout {
     /// The first port of the block.
@@ -29,9 +39,15 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The node ids, `1..=nodes`.
+    /// The slots, `1..=nodes` (also the founding node ids).
     pub fn ids(&self) -> impl Iterator<Item = u64> + Clone {
         1..=self.nodes
+    }
+
+    /// Every node id slot `slot` may have, founding one first.
+    pub fn slot_ids(&self, slot: u64) -> impl Iterator<Item = u64> + Clone {
+        let n = self.nodes;
+        (0..IDS_PER_SLOT).map(move |k| slot + k * n)
     }
 
     fn at(&self, offset: u64) -> SocketAddr {
@@ -60,10 +76,13 @@ impl Layout {
         list.join(",")
     }
 
-    /// `--peer-via` for node `id`: each peer through the proxy of its link.
-    pub fn peer_via(&self, id: u64) -> String {
-        let list: Vec<String> =
-            self.ids().filter(|&p| p != id).map(|p| format!("{p}={}", self.proxy(id, p))).collect();
+    /// `--peer-via` for the node in slot `slot`: each peer id any other
+    /// slot may have, through the proxy of its link.
+    pub fn peer_via(&self, slot: u64) -> String {
+        let mut list = Vec::new();
+        for p in self.ids().filter(|&p| p != slot) {
+            list.extend(self.slot_ids(p).map(|id| format!("{id}={}", self.proxy(slot, p))));
+        }
         list.join(",")
     }
 }
@@ -128,8 +147,12 @@ pub struct Cluster {
     unsafe_local_reads: bool,
     tls_dir: Option<PathBuf>,
     procs: BTreeMap<u64, NodeProc>,
-    /// Each node's incarnation with an empty directory (memory store).
+    /// Each slot's node id now (its slot number until a replacement).
+    ids: BTreeMap<u64, u64>,
+    /// Each slot's incarnation with an empty directory.
     generation: BTreeMap<u64, u32>,
+    /// Each slot's own filesystem, when disk faults are on.
+    disks: BTreeMap<u64, crate::disk::Disk>,
     http: reqwest::Client,
 }
 
@@ -168,27 +191,67 @@ impl Cluster {
             unsafe_local_reads: spec.unsafe_local_reads,
             tls_dir,
             procs: BTreeMap::new(),
+            ids: spec.layout.ids().map(|slot| (slot, slot)).collect(),
             generation: BTreeMap::new(),
+            disks: BTreeMap::new(),
             http: crate::http_client(Duration::from_secs(2)),
         })
     }
 
-    fn data_dir(&self, id: u64) -> PathBuf {
-        let generation = self.generation.get(&id).copied().unwrap_or(0);
-        self.out.join("data").join(format!("node-{id}-{generation}"))
+    /// Gives every slot a filesystem of its own ([`crate::disk`]), for
+    /// disk faults; call before any node starts.
+    pub fn make_disks(&mut self) -> Result<(), crate::disk::DiskError> {
+        for slot in self.layout.ids() {
+            let disk = crate::disk::Disk::create(&self.out, slot)?;
+            self.disks.insert(slot, disk);
+        }
+        Ok(())
     }
 
-    fn args(&self, id: u64, start: Start) -> Vec<String> {
+    /// Slot `slot`'s filesystem, if disk faults are on.
+    pub fn disk(&self, slot: u64) -> Option<&crate::disk::Disk> {
+        self.disks.get(&slot)
+    }
+
+    /// The node id in slot `slot` now.
+    pub fn id(&self, slot: u64) -> u64 {
+        self.ids.get(&slot).copied().unwrap_or(slot)
+    }
+
+    /// Every slot's node id now: the configuration the run keeps.
+    pub fn voters(&self) -> Vec<u64> {
+        self.ids.values().copied().collect()
+    }
+
+    /// Gives slot `slot` its next node id (for a node joining anew); says
+    /// which, or `None` when the slot has used all of [`IDS_PER_SLOT`].
+    pub fn next_id(&mut self, slot: u64) -> Option<u64> {
+        let now = self.id(slot);
+        let next = self.layout.slot_ids(slot).skip_while(|&id| id != now).nth(1)?;
+        self.ids.insert(slot, next);
+        Some(next)
+    }
+
+    fn data_dir(&self, slot: u64) -> PathBuf {
+        let generation = self.generation.get(&slot).copied().unwrap_or(0);
+        let base = match self.disks.get(&slot) {
+            Some(disk) => disk.path().to_path_buf(),
+            None => self.out.join("data"),
+        };
+        base.join(format!("node-{}-{generation}", self.id(slot)))
+    }
+
+    fn args(&self, slot: u64, start: Start) -> Vec<String> {
         let l = self.layout;
-        let mut args: Vec<String> = vec!["node".into(), "--id".into(), id.to_string()];
+        let mut args: Vec<String> = vec!["node".into(), "--id".into(), self.id(slot).to_string()];
         let pairs = [
-            ("--raft-addr", l.raft(id).to_string()),
-            ("--api-addr", l.api(id).to_string()),
-            ("--data-dir", self.data_dir(id).display().to_string()),
+            ("--raft-addr", l.raft(slot).to_string()),
+            ("--api-addr", l.api(slot).to_string()),
+            ("--data-dir", self.data_dir(slot).display().to_string()),
             ("--storage", self.storage.as_str().into()),
             ("--transport", self.transport.as_str().into()),
             ("--tick-ms", self.tick_ms.to_string()),
-            ("--peer-via", l.peer_via(id)),
+            ("--peer-via", l.peer_via(slot)),
         ];
         for (flag, value) in pairs {
             args.push(flag.into());
@@ -209,10 +272,16 @@ impl Cluster {
         args
     }
 
-    /// Starts node `id` (its output appended to `OUT/node-ID.log`).
+    /// Where the node of id `id` logs.
+    pub fn log_path(&self, id: u64) -> PathBuf {
+        self.out.join(format!("node-{id}.log"))
+    }
+
+    /// Starts the node in slot `id` (its output appended to
+    /// `OUT/node-ID.log`, by its node id).
     pub fn start(&mut self, id: u64, start: Start) -> Result<(), Error> {
         use std::os::unix::process::CommandExt;
-        let log_path = self.out.join(format!("node-{id}.log"));
+        let log_path = self.log_path(self.id(id));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -246,6 +315,23 @@ impl Cluster {
         self.procs.contains_key(&id)
     }
 
+    /// Waits up to `within` for the node in slot `slot` to exit on its
+    /// own; its exit status, or `None` if it still runs (or never ran).
+    pub async fn wait_exit(&mut self, slot: u64, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let node = self.procs.get_mut(&slot)?;
+            if let Ok(Some(status)) = node.child.try_wait() {
+                self.procs.remove(&slot);
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// SIGSTOPs (`pause`) or SIGCONTs node `id`.
     pub fn set_paused(&mut self, id: u64, pause: bool) {
         if let Some(node) = self.procs.get_mut(&id) {
@@ -271,8 +357,8 @@ impl Cluster {
         &self.http
     }
 
-    /// The leader, as a node that says it leads reports it (the highest
-    /// term wins), if any answers so within the client timeout.
+    /// The leader's slot, as a node that says it leads reports it (the
+    /// highest term wins), if any answers so within the client timeout.
     pub async fn leader(&self) -> Option<u64> {
         let mut best: Option<(u64, u64)> = None;
         for id in self.layout.ids().filter(|&id| self.is_up(id)) {
@@ -280,7 +366,7 @@ impl Cluster {
             let Ok(response) = self.http.get(url).send().await else { continue };
             let Ok(status) = response.json::<serde_json::Value>().await else { continue };
             let term = status["term"].as_u64().unwrap_or(0);
-            let leads = status["leader"].as_u64() == Some(id);
+            let leads = status["leader"].as_u64() == Some(self.id(id));
             if leads && best.is_none_or(|(t, _)| term > t) {
                 best = Some((term, id));
             }
@@ -311,7 +397,8 @@ impl Cluster {
 /// Runs `raft-kv certs` into `OUT/tls` (QUIC needs mutual TLS).
 fn make_certs(bin: &Path, out: &Path, layout: Layout) -> Result<PathBuf, Error> {
     let dir = out.join("tls");
-    let nodes: Vec<String> = layout.ids().map(|id| id.to_string()).collect();
+    let nodes: Vec<String> =
+        layout.ids().flat_map(|slot| layout.slot_ids(slot)).map(|id| id.to_string()).collect();
     let status = Command::new(bin)
         .args(["certs", "--dir", &dir.display().to_string(), "--nodes", &nodes.join(",")])
         .stdout(Stdio::null())

@@ -21,7 +21,10 @@
 //!    [`membership`]), of every node at once (RocksDB), SIGSTOP/SIGCONT
 //!    pauses of several election timeouts, and partitions (isolated
 //!    leader, majority/minority split, one-way cuts, a bridge node, delayed
-//!    and lossy links).
+//!    and lossy links), leadership transfers, membership changes (a node
+//!    removed and rejoining empty, or replaced by a new node id) and, with
+//!    RocksDB, disk faults ([`disk`]: a full or failing filesystem, which
+//!    must stop the node); with chance `--overlap`, two at once.
 //! 4. Heals everything, lets the cluster settle, kills every node at once
 //!    and restarts them (RocksDB), then reads every key linearizably: these
 //!    final reads join the history, so an acknowledged write that was lost
@@ -42,8 +45,6 @@
 //!   succeeded is a write of absent (that the key existed is not checked).
 //! - Process timing is not replayable: the seed fixes the fault schedule's
 //!   and the clients' choices, not when the kernel runs what.
-//! - Disk faults (read-only or full directories) are not exercised yet;
-//!   nor are leadership transfers.
 //! - Memory-store runs never kill every node at once (nothing would
 //!   survive), so "nothing acknowledged is lost across a full restart" is
 //!   only checked with `--storage rocksdb`.
@@ -52,6 +53,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod disk;
 pub mod faults;
 pub mod history;
 pub mod membership;

@@ -64,6 +64,13 @@ pub struct Options {
     /// store allows; `none` for none).
     #[arg(long, value_delimiter = ',')]
     pub faults: Vec<String>,
+    /// The chance (0 to 1) that a second fault starts while one holds.
+    #[arg(long, default_value_t = 0.3)]
+    pub overlap: f64,
+    /// Leave out the disk faults even when disks can be made (they need
+    /// root with CAP_SYS_ADMIN: loop devices and mounts).
+    #[arg(long)]
+    pub no_disks: bool,
     /// The mean quiet gap between faults, in milliseconds.
     #[arg(long, default_value_t = 1500)]
     pub fault_gap_ms: u64,
@@ -89,8 +96,11 @@ pub struct Options {
 impl Options {
     fn fault_kinds(&self) -> Result<Vec<FaultKind>, Error> {
         use clap::ValueEnum;
+        if !(0.0..=1.0).contains(&self.overlap) {
+            return Err(Error::Usage("--overlap is a chance, from 0 to 1".into()));
+        }
         if self.faults.is_empty() {
-            return Ok(FaultKind::all_for(self.storage));
+            return Ok(FaultKind::all_for(self.storage, !self.no_disks));
         }
         let mut kinds = Vec::new();
         for name in self.faults.iter().filter(|n| n.as_str() != "none") {
@@ -98,6 +108,9 @@ impl Options {
                 FaultKind::from_str(name, false).map_err(|e| Error::Usage(format!("--faults: {e}")))?;
             if kind == FaultKind::KillAll && self.storage != Storage::Rocksdb {
                 return Err(Error::Usage("--faults kill-all needs --storage rocksdb".into()));
+            }
+            if kind.is_disk() && self.storage != Storage::Rocksdb {
+                return Err(Error::Usage(format!("--faults {name} needs --storage rocksdb")));
             }
             kinds.push(kind);
         }
@@ -144,6 +157,9 @@ pub struct Report {
     pub checked: usize,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
+    /// Fault kinds asked for but left out, and why (disk faults where
+    /// disks cannot be made).
+    pub left_out: Option<String>,
     /// The checker's verdict.
     pub verdict: Verdict,
     /// What [`history::txn_atomicity`] found, if anything: a violation the
@@ -186,7 +202,7 @@ impl std::fmt::Display for Report {
         };
         write!(
             f,
-            "raft-chaos seed={} ops={} checked={} ok={} unknown={} failed={} faults[{}] {verdict} in {:.0}s; \
+            "raft-chaos seed={} ops={} checked={} ok={} unknown={} failed={} faults[{}]{} {verdict} in {:.0}s; \
              history, faults and node logs in {}",
             self.seed,
             c.ops,
@@ -195,6 +211,7 @@ impl std::fmt::Display for Report {
             c.unknown,
             c.failed,
             faults.join(" "),
+            self.left_out.as_ref().map(|why| format!(" left out[{why}]")).unwrap_or_default(),
             self.elapsed.as_secs_f64(),
             self.out.display()
         )
@@ -204,7 +221,7 @@ impl std::fmt::Display for Report {
 /// Runs the test the options describe.
 pub async fn run(opts: Options) -> Result<Report, Error> {
     let began = Instant::now();
-    let kinds = opts.fault_kinds()?;
+    let mut kinds = opts.fault_kinds()?;
     opts.mix()?;
     let out = opts.out.clone().unwrap_or_else(|| PathBuf::from(format!("raft-chaos-out/seed-{}", opts.seed)));
     let _ = std::fs::remove_dir_all(&out);
@@ -222,6 +239,16 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
         tick_ms: opts.tick_ms,
         unsafe_local_reads: opts.unsafe_local_reads,
     })?;
+    let mut left_out = None;
+    if kinds.iter().any(|k| k.is_disk()) {
+        if let Err(error) = cluster.make_disks() {
+            let names: Vec<String> = kinds.iter().filter(|k| k.is_disk()).map(|k| k.name()).collect();
+            let why = format!("{}: cannot make disks: {error}", names.join(","));
+            eprintln!("raft-chaos: disk faults left out ({why})");
+            left_out = Some(why);
+            kinds.retain(|k| !k.is_disk());
+        }
+    }
     for id in layout.ids() {
         cluster.start(id, Start::Found)?;
     }
@@ -259,6 +286,7 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
         counts: history::count(&records),
         checked: history.len(),
         faults,
+        left_out,
         verdict,
         atomicity,
         window,
@@ -286,6 +314,7 @@ async fn load_and_faults(
         storage: opts.storage,
         election_ms: 20 * opts.tick_ms,
         clock,
+        overlap: opts.overlap,
     };
     let log = chaos.run(kinds, until, opts.fault_gap_ms).await;
     tokio::time::sleep_until(until).await;
@@ -311,6 +340,7 @@ async fn settle(opts: &Options, cluster: &mut Cluster, proxies: &Proxies, clock:
             storage: opts.storage,
             election_ms: 20 * opts.tick_ms,
             clock,
+            overlap: 0.0,
         };
         chaos.kill_all().await?;
     }

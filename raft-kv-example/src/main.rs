@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match cli.command {
             Command::Node(args) => match raft_kv_example::node::run(args).await {
                 Ok(()) => ExitCode::SUCCESS,
@@ -51,5 +51,12 @@ fn main() -> ExitCode {
             },
             verb => ExitCode::from(raft_kv_example::client::run(verb).await as u8),
         }
-    })
+    });
+    // Dropping the runtime would wait for its blocking threads, and one may
+    // never finish: the read of standard input behind
+    // `--exit-on-stdin-close` blocks while the supervisor holds the pipe
+    // open, so a node that stopped on a storage error would hang here,
+    // alive, after saying it exits.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }

@@ -396,6 +396,24 @@ fn log_changes(raft: &Raft<KvState>) {
     });
 }
 
+/// Resolves once the Raft node stopped on its own (a storage error: the
+/// runtime then refuses every request), with why. Serving on would answer
+/// every request with an error and keep the process looking alive to a
+/// supervisor; exiting non-zero lets it see the failure and restart the
+/// node once the disk is fixed.
+async fn raft_stopped(raft: &Raft<KvState>) -> Fatal {
+    let mut metrics = raft.metrics();
+    // The core task drops the metrics sender as it finishes.
+    while metrics.changed().await.is_ok() {}
+    // The core closed its request queue before it finished, so this is
+    // refused at once, with the stored reason.
+    let why = match raft.trigger_snapshot().await {
+        Err(error) => error.to_string(),
+        Ok(_) => "the Raft node stopped".to_string(),
+    };
+    Fatal(format!("the Raft node stopped, so the node exits: {why}"))
+}
+
 /// Resolves on SIGINT or SIGTERM, or (when asked) when stdin closes.
 async fn stop_signal(stdin: bool) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -526,9 +544,13 @@ pub async fn run(args: NodeArgs) -> Result<(), Fatal> {
         },
         None => Ok(()),
     };
-    if outcome.is_ok() {
-        stop_signal(args.exit_on_stdin_close).await;
-    }
+    let outcome = match outcome {
+        Ok(()) => tokio::select! {
+            () = stop_signal(args.exit_on_stdin_close) => Ok(()),
+            error = raft_stopped(&raft) => Err(error),
+        },
+        Err(error) => Err(error),
+    };
     let _ = stop_api.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     raft.shutdown().await;
