@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use raft_core::runtime::{InProcessNetwork, Raft, ReadConsistency, RestoreError, RuntimeConfig, StateMachine};
-//! use raft_core::{Config, LogId, Membership};
+//! use raft_core::{Config, LogId, Membership, SnapshotData};
 //! use raft_storage_mem::MemLogStore;
 //!
 //! /// The replicated state: a counter. Commands add to it.
@@ -32,11 +32,14 @@
 //!         self.0 += add;
 //!         self.0
 //!     }
-//!     fn snapshot(&self) -> bytes::Bytes {
+//!     // A large state writes itself through `SnapshotData::writer()` and
+//!     // reads itself back through `data.reader()`, in pieces; a counter
+//!     // fits in one.
+//!     fn snapshot(&self) -> SnapshotData {
 //!         self.0.to_be_bytes().to_vec().into()
 //!     }
-//!     fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError> {
-//!         let bytes = data.try_into().map_err(|_| RestoreError("not a counter".into()))?;
+//!     fn restore(&mut self, data: &SnapshotData) -> Result<(), RestoreError> {
+//!         let bytes = data.to_vec().try_into().map_err(|_| RestoreError("not a counter".into()))?;
 //!         self.0 = u64::from_be_bytes(bytes);
 //!         Ok(())
 //!     }
@@ -210,6 +213,7 @@ mod replication;
 mod rng;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+mod snapshot_data;
 mod snapshot_transfer;
 mod storage;
 #[cfg(feature = "testing")]
@@ -230,6 +234,7 @@ pub use node::{
 };
 pub use progress::{Inflights, Progress, ProgressState};
 pub use quorum::{JointConfig, MajorityConfig, VoteResult};
+pub use snapshot_data::{SnapshotData, SnapshotReader, SnapshotWriter};
 pub use storage::{LogStore, LogWrite, StorageError, StoredState};
 pub use types::{
     Entry, EntryPayload, HardState, Index, LogId, NodeId, Role, Snapshot, SnapshotMeta, SoftState, Term,

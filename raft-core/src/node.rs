@@ -18,7 +18,7 @@ use crate::mutation::{mutated, Mutation};
 use crate::quorum::JointConfig;
 use crate::replication::{self, Leader};
 use crate::rng::Rng;
-use crate::snapshot_transfer::{self, IncomingSnapshot};
+use crate::snapshot_transfer::IncomingSnapshot;
 use crate::{
     Config, ConfigError, Entry, EntryPayload, HardState, Index, LogError, LogId, Membership, MembershipError,
     Message, MessageBody, NodeId, RaftLog, ReadIndexRequest, ReadState, Role, Snapshot, SoftState, Term,
@@ -444,7 +444,7 @@ impl Core {
 
     /// Makes `snapshot` the latest one, the one sent to followers.
     pub(crate) fn set_snapshot(&mut self, snapshot: Snapshot) {
-        self.snapshot_checksum = snapshot_transfer::checksum(&snapshot.data);
+        self.snapshot_checksum = snapshot.data.crc32();
         self.snapshot = Some(snapshot);
     }
 
@@ -598,7 +598,7 @@ impl RawNode {
             // With leases in use, a restarted node may have promised a leader
             // not to vote before it crashed: it keeps that promise.
             ticks_since_leader: (config_lease_reads && state.hard_state.term > 0).then_some(0),
-            snapshot_checksum: state.snapshot.as_ref().map_or(0, |s| snapshot_transfer::checksum(&s.data)),
+            snapshot_checksum: state.snapshot.as_ref().map_or(0, |s| s.data.crc32()),
             snapshot: state.snapshot,
             incoming_snapshot: None,
             snapshot_to_install: None,

@@ -32,8 +32,8 @@
 
 use crate::{
     Config, Entry, EntryPayload, Index, InitError, LogId, LogStore, LogWrite, Membership,
-    MembershipChangeError, Message, NodeId, RawNode, ReadError, ReadMode, Role, Snapshot, SnapshotMeta,
-    StorageError, Term, TransferError,
+    MembershipChangeError, Message, NodeId, RawNode, ReadError, ReadMode, Role, Snapshot, SnapshotData,
+    SnapshotMeta, StorageError, Term, TransferError,
 };
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -70,11 +70,17 @@ pub trait StateMachine: Send + 'static {
     /// Applies a committed command. Called in log order, once per entry.
     fn apply(&mut self, entry: LogId, command: Self::Command) -> Self::Response;
 
-    /// The state machine's state as bytes, for a snapshot.
-    fn snapshot(&self) -> Bytes;
+    /// The state machine's state as bytes, for a snapshot. Write it through
+    /// [`SnapshotData::writer`] (an [`std::io::Write`]), which cuts it into
+    /// pieces, so a large state never needs one buffer of its size; a small
+    /// one may simply return `bytes.into()`.
+    fn snapshot(&self) -> SnapshotData;
 
-    /// Replaces the state with a snapshot's.
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;
+    /// Replaces the state with a snapshot's. Read it through
+    /// [`SnapshotData::reader`] (an [`std::io::Read`] and
+    /// [`std::io::BufRead`]); its pieces are not cut where the ones
+    /// `snapshot` wrote were (a follower's are the chunks it received).
+    fn restore(&mut self, snapshot: &SnapshotData) -> Result<(), RestoreError>;
 }
 
 /// A snapshot the state machine could not read.
