@@ -317,6 +317,9 @@
 //! - Terms above [`MAX_TERM`] are refused as corrupt or hostile.
 
 #![forbid(unsafe_code)]
+// This page describes the runtime too, which exists only with the `runtime`
+// feature: built without it, its links to the runtime have nothing to point at.
+#![cfg_attr(not(feature = "runtime"), allow(rustdoc::broken_intra_doc_links))]
 
 #[cfg(feature = "codec")]
 pub mod codec;

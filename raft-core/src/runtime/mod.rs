@@ -2,6 +2,15 @@
 //! [`LogStore`], a [`Transport`] and a [`StateMachine`], and gives users a
 //! small handle, [`Raft`].
 //!
+//! It is a feature that is off by default rather than a crate of its own.
+//! It drives `RawNode` only through its public API and could move out; it
+//! stays because one dependency keeps the protocol and its runtime at one
+//! version, and because the deliberately broken builds (`--cfg
+//! raft_mutation`, the `mutation` module) break both
+//! through one switch. Off by default, because `raft-core` without it is what
+//! a sans-I/O crate promises: no tokio, tracing or metrics in the dependency
+//! tree of a user who brings their own runtime, or of the simulator.
+//!
 //! Three tasks, no shared locks:
 //! - the **core task** owns the `RawNode`: it ticks it, steps inbound
 //!   messages, takes requests from handles, and hands each `Ready`'s parts to
