@@ -197,7 +197,8 @@
 //!
 //! A map from the paper (Figure 2's rules, Figure 8, sections 6 and 7) and
 //! the thesis (3.10, 4.2.3, 6.4, 9.6) to the code that implements each rule.
-//! Paths are the crate's private modules (`node.rs`, `election.rs`, ...);
+//! Paths are the crate's private modules (`node.rs`, `protocol.rs`,
+//! `election.rs`, ...);
 //! public items are linked.
 //!
 //! | Rule | Where |
@@ -205,8 +206,8 @@
 //! | **All servers.** A message of a higher term: adopt it, become follower | `node.rs`: `RawNode::step_inner`, then `become_follower` |
 //! | A message of a lower term: refuse it (and say so for votes and appends) | `node.rs`: `RawNode::step_inner` |
 //! | Apply committed entries in order | `log.rs`: `RaftLog::take_applicable`, handed out in [`Ready::committed_entries`] |
-//! | Persist term and vote before any message that depends on them | `node.rs`: `Core::send_with_term` holds such messages for [`Ready::persisted_messages`]; [`RawNode::on_persisted`] |
-//! | **Followers.** No leader heard within the election timeout: campaign | `node.rs`: `Core::tick_election`, `Core::campaign_transition` |
+//! | Persist term and vote before any message that depends on them | `protocol.rs`: `Core::send_with_term` holds such messages for [`Ready::persisted_messages`]; [`RawNode::on_persisted`] |
+//! | **Followers.** No leader heard within the election timeout: campaign | `protocol.rs`: `Core::tick_election`, `Core::campaign_transition` |
 //! | **Candidates.** New term, vote for self, ask for votes | `election.rs`: `Candidate::start` |
 //! | A majority of votes (of both halves of a joint configuration): lead | `election.rs`: `Candidate::record_vote`, `Candidate::outcome`; [`JointConfig::vote_result`] |
 //! | **RequestVote receiver.** One vote per term, only for a log at least as up to date | `election.rs`: `handle_vote_request`, `vote_allowed_by_log`; [`RaftLog::is_up_to_date`] |
@@ -219,8 +220,8 @@
 //! | **InstallSnapshot receiver** (section 7): gather chunks, keep a matching suffix | `snapshot_transfer.rs`: `handle_install_snapshot`; `log.rs`: `RaftLog::install_snapshot` |
 //! | Compact the log behind a snapshot | [`RawNode::on_snapshot_built`]; `log.rs`: `RaftLog::compact_to` |
 //! | **Membership** (section 6, thesis 4.3): joint consensus, one change at a time | `replication.rs`: `Leader::change_membership`, `Leader::advance_membership`; [`MembershipLog`] |
-//! | A configuration is in force once in the log, rolled back if truncated | [`MembershipLog`]; `node.rs`: `Core::refresh_membership` |
-//! | **Leader stickiness** (thesis 4.2.3): ignore votes while a leader is heard | `node.rs`: `RawNode::step_inner`, `Core::in_lease` |
+//! | A configuration is in force once in the log, rolled back if truncated | [`MembershipLog`]; `protocol.rs`: `Core::refresh_membership` |
+//! | **Leader stickiness** (thesis 4.2.3): ignore votes while a leader is heard | `node.rs`: `RawNode::step_inner`, `RawNode::in_lease` |
 //! | **Pre-vote** (thesis 9.6) | `election.rs`: `Campaign::PreVote`, `Candidate::record_pre_vote`, `handle_vote_request` |
 //! | **Check-quorum** (thesis 6.2): a leader that has not heard from a quorum steps down | `replication.rs`: `Leader::tick`, `Leader::quorum_active` |
 //! | **Leadership transfer** (thesis 3.10) | `replication.rs`: `Leader::transfer_leadership`, `Leader::maybe_send_timeout_now`; `node.rs`: `RawNode::step_role` (TimeoutNow) |
@@ -325,6 +326,7 @@
 pub mod codec;
 mod config;
 mod election;
+mod errors;
 mod log;
 mod membership;
 mod message;
@@ -334,6 +336,7 @@ pub mod mutation;
 mod mutation;
 mod node;
 mod progress;
+mod protocol;
 mod quorum;
 mod read;
 mod replication;
@@ -348,6 +351,9 @@ pub mod testing;
 mod types;
 
 pub use config::{Config, ConfigError};
+pub use errors::{
+    InitError, MembershipChangeError, ProposeError, ReadError, SnapshotError, StepError, TransferError,
+};
 pub use log::{LogError, RaftLog};
 pub use membership::{Membership, MembershipError, MembershipLog};
 pub use message::{
@@ -355,10 +361,7 @@ pub use message::{
     InstallSnapshot, InstallSnapshotResponse, Message, MessageBody, ReadIndexRequest, ReadState, VoteRequest,
     VoteResponse,
 };
-pub use node::{
-    InitError, InitialState, MembershipChangeError, ProposeError, RawNode, ReadError, ReadMode, Ready,
-    StepError, TransferError,
-};
+pub use node::{InitialState, RawNode, ReadMode, Ready};
 pub use progress::{Inflights, Progress, ProgressState};
 pub use quorum::{JointConfig, MajorityConfig, VoteResult};
 pub use snapshot_data::{SnapshotData, SnapshotReader, SnapshotWriter};

@@ -18,7 +18,7 @@
 //! discarded and asked for again from offset 0, never installed.
 
 use crate::mutation::{mutated, Mutation};
-use crate::node::Core;
+use crate::protocol::Core;
 use crate::{
     InstallSnapshot, InstallSnapshotResponse, MessageBody, NodeId, Snapshot, SnapshotData, SnapshotMeta, Term,
 };
@@ -82,7 +82,7 @@ pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: Inst
         respond(core, chunk.offset.saturating_add(chunk.data.len() as u64), true);
         return;
     }
-    let term = core.term;
+    let term = core.term();
     let restart = match &core.incoming_snapshot {
         _ if chunk.offset != 0 => false,
         Some(incoming) if mutated(Mutation::SnapshotBufferNotReset) => incoming.meta != chunk.meta,
