@@ -61,7 +61,7 @@ pub mod metrics;
 mod network;
 mod pause;
 
-use self::core::{Core, CoreLinks};
+use self::core::{Driver, DriverLinks};
 use self::metrics::Counters;
 use self::pause::{PauseGate, PauseSwitch};
 use io::{run_writer, Applier};
@@ -401,7 +401,7 @@ impl<SM: StateMachine> Raft<SM> {
         );
         let writer = tokio::spawn(tracing::Instrument::instrument(writer, span.clone()));
         let failure = Arc::new(std::sync::OnceLock::new());
-        let links = CoreLinks {
+        let links = DriverLinks {
             writes: write_tx,
             apply: apply_tx,
             metrics: metrics_tx,
@@ -409,7 +409,7 @@ impl<SM: StateMachine> Raft<SM> {
             failure: failure.clone(),
             gate,
         };
-        let core = Core::new(raw, transport, links, &runtime, seed);
+        let core = Driver::new(raw, transport, links, &runtime, seed);
         #[cfg(feature = "testing")]
         let io_tasks = (writer.abort_handle(), applier.abort_handle());
         let core = core.run(runtime.tick, request_rx, inbound_rx, event_rx, writer, applier);
