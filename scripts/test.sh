@@ -24,6 +24,16 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p raft-net-tcp --all-targets --features tls --locked -- -D warnings
 
+step "the sans-I/O crates pull no runtime"
+# raft-core without features, and the simulator on it, must not depend on
+# tokio, tracing or metrics (the runtime is the opt-in feature `runtime`).
+for crate in raft-core raft-sim; do
+    if cargo tree -p "$crate" -e normal --locked --prefix none | grep -E '^(tokio|tracing|metrics) '; then
+        echo "$crate pulls a runtime dependency (above)" >&2
+        exit 1
+    fi
+done
+
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc -p raft-net-tcp --no-deps --features tls --locked --quiet

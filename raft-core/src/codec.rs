@@ -107,6 +107,26 @@ pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), Co
     }
 }
 
+/// Writes the encoding of `value` to `writer` (for example a snapshot's
+/// [`crate::SnapshotWriter`]), returning how many bytes it took.
+pub fn encode_to_writer<T: Serialize + ?Sized, W: std::io::Write>(
+    value: &T,
+    writer: &mut W,
+) -> Result<usize, CodecError> {
+    bincode::serde::encode_into_std_write(value, writer, configuration::<MAX_VALUE_BYTES>())
+        .map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Decodes the next `T` from `reader` (for example a snapshot's
+/// [`crate::SnapshotReader`]), reading no further than it ends. The input's
+/// size is not known here, so the limit is [`MAX_VALUE_BYTES`]: a hostile
+/// length prefix makes a decode allocate at most that much. An input that
+/// ends inside the value is a [`CodecError::Decode`].
+pub fn decode_from_reader<T: DeserializeOwned, R: std::io::Read>(reader: &mut R) -> Result<T, CodecError> {
+    bincode::serde::decode_from_std_read(reader, configuration::<MAX_VALUE_BYTES>())
+        .map_err(|e| CodecError::Decode(e.to_string()))
+}
+
 /// Bytes before a frame's version byte: the little-endian `u32` length.
 pub const FRAME_LENGTH_BYTES: usize = 4;
 

@@ -11,7 +11,7 @@
 //! date as the voter's (section 5.4.1), which is what gives Leader Completeness.
 
 use crate::mutation::{mutated, Mutation};
-use crate::node::{Core, Transition};
+use crate::protocol::{Campaign, Core, Transition};
 use crate::quorum::VoteResult;
 use crate::{MessageBody, NodeId, Term, VoteRequest, VoteResponse};
 use std::collections::BTreeMap;
@@ -23,17 +23,6 @@ pub(crate) struct Candidate {
     votes: BTreeMap<NodeId, bool>,
     /// Whether this is a pre-vote round (the term has not been incremented).
     pre_vote: bool,
-}
-
-/// How a round of votes starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Campaign {
-    /// Ask whether a quorum would vote, without changing any term.
-    PreVote,
-    /// Ask for votes in a new term.
-    Election,
-    /// Ask for votes in a new term because the leader handed over leadership.
-    Transfer,
 }
 
 impl Candidate {
@@ -50,7 +39,7 @@ impl Candidate {
             last_log_term: core.log.last_term(),
             leadership_transfer: campaign == Campaign::Transfer,
         };
-        let term = if pre_vote { core.term + 1 } else { core.term };
+        let term = if pre_vote { core.term() + 1 } else { core.term() };
         // Sorted order, so runs are deterministic.
         let peers: Vec<NodeId> = core.quorum.ids().filter(|&id| id != core.id).collect();
         for peer in peers {
@@ -73,7 +62,7 @@ impl Candidate {
         response: VoteResponse,
     ) -> Option<Transition> {
         debug_assert!(self.pre_vote);
-        if response.granted && term != core.term + 1 {
+        if response.granted && term != core.term() + 1 {
             return None;
         }
         self.record(core, from, response.granted)
@@ -110,7 +99,7 @@ impl Candidate {
             VoteResult::Won if self.pre_vote => Some(Transition::Candidate(Campaign::Election)),
             VoteResult::Won if !core.hard_state_durable() => None,
             VoteResult::Won => Some(Transition::Leader),
-            VoteResult::Lost => Some(Transition::Follower { term: core.term, leader: None }),
+            VoteResult::Lost => Some(Transition::Follower { term: core.term(), leader: None }),
             VoteResult::Pending => None,
         }
     }
@@ -131,22 +120,22 @@ pub(crate) fn handle_vote_request(
     request: VoteRequest,
     pre_vote: bool,
 ) {
-    let can_vote = core.vote == Some(from)
-        || (core.vote.is_none() && core.leader.is_none())
-        || (pre_vote && term > core.term);
+    let can_vote = core.vote() == Some(from)
+        || (core.vote().is_none() && core.leader.is_none())
+        || (pre_vote && term > core.term());
     // The promise to a leader holds whatever happened to the term since: a
     // follower that adopted a newer term from a stray reply, and so knows no
     // leader and has no vote in it, must still refuse a new vote until the
     // promise ends (the caller checked only requests of newer terms).
-    let promised = !pre_vote && !request.leadership_transfer && core.vote != Some(from) && core.in_promise();
+    let promised =
+        !pre_vote && !request.leadership_transfer && core.vote() != Some(from) && core.in_promise();
     let granted = can_vote && !promised && vote_allowed_by_log(core, request);
     if pre_vote {
-        let response_term = if granted { term } else { core.term };
+        let response_term = if granted { term } else { core.term() };
         core.send_with_term(from, response_term, MessageBody::PreVoteResponse(VoteResponse { granted }));
     } else {
         if granted {
-            core.vote = Some(from);
-            core.hard_state_changed();
+            core.vote_for(from);
             core.reset_election_timer();
         }
         core.send(from, MessageBody::VoteResponse(VoteResponse { granted }));

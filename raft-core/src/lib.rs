@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use raft_core::runtime::{InProcessNetwork, Raft, ReadConsistency, RestoreError, RuntimeConfig, StateMachine};
-//! use raft_core::{Config, LogId, Membership};
+//! use raft_core::{Config, LogId, Membership, SnapshotData};
 //! use raft_storage_mem::MemLogStore;
 //!
 //! /// The replicated state: a counter. Commands add to it.
@@ -32,11 +32,14 @@
 //!         self.0 += add;
 //!         self.0
 //!     }
-//!     fn snapshot(&self) -> bytes::Bytes {
+//!     // A large state writes itself through `SnapshotData::writer()` and
+//!     // reads itself back through `data.reader()`, in pieces; a counter
+//!     // fits in one.
+//!     fn snapshot(&self) -> SnapshotData {
 //!         self.0.to_be_bytes().to_vec().into()
 //!     }
-//!     fn restore(&mut self, data: &[u8]) -> Result<(), RestoreError> {
-//!         let bytes = data.try_into().map_err(|_| RestoreError("not a counter".into()))?;
+//!     fn restore(&mut self, data: &SnapshotData) -> Result<(), RestoreError> {
+//!         let bytes = data.to_vec().try_into().map_err(|_| RestoreError("not a counter".into()))?;
 //!         self.0 = u64::from_be_bytes(bytes);
 //!         Ok(())
 //!     }
@@ -64,6 +67,45 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! ## One proposal, end to end
+//!
+//! What happens to `leader.propose(5)` above, through the [`runtime`]'s three
+//! tasks per node (core, writer, applier), the [`LogStore`] and the
+//! [`runtime::Transport`]. Time runs downwards; the leader's disk write
+//! (2) runs while the followers receive the entry (3), and the leader counts
+//! itself only once (4) tells it its write is durable.
+//!
+//! ```text
+//!  client          leader node                             follower node (x2)
+//!    |   propose   +------------------------------+
+//!    |------------>| core: RawNode::propose       |  1 entry appended in memory
+//!    |             |   ready() -> Ready {         |
+//!    |             |     entries, messages }      |
+//!    |             +--+-----------------------+---+
+//!    |                | entries               | messages (AppendEntries)
+//!    |                v                       v
+//!    |   2 writer: LogStore::write      Transport::send -----> Raft::receive
+//!    |     (one fsync for every write         |                core: RawNode::step
+//!    |      queued meanwhile)                 |                  ready(): entries,
+//!    |                |                       |                  persisted_messages
+//!    |                v                       |                writer: LogStore::write
+//!    |   4 core: RawNode::on_persisted        |                  then sends the
+//!    |     (the leader's own match index)     |                  AppendEntriesResponse
+//!    |                |                       |                        |
+//!    |                |        core: RawNode::step  <------------------+  3
+//!    |                v          commit = the quorum's match index, if
+//!    |          5 ready().committed_entries  the entry there is of this term
+//!    |                |
+//!    |                v
+//!    |   6 applier: StateMachine::apply -> response
+//!    |<---------------+
+//!    |   followers learn the commit index from the next AppendEntries or
+//!    |   heartbeat and apply it the same way (no response to send)
+//! ```
+//!
+//! With [`RawNode`] alone the same path is yours to drive: see
+//! [Using a `RawNode`](#using-a-rawnode).
 //!
 //! ## Leader election (section 5.2)
 //!
@@ -151,6 +193,41 @@
 //! ticks it missed before anything else (see [`Config::lease_reads`]). Stale
 //! reads need no call: read the local state machine.
 //!
+//! ## Where each rule lives
+//!
+//! A map from the paper (Figure 2's rules, Figure 8, sections 6 and 7) and
+//! the thesis (3.10, 4.2.3, 6.4, 9.6) to the code that implements each rule.
+//! Paths are the crate's private modules (`node.rs`, `protocol.rs`,
+//! `election.rs`, ...);
+//! public items are linked.
+//!
+//! | Rule | Where |
+//! |---|---|
+//! | **All servers.** A message of a higher term: adopt it, become follower | `node.rs`: `RawNode::step_inner`, then `become_follower` |
+//! | A message of a lower term: refuse it (and say so for votes and appends) | `node.rs`: `RawNode::step_inner` |
+//! | Apply committed entries in order | `log.rs`: `RaftLog::take_applicable`, handed out in [`Ready::committed_entries`] |
+//! | Persist term and vote before any message that depends on them | `protocol.rs`: `Core::send_with_term` holds such messages for [`Ready::persisted_messages`]; [`RawNode::on_persisted`] |
+//! | **Followers.** No leader heard within the election timeout: campaign | `protocol.rs`: `Core::tick_election`, `Core::campaign_transition` |
+//! | **Candidates.** New term, vote for self, ask for votes | `election.rs`: `Candidate::start` |
+//! | A majority of votes (of both halves of a joint configuration): lead | `election.rs`: `Candidate::record_vote`, `Candidate::outcome`; [`JointConfig::vote_result`] |
+//! | **RequestVote receiver.** One vote per term, only for a log at least as up to date | `election.rs`: `handle_vote_request`, `vote_allowed_by_log`; [`RaftLog::is_up_to_date`] |
+//! | **Leaders.** A blank entry of the new term on election | `replication.rs`: `Leader::start` |
+//! | Append client commands, replicate them | `replication.rs`: `Leader::propose`, `send_appends` |
+//! | On success advance match/next index; on refusal back off by term | [`Progress::maybe_update`], [`Progress::maybe_decr_to`]; `replication.rs`: `Leader::handle_append_response`; [`RaftLog::find_conflict_by_term`] |
+//! | Commit the quorum's match index, **only if its entry is of this term** (Figure 8) | `replication.rs`: `Leader::maybe_commit`; [`JointConfig::committed_index`] |
+//! | **AppendEntries receiver.** Refuse unless the log matches at the previous entry | `replication.rs`: `handle_append`; [`RaftLog::matches`] |
+//! | Delete a conflicting suffix, append, advance the commit index | `log.rs`: `RaftLog::append_after`, `RaftLog::commit_to` |
+//! | **InstallSnapshot receiver** (section 7): gather chunks, keep a matching suffix | `snapshot_transfer.rs`: `handle_install_snapshot`; `log.rs`: `RaftLog::install_snapshot` |
+//! | Compact the log behind a snapshot | [`RawNode::on_snapshot_built`]; `log.rs`: `RaftLog::compact_to` |
+//! | **Membership** (section 6, thesis 4.3): joint consensus, one change at a time | `replication.rs`: `Leader::change_membership`, `Leader::advance_membership`; [`MembershipLog`] |
+//! | A configuration is in force once in the log, rolled back if truncated | [`MembershipLog`]; `protocol.rs`: `Core::refresh_membership` |
+//! | **Leader stickiness** (thesis 4.2.3): ignore votes while a leader is heard | `node.rs`: `RawNode::step_inner`, `RawNode::in_lease` |
+//! | **Pre-vote** (thesis 9.6) | `election.rs`: `Campaign::PreVote`, `Candidate::record_pre_vote`, `handle_vote_request` |
+//! | **Check-quorum** (thesis 6.2): a leader that has not heard from a quorum steps down | `replication.rs`: `Leader::tick`, `Leader::quorum_active` |
+//! | **Leadership transfer** (thesis 3.10) | `replication.rs`: `Leader::transfer_leadership`, `Leader::maybe_send_timeout_now`; `node.rs`: `RawNode::step_role` (TimeoutNow) |
+//! | **ReadIndex** (thesis 6.4): note the commit index, confirm leadership by a heartbeat round | `read.rs`: `ReadQueue::register`, `ReadQueue::start_round`, `ReadQueue::confirm`; [`RawNode::read_index`] |
+//! | **Lease reads** (thesis 6.4.1) | `read.rs` (its module docs state the lease's conditions); [`Config::lease_reads`] |
+//!
 //! ## Using a `RawNode`
 //!
 //! 1. Create it with [`RawNode::new`] from a [`Config`], the state storage holds
@@ -178,6 +255,57 @@
 //! its disk, its network and its state machine busy in parallel, as long as each
 //! `Ready`'s writes complete in order.
 //!
+//! ### By hand: three nodes in one loop
+//!
+//! No runtime, no threads: each node's "disk" is a vector, the "network" a
+//! queue, and every `Ready` is handled in the order above (its write is
+//! durable as soon as it is pushed, so its persisted messages go out at once).
+//!
+//! ```
+//! use raft_core::{Config, Entry, EntryPayload, InitialState, Membership, Message, RawNode};
+//! use std::collections::VecDeque;
+//!
+//! let members = Membership::new([1, 2, 3], []);
+//! let new_node = |id| {
+//!     let state = InitialState { membership: members.clone(), ..Default::default() };
+//!     RawNode::new(Config::new(id), state, id).expect("a valid config")
+//! };
+//! let mut nodes: Vec<RawNode> = (1..=3).map(new_node).collect();
+//! let mut disks: Vec<Vec<Entry>> = vec![Vec::new(); 3];
+//! let mut applied: Vec<Vec<Entry>> = vec![Vec::new(); 3];
+//! let mut network: VecDeque<Message> = VecDeque::new();
+//!
+//! // Handles every node's Ready, then delivers what they sent, until quiet.
+//! let mut run = |nodes: &mut Vec<RawNode>| loop {
+//!     for (i, node) in nodes.iter_mut().enumerate() {
+//!         while node.has_ready() {
+//!             let ready = node.ready();
+//!             network.extend(ready.messages); // 1. send
+//!             if let Some(first) = ready.entries.first() {
+//!                 disks[i].retain(|e| e.index < first.index); // 2. write...
+//!             }
+//!             disks[i].extend(ready.entries); // (hard state: saved likewise)
+//!             network.extend(ready.persisted_messages); // 3. ...durable
+//!             node.on_persisted(ready.number);
+//!             applied[i].extend(ready.committed_entries); // 4. apply
+//!         }
+//!     }
+//!     let Some(message) = network.pop_front() else { break };
+//!     let to = message.to as usize - 1;
+//!     nodes[to].step(message).expect("a message from a member");
+//! };
+//!
+//! nodes[0].campaign(); // rather than ticking until an election timeout
+//! run(&mut nodes);
+//! assert_eq!(nodes[0].leader(), Some(1));
+//! let at = nodes[0].propose(bytes::Bytes::from_static(b"hello")).expect("the leader accepts");
+//! run(&mut nodes);
+//! for applied in &applied {
+//!     let last = applied.last().expect("something applied");
+//!     assert_eq!((last.index, &last.payload), (at.index, &EntryPayload::Command(b"hello"[..].into())));
+//! }
+//! ```
+//!
 //! ## Caveats
 //!
 //! - The node holds the entries since the last compaction in memory, and the
@@ -190,11 +318,15 @@
 //! - Terms above [`MAX_TERM`] are refused as corrupt or hostile.
 
 #![forbid(unsafe_code)]
+// This page describes the runtime too, which exists only with the `runtime`
+// feature: built without it, its links to the runtime have nothing to point at.
+#![cfg_attr(not(feature = "runtime"), allow(rustdoc::broken_intra_doc_links))]
 
 #[cfg(feature = "codec")]
 pub mod codec;
 mod config;
 mod election;
+mod errors;
 mod log;
 mod membership;
 mod message;
@@ -204,12 +336,14 @@ pub mod mutation;
 mod mutation;
 mod node;
 mod progress;
+mod protocol;
 mod quorum;
 mod read;
 mod replication;
 mod rng;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+mod snapshot_data;
 mod snapshot_transfer;
 mod storage;
 #[cfg(feature = "testing")]
@@ -217,6 +351,9 @@ pub mod testing;
 mod types;
 
 pub use config::{Config, ConfigError};
+pub use errors::{
+    InitError, MembershipChangeError, ProposeError, ReadError, SnapshotError, StepError, TransferError,
+};
 pub use log::{LogError, RaftLog};
 pub use membership::{Membership, MembershipError, MembershipLog};
 pub use message::{
@@ -224,12 +361,10 @@ pub use message::{
     InstallSnapshot, InstallSnapshotResponse, Message, MessageBody, ReadIndexRequest, ReadState, VoteRequest,
     VoteResponse,
 };
-pub use node::{
-    InitError, InitialState, MembershipChangeError, ProposeError, RawNode, ReadError, ReadMode, Ready,
-    StepError, TransferError,
-};
+pub use node::{InitialState, RawNode, ReadMode, Ready};
 pub use progress::{Inflights, Progress, ProgressState};
 pub use quorum::{JointConfig, MajorityConfig, VoteResult};
+pub use snapshot_data::{SnapshotData, SnapshotReader, SnapshotWriter};
 pub use storage::{LogStore, LogWrite, StorageError, StoredState};
 pub use types::{
     Entry, EntryPayload, HardState, Index, LogId, NodeId, Role, Snapshot, SnapshotMeta, SoftState, Term,

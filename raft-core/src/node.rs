@@ -8,25 +8,24 @@
 //! Given the same inputs it produces the same outputs, which is what lets the
 //! simulator replay any run from its seed.
 //!
-//! The state shared by every role lives in [`Core`]; what only one role needs
-//! lives in that role's type ([`Leader`], [`Candidate`]), so a leader-only
-//! operation cannot be called on a follower. A role's handlers return a
-//! [`Transition`] rather than changing role themselves; [`RawNode`] applies it.
+//! The state shared by every role lives in `Core` (`protocol.rs`); what only
+//! one role needs lives in that role's type ([`Leader`], [`Candidate`]), so a
+//! leader-only operation cannot be called on a follower. A role's handlers
+//! return a `Transition` rather than changing role themselves; [`RawNode`]
+//! applies it.
 
-use crate::election::{Campaign, Candidate};
-use crate::mutation::{mutated, Mutation};
-use crate::quorum::JointConfig;
+use crate::election::Candidate;
+use crate::errors::{
+    InitError, MembershipChangeError, ProposeError, ReadError, SnapshotError, StepError, TransferError,
+};
+use crate::protocol::{Campaign, Core, Transition};
 use crate::replication::{self, Leader};
-use crate::rng::Rng;
-use crate::snapshot_transfer::{self, IncomingSnapshot};
 use crate::{
-    Config, ConfigError, Entry, EntryPayload, HardState, Index, LogError, LogId, Membership, MembershipError,
-    Message, MessageBody, NodeId, RaftLog, ReadIndexRequest, ReadState, Role, Snapshot, SoftState, Term,
-    MAX_TERM,
+    Config, Entry, EntryPayload, HardState, Index, LogId, Membership, Message, MessageBody, NodeId, RaftLog,
+    ReadIndexRequest, ReadState, Role, Snapshot, SoftState, Term, MAX_TERM,
 };
 use bytes::Bytes;
-use std::collections::{BTreeSet, VecDeque};
-use thiserror::Error;
+use std::collections::BTreeSet;
 
 /// What a node starts from: the state its storage holds (all of it empty for a
 /// brand-new node).
@@ -44,108 +43,6 @@ pub struct InitialState {
     pub entries: Vec<Entry>,
 }
 
-/// Why a node could not be created.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum InitError {
-    /// The configuration is invalid.
-    #[error("invalid configuration: {0}")]
-    Config(#[from] ConfigError),
-    /// The stored log breaks an invariant.
-    #[error("stored log is inconsistent: {0}")]
-    Log(#[from] LogError),
-    /// The stored log holds an entry from a term later than the stored term:
-    /// the hard state was not persisted before the entries were.
-    #[error("stored entry {index} has term {entry_term}, later than the stored term {term}")]
-    EntryFromTheFuture {
-        /// The entry's index.
-        index: Index,
-        /// The entry's term.
-        entry_term: Term,
-        /// The persisted term.
-        term: Term,
-    },
-    /// The stored configuration is invalid.
-    #[error("stored membership is invalid: {0}")]
-    Membership(#[from] MembershipError),
-    /// The stored term exceeds [`MAX_TERM`]: the storage is corrupt.
-    #[error("stored term {0} exceeds MAX_TERM")]
-    TermTooLarge(Term),
-}
-
-/// Why a message was refused. The node's state is unchanged by a refused message.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum StepError {
-    /// The message is addressed to another node.
-    #[error("message for node {to} delivered to node {me}")]
-    WrongRecipient {
-        /// The addressee.
-        to: NodeId,
-        /// This node.
-        me: NodeId,
-    },
-    /// The message claims to come from this node itself.
-    #[error("message claims to come from this node")]
-    FromSelf,
-    /// The message breaks the protocol's rules on its face.
-    #[error("malformed {kind} from {from}: {reason}")]
-    Malformed {
-        /// The sender.
-        from: NodeId,
-        /// The message kind.
-        kind: &'static str,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A leader asked this node to rewrite committed entries.
-    #[error("append from {from} rejected: {source}")]
-    Log {
-        /// The sender.
-        from: NodeId,
-        /// The log's objection.
-        source: LogError,
-    },
-}
-
-/// Why a proposal was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ProposeError {
-    /// Only the leader accepts proposals. `leader` is the leader this node
-    /// knows of, if any, so the client can retry there.
-    #[error("not the leader (leader: {leader:?})")]
-    NotLeader {
-        /// The current leader, if known.
-        leader: Option<NodeId>,
-    },
-    /// The leader is handing leadership to `target` and accepts no proposals
-    /// until that ends; retry at the new leader.
-    #[error("leadership is being transferred to node {target}")]
-    TransferInProgress {
-        /// The node leadership is being handed to.
-        target: NodeId,
-    },
-}
-
-/// Why a snapshot handed to [`RawNode::on_snapshot_built`] was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum SnapshotError {
-    /// The snapshot claims entries that were not handed out for applying.
-    #[error("snapshot covers index {index}, but only {applied} was applied")]
-    NotApplied {
-        /// The snapshot's last index.
-        index: Index,
-        /// This node's applied index.
-        applied: Index,
-    },
-    /// The snapshot's last entry is not the entry this log holds there.
-    #[error("snapshot ends at {last:?}, but the log has term {term:?} there")]
-    WrongTerm {
-        /// The snapshot's last entry.
-        last: LogId,
-        /// The term in the log.
-        term: Option<Term>,
-    },
-}
-
 /// How a read is confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadMode {
@@ -155,77 +52,6 @@ pub enum ReadMode {
     /// ReadIndex otherwise). Needs [`Config::lease_reads`]; safe only under the
     /// clock-drift bound [`Config::max_clock_drift_ticks`].
     Lease,
-}
-
-/// Why a read could not be started.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ReadError {
-    /// No leader is known to ask.
-    #[error("no leader is known")]
-    NoLeader,
-    /// A lease read was asked for but lease reads are off.
-    #[error("lease reads are disabled (Config::lease_reads)")]
-    LeaseReadsDisabled,
-}
-
-/// Why a leadership transfer could not start.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum TransferError {
-    /// Only the leader hands over leadership.
-    #[error("not the leader (leader: {leader:?})")]
-    NotLeader {
-        /// The current leader, if known.
-        leader: Option<NodeId>,
-    },
-    /// The target is not a member of the cluster.
-    #[error("node {0} is not a member of the cluster")]
-    UnknownNode(NodeId),
-    /// The target does not vote (a learner, or leaving the configuration),
-    /// so it cannot be elected.
-    #[error("node {0} is not a voter")]
-    NotAVoter(NodeId),
-}
-
-/// Why a membership change was refused. Nothing was appended.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum MembershipChangeError {
-    /// Only the leader changes the membership.
-    #[error("not the leader (leader: {leader:?})")]
-    NotLeader {
-        /// The current leader, if known.
-        leader: Option<NodeId>,
-    },
-    /// A change is still in flight (or this leader has not yet committed an
-    /// entry of its term, so it cannot know whether one is): one at a time.
-    #[error("a membership change is already in progress")]
-    ChangeInProgress,
-    /// The target configuration is invalid.
-    #[error("invalid target membership: {0}")]
-    Invalid(#[from] MembershipError),
-    /// Leadership is being handed over; change the membership at the new leader.
-    #[error("leadership is being transferred")]
-    TransferInProgress,
-    /// The target must be a plain configuration; the leader builds the
-    /// joint one itself.
-    #[error("the target of a membership change must not be a joint configuration")]
-    JointTarget,
-    /// A new voter must first join as a learner and catch up.
-    #[error("node {node} must join as a learner and catch up before it can vote")]
-    NotALearner {
-        /// The node.
-        node: NodeId,
-    },
-    /// A learner is too far behind to be promoted yet; promoting it would
-    /// weaken availability. Retry once it has caught up.
-    #[error("learner {node} has not caught up (match {match_index}, leader's last index {last_index})")]
-    NotCaughtUp {
-        /// The learner.
-        node: NodeId,
-        /// What it has.
-        match_index: Index,
-        /// What the leader has.
-        last_index: Index,
-    },
 }
 
 /// Everything a node asks its caller to do, produced by [`RawNode::ready`].
@@ -295,257 +121,6 @@ pub(crate) enum RoleState {
     Leader(Leader),
 }
 
-/// A change of role that a handler asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Transition {
-    /// Become a follower of `leader` in `term` (at least the current term).
-    Follower { term: Term, leader: Option<NodeId> },
-    /// Start a pre-vote round.
-    PreCandidate,
-    /// Start an election in the next term.
-    Candidate(Campaign),
-    /// Take leadership of the current term.
-    Leader,
-}
-
-/// The state every role shares.
-#[derive(Debug)]
-pub(crate) struct Core {
-    pub(crate) id: NodeId,
-    pub(crate) config: Config,
-    pub(crate) term: Term,
-    pub(crate) vote: Option<NodeId>,
-    pub(crate) leader: Option<NodeId>,
-    pub(crate) log: RaftLog,
-    /// The quorum rule of the configuration in force, kept in step with the log.
-    pub(crate) quorum: JointConfig,
-    membership_version: u64,
-    /// Ticks since the election timer was last reset; on a leader, ticks since
-    /// the last check-quorum round.
-    pub(crate) election_elapsed: u64,
-    randomized_election_timeout: u64,
-    rng: Rng,
-    messages: Vec<Message>,
-    persisted_messages: Vec<Message>,
-    /// Reads confirmed since the last `Ready`.
-    pub(crate) read_states: Vec<ReadState>,
-    /// Ticks since this node started: the clock of lease reads.
-    pub(crate) ticks: u64,
-    /// Ticks since this node last heard from a leader of any term (`None`
-    /// if never): while below the minimum election timeout, it refuses to
-    /// vote, whatever happened to its term since. That promise is what leader
-    /// leases rest on.
-    pub(crate) ticks_since_leader: Option<u64>,
-    /// The latest snapshot, built here or received: what a leader sends to
-    /// followers that need entries it has compacted away.
-    pub(crate) snapshot: Option<Snapshot>,
-    /// The CRC-32 of `snapshot`'s bytes (0 without one), computed once per
-    /// snapshot rather than once per chunk sent.
-    pub(crate) snapshot_checksum: u32,
-    /// A snapshot being received from the leader, chunk by chunk.
-    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
-    /// A received snapshot for the caller to install.
-    pub(crate) snapshot_to_install: Option<Snapshot>,
-    /// Log entries up to here may be purged from storage.
-    purge_to: Option<Index>,
-    /// The applied index when a snapshot was last asked for.
-    snapshot_requested_at: Option<Index>,
-    durability: Durability,
-}
-
-/// Bookkeeping for the persist-before-send rule.
-#[derive(Debug)]
-struct Durability {
-    /// The number the next `Ready` gets.
-    next_ready: u64,
-    /// Every `Ready` up to this number is durable.
-    persisted_ready: u64,
-    /// The term or vote changed since the last `Ready`.
-    hard_state_dirty: bool,
-    /// The last `Ready` that carried a hard state.
-    last_hard_state_ready: u64,
-    /// `Ready`s carrying entries that are not yet durable, with their last entry.
-    pending_writes: VecDeque<(u64, LogId)>,
-    /// The soft state last reported.
-    reported: SoftState,
-}
-
-impl Core {
-    /// Queues a message stamped with the current term.
-    pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
-        self.send_with_term(to, self.term, body);
-    }
-
-    /// Queues a message, holding it until the next write is durable if it
-    /// depends on state not yet on disk. A leader's replication messages, a
-    /// heartbeat response and a pre-vote request depend only on the term being
-    /// durable (so a slow disk does not silence a follower toward its leader);
-    /// the other responses vouch for the responder's log or vote, so they
-    /// always wait.
-    pub(crate) fn send_with_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
-        let term_durable = self.hard_state_durable();
-        let independent = matches!(
-            body,
-            MessageBody::AppendEntries(_)
-                | MessageBody::Heartbeat(_)
-                | MessageBody::HeartbeatResponse(_)
-                | MessageBody::TimeoutNow
-                | MessageBody::ReadIndex(_)
-                | MessageBody::ReadIndexResponse(_)
-                | MessageBody::InstallSnapshot(_)
-                | MessageBody::PreVote(_)
-        ) || (mutated(Mutation::AckBeforePersist)
-            && matches!(body, MessageBody::AppendEntriesResponse(_)));
-        let message = Message { from: self.id, to, term, body };
-        if independent && term_durable {
-            self.messages.push(message);
-        } else {
-            self.persisted_messages.push(message);
-        }
-    }
-
-    /// The log was truncated from `index`: writes still in flight can make
-    /// durable at most what precedes it. Without this, a write of entries that
-    /// were since replaced, and then appended again, could report them
-    /// durable while the write that removes them is still pending.
-    pub(crate) fn log_truncated(&mut self, index: Index) {
-        let kept = index - 1;
-        let kept = LogId::new(self.log.term(kept).unwrap_or_default(), kept);
-        for (_, last) in self.durability.pending_writes.iter_mut() {
-            if last.index > kept.index {
-                *last = kept;
-            }
-        }
-    }
-
-    /// Whether to ask for a snapshot now (once per threshold's worth of
-    /// applied entries).
-    fn wants_snapshot(&mut self) -> bool {
-        let applied = self.log.applied();
-        let since = self.snapshot_requested_at.unwrap_or(self.log.snapshot().index);
-        if applied.saturating_sub(since) >= self.config.snapshot_threshold {
-            self.snapshot_requested_at = Some(applied);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// A snapshot is being installed: nothing after it may be applied before
-    /// the state machine is restored from it, that is, before the snapshot's
-    /// own write is durable. Writes already in flight therefore report
-    /// nothing; the snapshot's write reports, on their behalf, every entry
-    /// handed to storage before it (writes complete in order).
-    pub(crate) fn hold_writes_for_snapshot(&mut self) {
-        for (_, last) in self.durability.pending_writes.iter_mut() {
-            *last = LogId::default();
-        }
-    }
-
-    /// Makes `snapshot` the latest one, the one sent to followers.
-    pub(crate) fn set_snapshot(&mut self, snapshot: Snapshot) {
-        self.snapshot_checksum = snapshot_transfer::checksum(&snapshot.data);
-        self.snapshot = Some(snapshot);
-    }
-
-    /// Whether the current term and vote are on disk.
-    pub(crate) fn hard_state_durable(&self) -> bool {
-        !self.durability.hard_state_dirty
-            && self.durability.persisted_ready >= self.durability.last_hard_state_ready
-    }
-
-    /// Marks the term or vote as changed, to be persisted with the next `Ready`.
-    pub(crate) fn hard_state_changed(&mut self) {
-        self.durability.hard_state_dirty = true;
-    }
-
-    /// Restarts the election timer with a fresh random timeout in
-    /// `[election_timeout_min, election_timeout_max)`.
-    pub(crate) fn reset_election_timer(&mut self) {
-        self.election_elapsed = 0;
-        let span = self.config.election_timeout_max - self.config.election_timeout_min;
-        self.randomized_election_timeout = self.config.election_timeout_min + self.rng.below(span);
-    }
-
-    /// Whether this node may campaign: a voter of the configuration in force
-    /// may; so may a voter of the configuration before it while that one is
-    /// not known to be committed, since the cluster may still need it to
-    /// commit the change that removes it (thesis section 4.2.2; its own vote
-    /// does not count then, only the new configuration's voters do).
-    pub(crate) fn promotable(&self) -> bool {
-        if self.term >= MAX_TERM {
-            return false;
-        }
-        if self.quorum.contains(self.id) {
-            return true;
-        }
-        let memberships = self.log.memberships();
-        let current = memberships.current_index();
-        current > self.log.committed() && current > 0 && memberships.at(current - 1).is_voter(self.id)
-    }
-
-    /// Brings the quorum rule in step with the configuration in the log.
-    /// Returns whether it changed.
-    pub(crate) fn refresh_membership(&mut self) -> bool {
-        if self.membership_version == self.log.membership_version() {
-            return false;
-        }
-        self.membership_version = self.log.membership_version();
-        self.quorum = self.log.membership().quorum();
-        true
-    }
-
-    /// Whether this node believes a leader is live and so ignores requests to
-    /// vote in a newer term (leader stickiness, thesis section 4.2.3). A
-    /// follower is in lease while it heard from its leader within the minimum
-    /// election timeout; a leader is, when check-quorum makes it step down as
-    /// soon as it loses its quorum.
-    pub(crate) fn in_lease(&self, role: &RoleState) -> bool {
-        match role {
-            RoleState::Leader(_) => self.config.check_quorum,
-            _ => self.in_promise(),
-        }
-    }
-
-    /// Whether this node heard from a leader (of any term) fewer than
-    /// `election_timeout_min` ticks ago, and so has promised it not to vote
-    /// for anyone else: the promise leader leases rest on (see `read.rs`).
-    pub(crate) fn in_promise(&self) -> bool {
-        self.ticks_since_leader.is_some_and(|t| t < self.config.election_timeout_min)
-    }
-
-    /// How an election timeout starts a campaign: with a pre-vote round if
-    /// configured.
-    fn campaign_transition(&self) -> Transition {
-        if self.config.pre_vote {
-            Transition::PreCandidate
-        } else {
-            Transition::Candidate(Campaign::Election)
-        }
-    }
-
-    /// The election timer on a node that is not leader.
-    fn tick_election(&mut self) -> Option<Transition> {
-        self.election_elapsed += 1;
-        if self.promotable() && self.election_elapsed >= self.randomized_election_timeout {
-            Some(self.campaign_transition())
-        } else {
-            None
-        }
-    }
-
-    /// Appends an entry of the current term to the leader's log.
-    pub(crate) fn append_new(&mut self, payload: EntryPayload) -> LogId {
-        let id = LogId::new(self.term, self.log.last_index() + 1);
-        self.log.append(Entry { term: id.term, index: id.index, payload });
-        id
-    }
-
-    pub(crate) fn hard_state(&self) -> HardState {
-        HardState { term: self.term, vote: self.vote }
-    }
-}
-
 /// One Raft node, driven by its caller. See the crate documentation for the
 /// usage contract.
 #[derive(Debug)]
@@ -578,42 +153,7 @@ impl RawNode {
                 term: state.hard_state.term,
             });
         }
-        let config_lease_reads = config.lease_reads;
-        let mut core = Core {
-            id: config.id,
-            config,
-            term: state.hard_state.term,
-            vote: state.hard_state.vote,
-            leader: None,
-            quorum: log.membership().quorum(),
-            membership_version: log.membership_version(),
-            log,
-            election_elapsed: 0,
-            randomized_election_timeout: 0,
-            rng: Rng::new(seed),
-            messages: Vec::new(),
-            persisted_messages: Vec::new(),
-            read_states: Vec::new(),
-            ticks: 0,
-            // With leases in use, a restarted node may have promised a leader
-            // not to vote before it crashed: it keeps that promise.
-            ticks_since_leader: (config_lease_reads && state.hard_state.term > 0).then_some(0),
-            snapshot_checksum: state.snapshot.as_ref().map_or(0, |s| snapshot_transfer::checksum(&s.data)),
-            snapshot: state.snapshot,
-            incoming_snapshot: None,
-            snapshot_to_install: None,
-            purge_to: None,
-            snapshot_requested_at: None,
-            durability: Durability {
-                next_ready: 1,
-                persisted_ready: 0,
-                hard_state_dirty: false,
-                last_hard_state_ready: 0,
-                pending_writes: VecDeque::new(),
-                reported: SoftState { leader: None, role: Role::Follower },
-            },
-        };
-        core.reset_election_timer();
+        let core = Core::new(config, state.hard_state, log, state.snapshot, seed);
         Ok(Self { core, role: RoleState::Follower })
     }
 
@@ -749,10 +289,10 @@ impl RawNode {
         }
         self.validate(&message)?;
         let Message { from, term, .. } = message;
-        if term > self.core.term {
+        if term > self.core.term() {
             match &message.body {
                 MessageBody::PreVote(request) | MessageBody::Vote(request)
-                    if !request.leadership_transfer && self.core.in_lease(&self.role) =>
+                    if !request.leadership_transfer && self.in_lease() =>
                 {
                     return Ok(());
                 }
@@ -763,7 +303,7 @@ impl RawNode {
                 }
                 _ => self.transition(Some(Transition::Follower { term, leader: None })),
             }
-        } else if term < self.core.term {
+        } else if term < self.core.term() {
             let reply = match message.body {
                 MessageBody::AppendEntries(_) | MessageBody::Heartbeat(_) => {
                     Some(MessageBody::HeartbeatResponse(crate::HeartbeatResponse::default()))
@@ -947,6 +487,18 @@ impl RawNode {
         Ok(())
     }
 
+    /// Whether this node believes a leader is live and so ignores requests to
+    /// vote in a newer term (leader stickiness, thesis section 4.2.3). A
+    /// follower is in lease while it heard from its leader within the minimum
+    /// election timeout; a leader is, when check-quorum makes it step down as
+    /// soon as it loses its quorum.
+    fn in_lease(&self) -> bool {
+        match self.role {
+            RoleState::Leader(_) => self.core.config.check_quorum,
+            _ => self.core.in_promise(),
+        }
+    }
+
     /// Applies a role change asked for by a handler.
     fn transition(&mut self, transition: Option<Transition>) {
         let Some(transition) = transition else { return };
@@ -958,9 +510,7 @@ impl RawNode {
                 self.transition(next);
             }
             Transition::Candidate(campaign) => {
-                self.core.term += 1;
-                self.core.vote = Some(self.core.id);
-                self.core.hard_state_changed();
+                self.core.start_election_term();
                 let (candidate, next) = Candidate::start(&mut self.core, campaign);
                 self.role = RoleState::Candidate(candidate);
                 self.transition(next);
@@ -972,13 +522,9 @@ impl RawNode {
     }
 
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
-        debug_assert!(term >= self.core.term);
+        debug_assert!(term >= self.core.term());
         let was_follower = matches!(self.role, RoleState::Follower);
-        if term > self.core.term {
-            self.core.term = term;
-            self.core.vote = None;
-            self.core.hard_state_changed();
-        }
+        self.core.set_term(term);
         self.core.leader = leader;
         self.role = RoleState::Follower;
         // Figure 2: a follower's timer restarts when it hears from a leader
@@ -1087,12 +633,12 @@ impl RawNode {
 
     /// The current term.
     pub fn term(&self) -> Term {
-        self.core.term
+        self.core.term()
     }
 
     /// The candidate voted for in the current term.
     pub fn vote(&self) -> Option<NodeId> {
-        self.core.vote
+        self.core.vote()
     }
 
     /// The current role.

@@ -90,7 +90,7 @@
 //! `in_rounds` belongs to a round at most `round`.
 
 use crate::mutation::{mutated, Mutation};
-use crate::node::Core;
+use crate::protocol::Core;
 use crate::{Index, MessageBody, NodeId, ReadState};
 use std::collections::{BTreeMap, VecDeque};
 

@@ -13,8 +13,9 @@
 //! (Figure 8). The leader's own log counts only up to what is durable, so it
 //! can write its log in parallel with its followers.
 
+use crate::errors::{MembershipChangeError, TransferError};
 use crate::mutation::{mutated, Mutation};
-use crate::node::{Core, MembershipChangeError, TransferError, Transition};
+use crate::protocol::{Core, Transition};
 use crate::quorum::VoteResult;
 use crate::read::ReadQueue;
 use crate::{
@@ -160,7 +161,7 @@ impl Leader {
             self.append_membership(core, next);
             None
         } else if !current.is_voter(core.id) {
-            Some(Transition::Follower { term: core.term, leader: None })
+            Some(Transition::Follower { term: core.term(), leader: None })
         } else {
             None
         }
@@ -266,7 +267,7 @@ impl Leader {
         if core.election_elapsed >= core.config.election_timeout_min {
             core.election_elapsed = 0;
             if core.config.check_quorum && !self.quorum_active(core) {
-                return Some(Transition::Follower { term: core.term, leader: None });
+                return Some(Transition::Follower { term: core.term(), leader: None });
             }
         }
         if self.heartbeat_elapsed >= core.config.heartbeat_interval {
@@ -456,7 +457,7 @@ impl Leader {
             }
         });
         let of_our_term =
-            core.log.term(index) == Some(core.term) || mutated(Mutation::CommitEarlierTermByCount);
+            core.log.term(index) == Some(core.term()) || mutated(Mutation::CommitEarlierTermByCount);
         if index > core.log.committed() && of_our_term {
             core.log.commit_to(index);
             if core.log.committed() >= self.term_start {

@@ -2,7 +2,10 @@
 //!
 //! A follower gathers the chunks of one snapshot from one leader in one term,
 //! in order, and installs it only once it holds all of it and the whole
-//! matches the length and CRC-32 checksum every chunk announces. The buffer
+//! matches the length and CRC-32 checksum every chunk announces. A leader's
+//! chunk never crosses one of its snapshot's pieces, and the follower keeps
+//! the chunks as the pieces of what it installs (see [`SnapshotData`]), so
+//! neither side joins the snapshot into one buffer. The buffer
 //! is keyed by the sending leader, its term, the snapshot's metadata, length
 //! and checksum: two leaders may hold snapshots with the same metadata and
 //! different bytes (a state machine that encodes a hash map encodes the same
@@ -15,9 +18,10 @@
 //! discarded and asked for again from offset 0, never installed.
 
 use crate::mutation::{mutated, Mutation};
-use crate::node::Core;
-use crate::{InstallSnapshot, InstallSnapshotResponse, MessageBody, NodeId, Snapshot, SnapshotMeta, Term};
-use bytes::Bytes;
+use crate::protocol::Core;
+use crate::{
+    InstallSnapshot, InstallSnapshotResponse, MessageBody, NodeId, Snapshot, SnapshotData, SnapshotMeta, Term,
+};
 
 /// A snapshot being received, and whom it is from.
 #[derive(Debug)]
@@ -32,8 +36,10 @@ pub(crate) struct IncomingSnapshot {
     total_len: u64,
     /// The whole snapshot's CRC-32, as announced.
     checksum: u32,
-    /// The bytes received so far, from offset 0.
-    data: Vec<u8>,
+    /// The bytes received so far, from offset 0, as the chunks they came in.
+    data: SnapshotData,
+    /// The CRC-32 of `data`, kept as it grows.
+    crc: crc32fast::Hasher,
 }
 
 impl IncomingSnapshot {
@@ -50,25 +56,15 @@ impl IncomingSnapshot {
     }
 }
 
-/// The CRC-32 (IEEE) of a snapshot's bytes, as [`InstallSnapshot::checksum`] carries it.
-pub(crate) fn checksum(data: &[u8]) -> u32 {
-    crc32fast::hash(data)
-}
-
 /// The chunk of `snapshot` (whose checksum is `checksum`) that starts at
-/// `offset` (clamped to its end), at most `chunk_bytes` long.
+/// `offset` (clamped to its end), at most `chunk_bytes` long and never past
+/// the end of the piece it starts in.
 pub(crate) fn chunk(snapshot: &Snapshot, checksum: u32, offset: u64, chunk_bytes: u64) -> InstallSnapshot {
-    let len = snapshot.data.len() as u64;
+    let len = snapshot.data.len();
     let offset = offset.min(len);
-    let end = offset.saturating_add(chunk_bytes).min(len);
-    InstallSnapshot {
-        meta: snapshot.meta.clone(),
-        offset,
-        data: snapshot.data.slice(offset as usize..end as usize),
-        done: end == len,
-        total_len: len,
-        checksum,
-    }
+    let data = snapshot.data.slice(offset, chunk_bytes);
+    let end = offset + data.len() as u64;
+    InstallSnapshot { meta: snapshot.meta.clone(), offset, data, done: end == len, total_len: len, checksum }
 }
 
 /// The receiver's side of InstallSnapshot from `from`, the leader of the
@@ -86,7 +82,7 @@ pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: Inst
         respond(core, chunk.offset.saturating_add(chunk.data.len() as u64), true);
         return;
     }
-    let term = core.term;
+    let term = core.term();
     let restart = match &core.incoming_snapshot {
         _ if chunk.offset != 0 => false,
         Some(incoming) if mutated(Mutation::SnapshotBufferNotReset) => incoming.meta != chunk.meta,
@@ -99,20 +95,22 @@ pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: Inst
             meta: chunk.meta.clone(),
             total_len: chunk.total_len,
             checksum: chunk.checksum,
-            data: Vec::new(),
+            data: SnapshotData::new(),
+            crc: crc32fast::Hasher::new(),
         });
     }
     let Some(incoming) = core.incoming_snapshot.as_mut().filter(|i| i.is_for(from, term, &chunk)) else {
         respond(core, 0, false);
         return;
     };
-    if chunk.offset != incoming.data.len() as u64 {
-        let wanted = incoming.data.len() as u64;
+    if chunk.offset != incoming.data.len() {
+        let wanted = incoming.data.len();
         respond(core, wanted, false);
         return;
     }
-    incoming.data.extend_from_slice(&chunk.data);
-    let received = incoming.data.len() as u64;
+    incoming.crc.update(&chunk.data);
+    incoming.data.push(chunk.data);
+    let received = incoming.data.len();
     if mutated(Mutation::SnapshotBufferNotReset) {
         if !chunk.done {
             respond(core, received, false);
@@ -123,14 +121,14 @@ pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: Inst
         return;
     }
     let Some(incoming) = core.incoming_snapshot.take() else { return };
-    let crc = checksum(&incoming.data);
+    let crc = incoming.crc.finalize();
     let whole = received == incoming.total_len && crc == incoming.checksum;
     if !whole && !mutated(Mutation::SnapshotBufferNotReset) {
         // Not the snapshot announced: start over rather than install it.
         respond(core, 0, false);
         return;
     }
-    let snapshot = Snapshot { meta: incoming.meta, data: Bytes::from(incoming.data) };
+    let snapshot = Snapshot { meta: incoming.meta, data: incoming.data };
     core.log.install_snapshot(&snapshot.meta);
     core.hold_writes_for_snapshot();
     core.snapshot = Some(snapshot.clone());

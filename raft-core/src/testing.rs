@@ -103,7 +103,7 @@ fn entries(indexes: Range<Index>, term: u64) -> Vec<Entry> {
 fn snapshot(index: Index, term: u64) -> Snapshot {
     Snapshot {
         meta: SnapshotMeta { last: LogId::new(term, index), membership: Membership::new([1, 2, 3], []) },
-        data: Bytes::from_static(b"state machine"),
+        data: Bytes::from_static(b"state machine").into(),
     }
 }
 

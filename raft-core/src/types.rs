@@ -129,11 +129,12 @@ pub struct SnapshotMeta {
     pub membership: crate::Membership,
 }
 
-/// A state-machine snapshot: its metadata and the state machine's bytes.
+/// A state-machine snapshot: its metadata and the state machine's bytes (in
+/// pieces: see [`crate::SnapshotData`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Snapshot {
     /// What it covers.
     pub meta: SnapshotMeta,
     /// The state machine's serialized state, opaque to Raft.
-    pub data: Bytes,
+    pub data: crate::SnapshotData,
 }

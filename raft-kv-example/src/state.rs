@@ -17,9 +17,10 @@
 
 use bytes::Bytes;
 use raft_core::runtime::{RestoreError, StateMachine};
-use raft_core::{Index, LogId};
+use raft_core::{Index, LogId, SnapshotData};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::ops::Bound;
 
 /// A session unused for this many log entries is forgotten (deterministically:
@@ -489,37 +490,48 @@ pub const SNAPSHOT_VERSION: u8 = 1;
 
 impl KvState {
     /// Encodes the state as a snapshot: [`SNAPSHOT_VERSION`], then one
-    /// record per key and per session, then a record with their counts.
-    pub fn encode_snapshot(&self) -> Result<Vec<u8>, raft_core::codec::CodecError> {
-        let mut out = vec![SNAPSHOT_VERSION];
-        raft_core::codec::encode_into(&RecordRef::Applied(self.applied), &mut out)?;
+    /// record per key and per session, then a record with their counts;
+    /// written record by record into pieces (see [`SnapshotData`]), never
+    /// into one buffer of the whole map.
+    pub fn encode_snapshot(&self) -> Result<SnapshotData, raft_core::codec::CodecError> {
+        use raft_core::codec::encode_to_writer;
+        let mut out = SnapshotData::writer();
+        encode_to_writer(&SNAPSHOT_VERSION, &mut out)?;
+        encode_to_writer(&RecordRef::Applied(self.applied), &mut out)?;
         for (key, value) in &self.map {
-            raft_core::codec::encode_into(&RecordRef::Key(key, value), &mut out)?;
+            encode_to_writer(&RecordRef::Key(key, value), &mut out)?;
         }
         for (client, session) in &self.sessions {
-            raft_core::codec::encode_into(&RecordRef::Session(client, session), &mut out)?;
+            encode_to_writer(&RecordRef::Session(client, session), &mut out)?;
         }
         let end = Record::End { keys: self.map.len() as u64, sessions: self.sessions.len() as u64 };
-        raft_core::codec::encode_into(&end, &mut out)?;
-        Ok(out)
+        encode_to_writer(&end, &mut out)?;
+        Ok(out.finish())
     }
 
-    /// Replaces the state with a snapshot's, keeping the session limits.
-    pub fn restore_snapshot(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+    /// Replaces the state with the snapshot `snapshot` reads (record by
+    /// record: a snapshot's [`SnapshotData::reader`], a backup file, a
+    /// slice), keeping the session limits. Nothing changes unless the whole
+    /// snapshot is valid.
+    pub fn restore_snapshot(&mut self, mut snapshot: impl Read) -> Result<(), RestoreError> {
         let fail = |what: String| RestoreError(what);
-        let Some((&version, mut rest)) = snapshot.split_first() else {
+        let mut version = [0u8; 1];
+        match snapshot.read(&mut version) {
             // The runtime's empty snapshot: nothing applied yet.
-            *self = Self::with_session_limits(self.session_ttl, self.max_sessions);
-            return Ok(());
-        };
-        if version != SNAPSHOT_VERSION {
-            return Err(fail(format!("snapshot format {version}, this build reads {SNAPSHOT_VERSION}")));
+            Ok(0) => {
+                *self = Self::with_session_limits(self.session_ttl, self.max_sessions);
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(e) => return Err(fail(format!("cannot read the snapshot: {e}"))),
+        }
+        if version[0] != SNAPSHOT_VERSION {
+            return Err(fail(format!("snapshot format {}, this build reads {SNAPSHOT_VERSION}", version[0])));
         }
         let mut state = Self::with_session_limits(self.session_ttl, self.max_sessions);
         loop {
-            let (record, used) = raft_core::codec::decode_prefix::<Record>(rest)
+            let record = raft_core::codec::decode_from_reader::<Record, _>(&mut snapshot)
                 .map_err(|e| fail(format!("bad record: {e}")))?;
-            rest = &rest[used..];
             match record {
                 Record::Applied(applied) => state.applied = applied,
                 Record::Key(key, value) => {
@@ -530,10 +542,8 @@ impl KvState {
                     state.sessions.insert(client, session);
                 }
                 Record::End { keys, sessions } => {
-                    if keys != state.map.len() as u64
-                        || sessions != state.sessions.len() as u64
-                        || !rest.is_empty()
-                    {
+                    let at_end = matches!(snapshot.read(&mut [0u8; 1]), Ok(0));
+                    if keys != state.map.len() as u64 || sessions != state.sessions.len() as u64 || !at_end {
                         return Err(fail("snapshot counts or length do not match its records".into()));
                     }
                     *self = state;
@@ -561,22 +571,22 @@ impl StateMachine for KvState {
         self.apply_command(entry, command)
     }
 
-    fn snapshot(&self) -> Bytes {
-        // Encoding plain data into a vector fails only past the codec's
+    fn snapshot(&self) -> SnapshotData {
+        // Encoding plain data into memory fails only past the codec's
         // per-value limit, which the API's key and value limits keep far off;
-        // an empty snapshot would then be refused by `restore` of any replica
-        // with data, so say so loudly.
+        // the snapshot below (format 0) would then be refused by `restore`
+        // of any replica, so say so loudly.
         match self.encode_snapshot() {
-            Ok(bytes) => Bytes::from(bytes),
+            Ok(data) => data,
             Err(error) => {
                 tracing::error!(%error, "cannot encode the snapshot");
-                Bytes::from_static(&[0])
+                SnapshotData::from(&[0u8][..])
             }
         }
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        self.restore_snapshot(snapshot)
+    fn restore(&mut self, snapshot: &SnapshotData) -> Result<(), RestoreError> {
+        self.restore_snapshot(snapshot.reader())
     }
 }
 

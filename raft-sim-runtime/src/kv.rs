@@ -3,7 +3,7 @@
 //! and every incarnation of a node as they apply.
 
 use raft_core::runtime::{RestoreError, StateMachine};
-use raft_core::{Index, LogId, NodeId, Term};
+use raft_core::{Index, LogId, NodeId, SnapshotData, Term};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -50,6 +50,9 @@ impl SimKv {
     }
 }
 
+/// How long the pieces of this state machine's snapshots are.
+const SNAPSHOT_PIECE_BYTES: usize = 64;
+
 impl StateMachine for SimKv {
     type Command = Put;
     /// The index the put was applied at.
@@ -62,15 +65,26 @@ impl StateMachine for SimKv {
         entry.index
     }
 
-    fn snapshot(&self) -> bytes::Bytes {
+    fn snapshot(&self) -> SnapshotData {
         let pairs: Vec<(u64, u64)> = self.data.iter().map(|(&k, &v)| (k, v)).collect();
         // Encoding plain integers cannot fail.
-        raft_core::codec::encode(&(self.last, pairs)).unwrap_or_default().into()
+        let bytes = bytes::Bytes::from(raft_core::codec::encode(&(self.last, pairs)).unwrap_or_default());
+        // Small pieces, so that snapshots cross the runtime in several
+        // chunks cut at piece boundaries, as a large state machine's do.
+        let mut data = SnapshotData::new();
+        for at in (0..bytes.len()).step_by(SNAPSHOT_PIECE_BYTES) {
+            data.push(bytes.slice(at..(at + SNAPSHOT_PIECE_BYTES).min(bytes.len())));
+        }
+        data
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+    fn restore(&mut self, snapshot: &SnapshotData) -> Result<(), RestoreError> {
+        let mut reader = snapshot.reader();
         let (last, pairs): (Index, Vec<(u64, u64)>) =
-            raft_core::codec::decode(snapshot).map_err(|e| RestoreError(e.to_string()))?;
+            raft_core::codec::decode_from_reader(&mut reader).map_err(|e| RestoreError(e.to_string()))?;
+        if std::io::Read::read(&mut reader, &mut [0u8; 1]).map_or(true, |n| n != 0) {
+            return Err(RestoreError("bytes left over after the snapshot".into()));
+        }
         self.data = pairs.into_iter().collect();
         self.last = last;
         self.recorder.restored(self.node, self.incarnation, last);

@@ -23,7 +23,7 @@ use crate::net::Wire;
 use bytes::Bytes;
 use raft_core::{
     Config, Entry, LogId, Membership, Message, MessageBody, NodeId, RawNode, ReadState, Ready, Role,
-    Snapshot, SnapshotMeta,
+    Snapshot, SnapshotData, SnapshotMeta,
 };
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
@@ -44,7 +44,7 @@ pub struct SimNode {
     reads: Vec<ReadState>,
     /// How this node encodes its state machine into snapshot bytes.
     /// Its own encoding ([`KvStore::encode_for`]) unless set.
-    encode: Option<fn(&KvStore) -> Bytes>,
+    encode: Option<fn(&KvStore) -> SnapshotData>,
 }
 
 /// Something a client of the cluster can observe.
@@ -528,7 +528,7 @@ impl Cluster {
     /// Makes node `id` encode its snapshots with `encode` (for example
     /// [`KvStore::encode_descending`]): nodes then hold different bytes for
     /// the same state, as with a state machine that encodes a hash map.
-    pub fn set_snapshot_encoding(&mut self, id: NodeId, encode: fn(&KvStore) -> Bytes) {
+    pub fn set_snapshot_encoding(&mut self, id: NodeId, encode: fn(&KvStore) -> SnapshotData) {
         self.nodes.get_mut(&id).expect("known node").encode = Some(encode);
     }
 

@@ -9,7 +9,7 @@
 //! not decode or decode to the wrong state, which the checkers see.
 
 use bytes::Bytes;
-use raft_core::{Entry, EntryPayload, Index, NodeId};
+use raft_core::{Entry, EntryPayload, Index, NodeId, SnapshotData};
 use std::collections::BTreeMap;
 
 const PUT: &[u8; 3] = b"put";
@@ -57,8 +57,10 @@ impl KvStore {
 
     /// The store as node `node` encodes it in a snapshot: the applied
     /// index, `node % 8` bytes of padding (their count first), then the
-    /// registers in an order of the node's own.
-    pub fn encode_for(&self, node: NodeId) -> Bytes {
+    /// registers in an order of the node's own; cut into pieces of a length
+    /// of the node's own (7 to 22 bytes), so that chunks end at piece
+    /// boundaries and followers gather pieces unlike the leader's.
+    pub fn encode_for(&self, node: NodeId) -> SnapshotData {
         let mut out = self.applied.to_be_bytes().to_vec();
         let padding = (node % 8) as u8;
         out.push(padding);
@@ -70,13 +72,13 @@ impl KvStore {
             out.extend_from_slice(&key.to_be_bytes());
             out.extend_from_slice(&value.to_be_bytes());
         }
-        Bytes::from(out)
+        pieces_for(node, out)
     }
 
     /// The store as snapshot bytes in one canonical encoding: no padding,
     /// registers in ascending key order (what [`KvStore::encode_for`] gives
     /// node 0).
-    pub fn encode(&self) -> Bytes {
+    pub fn encode(&self) -> SnapshotData {
         self.encode_for(0)
     }
 
@@ -84,19 +86,24 @@ impl KvStore {
     /// second valid encoding of the same state, as a state machine that
     /// encodes a hash map produces different bytes for the same state on
     /// different nodes. [`KvStore::restore`] reads either.
-    pub fn encode_descending(&self) -> Bytes {
+    pub fn encode_descending(&self) -> SnapshotData {
         let mut out = self.applied.to_be_bytes().to_vec();
         out.push(0); // no padding
         for (key, value) in self.data.iter().rev() {
             out.extend_from_slice(&key.to_be_bytes());
             out.extend_from_slice(&value.to_be_bytes());
         }
-        Bytes::from(out)
+        Bytes::from(out).into()
     }
 
-    /// A store restored from any node's snapshot bytes; `None` if they are
-    /// malformed (a register twice is: no encoding writes one).
-    pub fn restore(bytes: &[u8]) -> Option<Self> {
+    /// A store restored from any node's snapshot; `None` if it is
+    /// malformed (a register twice is: no encoding writes one). The model's
+    /// snapshots are small, so it joins the pieces.
+    pub fn restore(data: &SnapshotData) -> Option<Self> {
+        Self::restore_bytes(&data.to_vec())
+    }
+
+    fn restore_bytes(bytes: &[u8]) -> Option<Self> {
         let (applied, rest) = bytes.split_at_checked(8)?;
         let (&padding, rest) = rest.split_first()?;
         let (_, mut rest) = rest.split_at_checked(usize::from(padding))?;
@@ -122,6 +129,22 @@ impl KvStore {
     }
 }
 
+/// `bytes` cut into pieces of `7 + 5 * (node % 4)` bytes: small enough that
+/// every snapshot of the model has several, different for neighbouring
+/// nodes, and never a multiple of the configured chunk size.
+fn pieces_for(node: NodeId, bytes: Vec<u8>) -> SnapshotData {
+    let bytes = Bytes::from(bytes);
+    let piece = 7 + 5 * (node % 4) as usize;
+    let mut data = SnapshotData::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = (at + piece).min(bytes.len());
+        data.push(bytes.slice(at..end));
+        at = end;
+    }
+    data
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,7 +161,7 @@ mod tests {
         assert_eq!(KvStore::restore(&kv.encode_for(1)), Some(kv.clone()));
         assert_eq!(KvStore::restore(&kv.encode()), Some(kv.clone()));
         assert_eq!(KvStore::restore(&kv.encode_descending()), Some(kv));
-        assert_eq!(KvStore::restore(b"short"), None);
+        assert_eq!(KvStore::restore(&SnapshotData::from(&b"short"[..])), None);
     }
 
     #[test]
@@ -152,9 +175,13 @@ mod tests {
             };
             kv.apply(&entry);
         }
-        let encodings: Vec<Bytes> = (1..=5).map(|node| kv.encode_for(node)).collect();
+        let encodings: Vec<SnapshotData> = (1..=5).map(|node| kv.encode_for(node)).collect();
+        for (i, data) in encodings.iter().enumerate() {
+            assert!(data.pieces().len() > 2, "node {} cuts its snapshot into pieces", i + 1);
+            assert_eq!(KvStore::restore(data).as_ref(), Some(&kv), "node {}", i + 1);
+        }
+        let encodings: Vec<Vec<u8>> = encodings.iter().map(SnapshotData::to_vec).collect();
         for (i, bytes) in encodings.iter().enumerate() {
-            assert_eq!(KvStore::restore(bytes).as_ref(), Some(&kv), "node {}", i + 1);
             assert!(encodings[..i].iter().all(|other| other != bytes), "node {} repeats an encoding", i + 1);
         }
         // Chunks of two encodings spliced past their common prefix never
@@ -162,7 +189,7 @@ mod tests {
         let common = encodings[0].iter().zip(encodings[1].iter()).take_while(|(a, b)| a == b).count();
         for cut in common + 1..encodings[0].len().min(encodings[1].len()) {
             let spliced = [&encodings[0][..cut], &encodings[1][cut..]].concat();
-            assert_ne!(KvStore::restore(&spliced).as_ref(), Some(&kv), "cut at {cut}");
+            assert_ne!(KvStore::restore(&spliced.into()).as_ref(), Some(&kv), "cut at {cut}");
         }
     }
 }

@@ -182,7 +182,7 @@ fn snapshot_chunks_flow_one_at_a_time() {
         c.propose(1, raft_sim::kv::put(i, i));
         c.stabilize();
     }
-    let size = c.disk(1).snapshot.as_ref().unwrap().data.len() as u64;
+    let size = c.disk(1).snapshot.as_ref().unwrap().data.len();
     c.heal();
     c.net = Some(one_step_network());
     let mut chunks_sent = 0;

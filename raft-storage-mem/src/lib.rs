@@ -216,8 +216,6 @@ impl MemKv {
     }
 }
 
-const SNAPSHOT_CODEC: bincode::config::Configuration = bincode::config::standard();
-
 impl raft_core::runtime::StateMachine for MemKv {
     type Command = KvCommand;
     /// The key's previous value.
@@ -231,12 +229,26 @@ impl raft_core::runtime::StateMachine for MemKv {
         }
     }
 
-    fn snapshot(&self) -> bytes::Bytes {
-        bincode::serde::encode_to_vec(&self.data, SNAPSHOT_CODEC).map(bytes::Bytes::from).unwrap_or_default()
+    fn snapshot(&self) -> raft_core::SnapshotData {
+        // Encoding a map of strings into memory cannot fail short of the
+        // codec's per-value limit; an empty snapshot then restores to an
+        // empty map, which the error log says.
+        let mut writer = raft_core::SnapshotData::writer();
+        if let Err(error) = raft_core::codec::encode_to_writer(&self.data, &mut writer) {
+            tracing::error!(%error, "cannot encode the snapshot");
+        }
+        writer.finish()
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), raft_core::runtime::RestoreError> {
-        let (data, _) = bincode::serde::decode_from_slice(snapshot, SNAPSHOT_CODEC)
+    fn restore(
+        &mut self,
+        snapshot: &raft_core::SnapshotData,
+    ) -> Result<(), raft_core::runtime::RestoreError> {
+        if snapshot.is_empty() {
+            self.data.clear();
+            return Ok(());
+        }
+        let data = raft_core::codec::decode_from_reader(&mut snapshot.reader())
             .map_err(|e| raft_core::runtime::RestoreError(e.to_string()))?;
         self.data = data;
         Ok(())

@@ -401,11 +401,14 @@ impl raft_core::runtime::StateMachine for Fragile {
         self.0.apply(entry, command)
     }
 
-    fn snapshot(&self) -> bytes::Bytes {
+    fn snapshot(&self) -> raft_core::SnapshotData {
         self.0.snapshot()
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), raft_core::runtime::RestoreError> {
+    fn restore(
+        &mut self,
+        snapshot: &raft_core::SnapshotData,
+    ) -> Result<(), raft_core::runtime::RestoreError> {
         self.0.restore(snapshot)
     }
 }

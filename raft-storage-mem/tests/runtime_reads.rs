@@ -35,11 +35,11 @@ impl StateMachine for Stuck {
         self.applied += 1;
     }
 
-    fn snapshot(&self) -> bytes::Bytes {
-        bytes::Bytes::new()
+    fn snapshot(&self) -> raft_core::SnapshotData {
+        raft_core::SnapshotData::new()
     }
 
-    fn restore(&mut self, _snapshot: &[u8]) -> Result<(), RestoreError> {
+    fn restore(&mut self, _snapshot: &raft_core::SnapshotData) -> Result<(), RestoreError> {
         Ok(())
     }
 }

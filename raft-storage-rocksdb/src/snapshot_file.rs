@@ -8,6 +8,8 @@
 //! next open, so a half-written snapshot is never loaded. The file carries
 //! a CRC-32 of its contents, checked on every load: a file damaged after it
 //! was written is a [`StorageError::Corrupt`], not a wrong state machine.
+//! The state machine's bytes are written piece by piece and read back in
+//! pieces of [`SnapshotData::PIECE_BYTES`], never as one buffer.
 //!
 //! File layout (integers little-endian):
 //!
@@ -17,10 +19,10 @@
 //! ```
 
 use crate::layout::SnapshotRecord;
-use bytes::Bytes;
-use raft_core::{codec, Snapshot, SnapshotMeta, StorageError};
+use bytes::BytesMut;
+use raft_core::{codec, Snapshot, SnapshotData, SnapshotMeta, StorageError};
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,14 +63,16 @@ impl SnapshotDir {
             .map_err(|_| StorageError::Io(io::Error::other("snapshot metadata over 4 GiB")))?;
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&meta);
-        hasher.update(&snapshot.data);
+        for piece in snapshot.data.pieces() {
+            hasher.update(piece);
+        }
         let crc = hasher.finalize();
 
         let mut header = Vec::with_capacity(HEADER_LEN);
         header.extend_from_slice(MAGIC);
         header.push(VERSION);
         header.extend_from_slice(&meta_len.to_le_bytes());
-        header.extend_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
+        header.extend_from_slice(&snapshot.data.len().to_le_bytes());
         header.extend_from_slice(&crc.to_le_bytes());
 
         let last = snapshot.meta.last;
@@ -80,7 +84,9 @@ impl SnapshotDir {
             let mut out = File::create(&temp_path)?;
             out.write_all(&header)?;
             out.write_all(&meta)?;
-            out.write_all(&snapshot.data)?;
+            for piece in snapshot.data.pieces() {
+                out.write_all(piece)?;
+            }
             out.sync_all()?;
             drop(out);
             fs::rename(&temp_path, &final_path)?;
@@ -91,7 +97,7 @@ impl SnapshotDir {
             let _ = fs::remove_file(&final_path);
             return Err(error.into());
         }
-        let len = (HEADER_LEN + meta.len() + snapshot.data.len()) as u64;
+        let len = (HEADER_LEN + meta.len()) as u64 + snapshot.data.len();
         Ok(SnapshotRecord { last, file, len, crc })
     }
 
@@ -101,17 +107,19 @@ impl SnapshotDir {
         if parse_name(&record.file).is_none() {
             return Err(corrupt("not a snapshot file name".into()));
         }
-        let bytes = match fs::read(self.path.join(&record.file)) {
-            Ok(bytes) => bytes,
+        let mut file = match File::open(self.path.join(&record.file)) {
+            Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(corrupt("missing, though the store refers to it".into()))
             }
             Err(e) => return Err(e.into()),
         };
-        if bytes.len() as u64 != record.len {
-            return Err(corrupt(format!("{} bytes, expected {}", bytes.len(), record.len)));
+        let file_len = file.metadata()?.len();
+        if file_len != record.len {
+            return Err(corrupt(format!("{file_len} bytes, expected {}", record.len)));
         }
-        let (header, body) = bytes.split_at_checked(HEADER_LEN).ok_or_else(|| corrupt("no header".into()))?;
+        let mut header = [0u8; HEADER_LEN];
+        file.read_exact(&mut header).map_err(|e| corrupt(format!("no header: {e}")))?;
         if &header[..8] != MAGIC {
             return Err(corrupt("bad magic".into()));
         }
@@ -119,21 +127,35 @@ impl SnapshotDir {
             return Err(corrupt(format!("unknown file version {}", header[8])));
         }
         let field = |range: std::ops::Range<usize>| header.get(range).unwrap_or_default();
-        let meta_len = u32::from_le_bytes(field(9..13).try_into().unwrap_or_default()) as usize;
+        let meta_len = u32::from_le_bytes(field(9..13).try_into().unwrap_or_default()) as u64;
         let data_len = u64::from_le_bytes(field(13..21).try_into().unwrap_or_default());
         let crc = u32::from_le_bytes(field(21..25).try_into().unwrap_or_default());
-        if meta_len as u64 + data_len != body.len() as u64 {
+        if Some(file_len) != (HEADER_LEN as u64).checked_add(meta_len).and_then(|n| n.checked_add(data_len)) {
             return Err(corrupt("lengths do not match the file".into()));
         }
-        if crc != record.crc || crc32fast::hash(body) != crc {
+        // The file's length matched the record's and the header's sums, so
+        // `meta_len` is no more than the file holds.
+        let mut meta = vec![0u8; meta_len as usize];
+        file.read_exact(&mut meta)?;
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&meta);
+        let mut data = SnapshotData::new();
+        let mut left = data_len;
+        while left > 0 {
+            let mut piece = BytesMut::zeroed(left.min(SnapshotData::PIECE_BYTES as u64) as usize);
+            file.read_exact(&mut piece)?;
+            hasher.update(&piece);
+            left -= piece.len() as u64;
+            data.push(piece.freeze());
+        }
+        if crc != record.crc || hasher.finalize() != crc {
             return Err(corrupt("checksum mismatch".into()));
         }
-        let (meta, data) = body.split_at(meta_len);
-        let meta: SnapshotMeta = codec::decode(meta).map_err(|e| corrupt(e.to_string()))?;
+        let meta: SnapshotMeta = codec::decode(&meta).map_err(|e| corrupt(e.to_string()))?;
         if meta.last != record.last {
             return Err(corrupt(format!("covers {:?}, the store expected {:?}", meta.last, record.last)));
         }
-        Ok(Snapshot { meta, data: Bytes::copy_from_slice(data) })
+        Ok(Snapshot { meta, data })
     }
 
     /// Removes a file no record refers to any more. A failure leaves the file
@@ -175,7 +197,24 @@ pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use raft_core::{LogId, Membership};
+
+    #[test]
+    fn a_snapshot_of_many_pieces_is_read_back_in_pieces() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let snapshots = SnapshotDir::open(dir.path().join("snapshots")).expect("open");
+        let mut data = SnapshotData::new();
+        for i in 0..5u8 {
+            data.push(Bytes::from(vec![i; 700_000]));
+        }
+        let meta = SnapshotMeta { last: LogId::new(3, 9), membership: Membership::new([1], []) };
+        let snapshot = Snapshot { meta, data };
+        let back = snapshots.read(&snapshots.write(&snapshot).expect("write")).expect("read");
+        assert_eq!(back, snapshot);
+        let sizes: Vec<usize> = back.data.pieces().iter().map(Bytes::len).collect();
+        assert_eq!(sizes, vec![SnapshotData::PIECE_BYTES, SnapshotData::PIECE_BYTES, 3_500_000 - (2 << 20)]);
+    }
 
     #[test]
     fn names_parse_back_and_foreign_names_do_not() {
@@ -194,7 +233,7 @@ mod tests {
         let snapshots = SnapshotDir::open(dir.path().join("snapshots")).expect("open");
         let snapshot = Snapshot {
             meta: SnapshotMeta { last: LogId::new(2, 7), membership: Membership::new([1, 2], []) },
-            data: Bytes::from_static(b"the state machine"),
+            data: SnapshotData::from(&b"the state machine"[..]),
         };
         let record = snapshots.write(&snapshot).expect("write");
         assert_eq!(snapshots.read(&record).expect("read"), snapshot);

@@ -61,7 +61,7 @@ fn snapshot(last: LogId) -> Snapshot {
     data.resize(4096 + (last.index as usize % 1000), (last.index % 251) as u8);
     Snapshot {
         meta: SnapshotMeta { last, membership: Membership::new([1, 2, 3], []) },
-        data: Bytes::from(data),
+        data: Bytes::from(data).into(),
     }
 }
 

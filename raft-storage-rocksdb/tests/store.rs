@@ -24,7 +24,7 @@ fn entries(indexes: std::ops::Range<Index>, term: u64) -> Vec<Entry> {
 fn snapshot(index: Index, term: u64) -> Snapshot {
     Snapshot {
         meta: SnapshotMeta { last: LogId::new(term, index), membership: Membership::new([1, 2, 3], []) },
-        data: Bytes::from(format!("state up to {index}")),
+        data: Bytes::from(format!("state up to {index}")).into(),
     }
 }
 

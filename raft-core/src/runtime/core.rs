@@ -23,7 +23,7 @@ enum Wake<SM: StateMachine> {
 }
 
 /// What the core task shares with the other tasks and the handles.
-pub(super) struct CoreLinks<SM: StateMachine> {
+pub(super) struct DriverLinks<SM: StateMachine> {
     pub writes: mpsc::UnboundedSender<WriteJob>,
     pub apply: mpsc::UnboundedSender<ApplyJob<SM>>,
     pub metrics: watch::Sender<Metrics>,
@@ -32,8 +32,9 @@ pub(super) struct CoreLinks<SM: StateMachine> {
     pub gate: PauseGate,
 }
 
-/// The core task's state.
-pub(super) struct Core<SM: StateMachine, T: Transport> {
+/// The core task's state: drives the `RawNode` (named apart from the
+/// protocol's own `Core`, the state every role shares).
+pub(super) struct Driver<SM: StateMachine, T: Transport> {
     raw: RawNode,
     transport: Arc<T>,
     writes: mpsc::UnboundedSender<WriteJob>,
@@ -72,15 +73,15 @@ pub(super) struct Core<SM: StateMachine, T: Transport> {
     rng: crate::rng::Rng,
 }
 
-impl<SM: StateMachine, T: Transport> Core<SM, T> {
+impl<SM: StateMachine, T: Transport> Driver<SM, T> {
     pub(super) fn new(
         raw: RawNode,
         transport: Arc<T>,
-        links: CoreLinks<SM>,
+        links: DriverLinks<SM>,
         runtime: &RuntimeConfig,
         seed: u64,
     ) -> Self {
-        let CoreLinks { writes, apply, metrics, counters, failure, gate } = links;
+        let DriverLinks { writes, apply, metrics, counters, failure, gate } = links;
         let applied = raw.log().applied();
         let mut rng = crate::rng::Rng::new(seed ^ 0x5EED_F0A1_D5EE_D5EE);
         let addresses_version = raw.log().membership_version();

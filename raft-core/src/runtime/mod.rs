@@ -2,6 +2,15 @@
 //! [`LogStore`], a [`Transport`] and a [`StateMachine`], and gives users a
 //! small handle, [`Raft`].
 //!
+//! It is a feature that is off by default rather than a crate of its own.
+//! It drives `RawNode` only through its public API and could move out; it
+//! stays because one dependency keeps the protocol and its runtime at one
+//! version, and because the deliberately broken builds (`--cfg
+//! raft_mutation`, the `mutation` module) break both
+//! through one switch. Off by default, because `raft-core` without it is what
+//! a sans-I/O crate promises: no tokio, tracing or metrics in the dependency
+//! tree of a user who brings their own runtime, or of the simulator.
+//!
 //! Three tasks, no shared locks:
 //! - the **core task** owns the `RawNode`: it ticks it, steps inbound
 //!   messages, takes requests from handles, and hands each `Ready`'s parts to
@@ -32,8 +41,8 @@
 
 use crate::{
     Config, Entry, EntryPayload, Index, InitError, LogId, LogStore, LogWrite, Membership,
-    MembershipChangeError, Message, NodeId, RawNode, ReadError, ReadMode, Role, Snapshot, SnapshotMeta,
-    StorageError, Term, TransferError,
+    MembershipChangeError, Message, NodeId, RawNode, ReadError, ReadMode, Role, Snapshot, SnapshotData,
+    SnapshotMeta, StorageError, Term, TransferError,
 };
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -52,7 +61,7 @@ pub mod metrics;
 mod network;
 mod pause;
 
-use self::core::{Core, CoreLinks};
+use self::core::{Driver, DriverLinks};
 use self::metrics::Counters;
 use self::pause::{PauseGate, PauseSwitch};
 use io::{run_writer, Applier};
@@ -70,11 +79,17 @@ pub trait StateMachine: Send + 'static {
     /// Applies a committed command. Called in log order, once per entry.
     fn apply(&mut self, entry: LogId, command: Self::Command) -> Self::Response;
 
-    /// The state machine's state as bytes, for a snapshot.
-    fn snapshot(&self) -> Bytes;
+    /// The state machine's state as bytes, for a snapshot. Write it through
+    /// [`SnapshotData::writer`] (an [`std::io::Write`]), which cuts it into
+    /// pieces, so a large state never needs one buffer of its size; a small
+    /// one may simply return `bytes.into()`.
+    fn snapshot(&self) -> SnapshotData;
 
-    /// Replaces the state with a snapshot's.
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;
+    /// Replaces the state with a snapshot's. Read it through
+    /// [`SnapshotData::reader`] (an [`std::io::Read`] and
+    /// [`std::io::BufRead`]); its pieces are not cut where the ones
+    /// `snapshot` wrote were (a follower's are the chunks it received).
+    fn restore(&mut self, snapshot: &SnapshotData) -> Result<(), RestoreError>;
 }
 
 /// A snapshot the state machine could not read.
@@ -386,7 +401,7 @@ impl<SM: StateMachine> Raft<SM> {
         );
         let writer = tokio::spawn(tracing::Instrument::instrument(writer, span.clone()));
         let failure = Arc::new(std::sync::OnceLock::new());
-        let links = CoreLinks {
+        let links = DriverLinks {
             writes: write_tx,
             apply: apply_tx,
             metrics: metrics_tx,
@@ -394,7 +409,7 @@ impl<SM: StateMachine> Raft<SM> {
             failure: failure.clone(),
             gate,
         };
-        let core = Core::new(raw, transport, links, &runtime, seed);
+        let core = Driver::new(raw, transport, links, &runtime, seed);
         #[cfg(feature = "testing")]
         let io_tasks = (writer.abort_handle(), applier.abort_handle());
         let core = core.run(runtime.tick, request_rx, inbound_rx, event_rx, writer, applier);

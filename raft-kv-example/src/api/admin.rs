@@ -319,13 +319,15 @@ pub(super) async fn snapshot(State(state): State<Shared>) -> Result<Json<LogPosi
 }
 
 /// A consistent snapshot of the state machine (as of a linearizable read),
-/// in the state machine's snapshot format.
+/// in the state machine's snapshot format, streamed out piece by piece.
 pub(super) async fn backup(State(state): State<Shared>) -> Result<Response, ApiError> {
     let encoded = state.raft.read(ReadConsistency::Linearizable, |kv| kv.encode_snapshot()).await;
     let encoded = encoded.map_err(|e| state.error(e))?;
-    let bytes =
+    let data =
         encoded.map_err(|e| ApiError::new(Code::Unavailable, format!("cannot encode the backup: {e}")))?;
-    Ok(([("content-type", "application/octet-stream")], Body::from(bytes)).into_response())
+    let pieces = data.pieces().to_vec().into_iter().map(Ok::<_, std::convert::Infallible>);
+    let body = Body::from_stream(futures_util::stream::iter(pieces));
+    Ok(([("content-type", "application/octet-stream")], body).into_response())
 }
 
 /// Prometheus text: the API's latency histograms, raft-core's counters and

@@ -181,7 +181,7 @@ fn a_snapshot_restores_keys_sessions_and_applied_index() {
     kv.apply_command(at(2), with_request("c", 7, put("b", "\u{0}binary\u{ff}")));
     let mut restored = KvState::new();
     restored.apply_command(at(1), put("junk", "x"));
-    restored.restore_snapshot(&kv.encode_snapshot().unwrap()).unwrap();
+    restored.restore_snapshot(kv.encode_snapshot().unwrap().reader()).unwrap();
     assert_eq!(restored, kv);
     // The restored session still answers the retry without applying it.
     assert_eq!(
@@ -189,8 +189,31 @@ fn a_snapshot_restores_keys_sessions_and_applied_index() {
         Outcome::Written { revision: 2 }
     );
     // The runtime's empty snapshot means an empty state.
-    restored.restore_snapshot(&[]).unwrap();
+    restored.restore_snapshot(std::io::empty()).unwrap();
     assert!(restored.is_empty());
+}
+
+#[test]
+fn a_large_snapshot_is_written_in_pieces_and_read_back_across_any_cut() {
+    let mut kv = KvState::new();
+    let value = "v".repeat(1000);
+    for i in 0..3000u64 {
+        kv.apply_command(at(i + 1), put(&format!("key-{i:05}"), &value));
+    }
+    let snapshot = kv.encode_snapshot().unwrap();
+    let pieces: Vec<usize> = snapshot.pieces().iter().map(Bytes::len).collect();
+    assert!(pieces.len() >= 3, "3 MB of records in pieces of at most 1 MiB: {pieces:?}");
+    assert!(pieces.iter().all(|&len| len <= raft_core::SnapshotData::PIECE_BYTES));
+    // A follower holds the chunks it received, cut anywhere: every record
+    // that straddles two of them must still decode.
+    let bytes = Bytes::from(snapshot.to_vec());
+    let mut recut = raft_core::SnapshotData::new();
+    for at in (0..bytes.len()).step_by(777) {
+        recut.push(bytes.slice(at..(at + 777).min(bytes.len())));
+    }
+    let mut restored = KvState::new();
+    restored.restore_snapshot(recut.reader()).unwrap();
+    assert_eq!(restored, kv);
 }
 
 #[test]
@@ -198,7 +221,7 @@ fn a_damaged_snapshot_is_refused_and_leaves_the_state_alone() {
     let mut kv = KvState::new();
     kv.apply_command(at(1), put("a", "1"));
     kv.apply_command(at(2), put("b", "2"));
-    let snapshot = kv.encode_snapshot().unwrap();
+    let snapshot = kv.encode_snapshot().unwrap().to_vec();
     let mut other = KvState::new();
     other.apply_command(at(1), put("z", "9"));
     let before = other.clone();
@@ -211,10 +234,10 @@ fn a_damaged_snapshot_is_refused_and_leaves_the_state_alone() {
     }
     let mut newer = snapshot.clone();
     newer[0] = SNAPSHOT_VERSION + 1;
-    assert!(other.restore_snapshot(&newer).is_err());
+    assert!(other.restore_snapshot(&newer[..]).is_err());
     let mut trailing = snapshot;
     trailing.push(0);
-    assert!(other.restore_snapshot(&trailing).is_err());
+    assert!(other.restore_snapshot(&trailing[..]).is_err());
 }
 
 #[test]
@@ -255,7 +278,7 @@ fn a_backup_loads_into_an_empty_map_only_with_this_logs_revisions() {
     let mut old = KvState::new();
     old.apply_command(at(7), put("a", "1"));
     old.apply_command(at(9), with_request("c", 1, put("b", "2")));
-    let backup = Bytes::from(old.encode_snapshot().unwrap());
+    let backup = Bytes::from(old.encode_snapshot().unwrap().to_vec());
     let restore = |b: &Bytes| Command { request: None, op: Op::Restore(b.clone()) };
     let mut new = KvState::new();
     assert!(matches!(

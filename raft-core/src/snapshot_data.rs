@@ -1,0 +1,335 @@
+//! A snapshot's bytes, held as a sequence of pieces rather than one buffer.
+//!
+//! A state machine of gigabytes must not need a gigabyte of contiguous
+//! memory to snapshot itself, nor a follower to receive one. So a snapshot
+//! is written piece by piece through a [`SnapshotWriter`] (an
+//! [`std::io::Write`] that cuts a piece every [`SnapshotData::PIECE_BYTES`]),
+//! stored piece by piece, sent as chunks that each lie within one piece
+//! (slices, never copies), gathered by a follower as the chunks it received
+//! (again without copying), and read back through a [`SnapshotReader`] (an
+//! [`std::io::Read`]). Nowhere between the state machine and its replica do
+//! the pieces join.
+//!
+//! Two `SnapshotData` are equal when their bytes are, wherever their pieces
+//! are cut: a leader's pieces and the chunks its follower gathered hold the
+//! same bytes in different pieces.
+
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::io;
+
+/// The bytes of a snapshot, in pieces. Cloning shares the pieces.
+#[derive(Clone, Default)]
+pub struct SnapshotData {
+    /// The pieces, in order; none is empty.
+    pieces: Vec<Bytes>,
+    /// The sum of the pieces' lengths.
+    len: u64,
+}
+
+impl SnapshotData {
+    /// How long a [`SnapshotWriter`] lets a piece grow (1 MiB): large enough
+    /// that a piece costs little bookkeeping, small enough that no piece is a
+    /// burden to allocate or to hold twice.
+    pub const PIECE_BYTES: usize = 1 << 20;
+
+    /// No bytes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A writer that builds a `SnapshotData` piece by piece.
+    pub fn writer() -> SnapshotWriter {
+        SnapshotWriter::default()
+    }
+
+    /// Appends a piece (an empty one is dropped).
+    pub fn push(&mut self, piece: Bytes) {
+        if !piece.is_empty() {
+            self.len += piece.len() as u64;
+            self.pieces.push(piece);
+        }
+    }
+
+    /// The number of bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The pieces, in order, none of them empty.
+    pub fn pieces(&self) -> &[Bytes] {
+        &self.pieces
+    }
+
+    /// A reader over the bytes, from the start.
+    pub fn reader(&self) -> SnapshotReader<'_> {
+        SnapshotReader { pieces: &self.pieces, at: 0 }
+    }
+
+    /// The bytes from `offset` to at most `max` bytes on, and never past the
+    /// end of the piece `offset` falls in: a slice of that piece, not a copy.
+    /// Empty at or past the end.
+    pub fn slice(&self, offset: u64, max: u64) -> Bytes {
+        let mut start = 0u64;
+        for piece in &self.pieces {
+            let end = start + piece.len() as u64;
+            if offset < end {
+                let from = (offset - start) as usize;
+                let to = (offset - start).saturating_add(max).min(piece.len() as u64) as usize;
+                return piece.slice(from..to);
+            }
+            start = end;
+        }
+        Bytes::new()
+    }
+
+    /// The CRC-32 (IEEE) of the bytes.
+    pub fn crc32(&self) -> u32 {
+        let mut hasher = crc32fast::Hasher::new();
+        for piece in &self.pieces {
+            hasher.update(piece);
+        }
+        hasher.finalize()
+    }
+
+    /// The bytes joined into one buffer: for small snapshots and tests only,
+    /// since it is exactly the buffer this type exists to avoid.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len as usize);
+        for piece in &self.pieces {
+            out.extend_from_slice(piece);
+        }
+        out
+    }
+}
+
+impl From<Bytes> for SnapshotData {
+    fn from(bytes: Bytes) -> Self {
+        let mut data = Self::new();
+        data.push(bytes);
+        data
+    }
+}
+
+impl From<Vec<u8>> for SnapshotData {
+    fn from(bytes: Vec<u8>) -> Self {
+        Bytes::from(bytes).into()
+    }
+}
+
+impl From<&'static [u8]> for SnapshotData {
+    fn from(bytes: &'static [u8]) -> Self {
+        Bytes::from_static(bytes).into()
+    }
+}
+
+impl PartialEq for SnapshotData {
+    fn eq(&self, other: &Self) -> bool {
+        if self.len != other.len {
+            return false;
+        }
+        let (mut mine, mut theirs) = (self.reader(), other.reader());
+        loop {
+            let (a, b) = (mine.current(), theirs.current());
+            let n = a.len().min(b.len());
+            if n == 0 {
+                return a.is_empty() && b.is_empty();
+            }
+            if a[..n] != b[..n] {
+                return false;
+            }
+            mine.advance(n);
+            theirs.advance(n);
+        }
+    }
+}
+
+impl Eq for SnapshotData {}
+
+impl fmt::Debug for SnapshotData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SnapshotData({} bytes in {} pieces)", self.len, self.pieces.len())
+    }
+}
+
+/// Encoded as the sequence of its pieces, so neither side joins them.
+impl Serialize for SnapshotData {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(&self.pieces)
+    }
+}
+
+impl<'de> Deserialize<'de> for SnapshotData {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let pieces = Vec::<Bytes>::deserialize(deserializer)?;
+        let mut data = Self::new();
+        for piece in pieces {
+            data.push(piece);
+        }
+        Ok(data)
+    }
+}
+
+/// Builds a [`SnapshotData`]: bytes written are gathered into pieces of
+/// [`SnapshotData::PIECE_BYTES`]. Writing never fails.
+#[derive(Debug, Default)]
+pub struct SnapshotWriter {
+    data: SnapshotData,
+    current: BytesMut,
+}
+
+impl SnapshotWriter {
+    /// The bytes written.
+    pub fn finish(mut self) -> SnapshotData {
+        let last = self.current.split().freeze();
+        self.data.push(last);
+        self.data
+    }
+}
+
+impl io::Write for SnapshotWriter {
+    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
+        let written = buf.len();
+        while !buf.is_empty() {
+            if self.current.capacity() == 0 {
+                self.current.reserve(SnapshotData::PIECE_BYTES);
+            }
+            let room = SnapshotData::PIECE_BYTES - self.current.len();
+            let (now, later) = buf.split_at(room.min(buf.len()));
+            self.current.extend_from_slice(now);
+            buf = later;
+            if self.current.len() == SnapshotData::PIECE_BYTES {
+                let piece = self.current.split().freeze();
+                self.data.push(piece);
+            }
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads a [`SnapshotData`]'s bytes in order.
+#[derive(Debug, Clone)]
+pub struct SnapshotReader<'a> {
+    /// The pieces not yet read through.
+    pieces: &'a [Bytes],
+    /// How far into `pieces[0]` has been read.
+    at: usize,
+}
+
+impl SnapshotReader<'_> {
+    /// What is left of the current piece (empty only at the end).
+    fn current(&self) -> &[u8] {
+        self.pieces.first().map_or(&[], |piece| &piece[self.at..])
+    }
+
+    /// Moves `n` bytes on, within the current piece.
+    fn advance(&mut self, n: usize) {
+        self.at += n;
+        if let Some(piece) = self.pieces.first() {
+            if self.at == piece.len() {
+                self.pieces = &self.pieces[1..];
+                self.at = 0;
+            }
+        }
+    }
+}
+
+impl io::Read for SnapshotReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let current = self.current();
+        let n = current.len().min(buf.len());
+        buf[..n].copy_from_slice(&current[..n]);
+        self.advance(n);
+        Ok(n)
+    }
+}
+
+impl io::BufRead for SnapshotReader<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        Ok(self.current())
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.advance(amount.min(self.current().len()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn pieces(data: &SnapshotData) -> Vec<usize> {
+        data.pieces().iter().map(Bytes::len).collect()
+    }
+
+    #[test]
+    fn the_writer_cuts_pieces_and_the_reader_joins_them_back() {
+        let bytes: Vec<u8> = (0..SnapshotData::PIECE_BYTES * 2 + 17).map(|i| (i % 251) as u8).collect();
+        let mut writer = SnapshotData::writer();
+        for part in bytes.chunks(999) {
+            writer.write_all(part).unwrap();
+        }
+        let data = writer.finish();
+        assert_eq!(pieces(&data), vec![SnapshotData::PIECE_BYTES, SnapshotData::PIECE_BYTES, 17]);
+        assert_eq!(data.len(), bytes.len() as u64);
+        let mut back = Vec::new();
+        data.reader().read_to_end(&mut back).unwrap();
+        assert_eq!(back, bytes);
+        assert_eq!(data.crc32(), crc32fast::hash(&bytes));
+        assert_eq!(data.to_vec(), bytes);
+    }
+
+    #[test]
+    fn an_empty_writer_gives_no_pieces() {
+        let data = SnapshotData::writer().finish();
+        assert!(data.is_empty());
+        assert!(data.pieces().is_empty());
+        assert_eq!(data, SnapshotData::from(Vec::new()));
+    }
+
+    #[test]
+    fn equality_is_of_the_bytes_wherever_the_pieces_are_cut() {
+        let mut cut = SnapshotData::new();
+        for part in [&b"ab"[..], b"", b"cde", b"f"] {
+            cut.push(Bytes::copy_from_slice(part));
+        }
+        assert_eq!(cut, SnapshotData::from(&b"abcdef"[..]));
+        assert_ne!(cut, SnapshotData::from(&b"abcdeg"[..]));
+        assert_ne!(cut, SnapshotData::from(&b"abcde"[..]));
+        assert_eq!(pieces(&cut), vec![2, 3, 1]);
+    }
+
+    #[test]
+    fn slices_stay_within_one_piece() {
+        let mut data = SnapshotData::new();
+        data.push(Bytes::from_static(b"abc"));
+        data.push(Bytes::from_static(b"defg"));
+        assert_eq!(data.slice(0, 10), Bytes::from_static(b"abc"));
+        assert_eq!(data.slice(1, 1), Bytes::from_static(b"b"));
+        assert_eq!(data.slice(3, 2), Bytes::from_static(b"de"));
+        assert_eq!(data.slice(5, 10), Bytes::from_static(b"fg"));
+        assert!(data.slice(7, 10).is_empty());
+        assert!(data.slice(u64::MAX, u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn the_codec_round_trips_the_pieces() {
+        let mut data = SnapshotData::new();
+        data.push(Bytes::from_static(b"abc"));
+        data.push(Bytes::from_static(b"de"));
+        let back: SnapshotData = crate::codec::decode(&crate::codec::encode(&data).unwrap()).unwrap();
+        assert_eq!(pieces(&back), vec![3, 2]);
+        assert_eq!(back, data);
+    }
+}
