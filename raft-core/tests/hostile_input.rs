@@ -329,3 +329,32 @@ fn snapshot_chunks_with_impossible_lengths_are_refused() {
         assert_eq!((node.term(), node.log().last_log_id()), before);
     }
 }
+
+/// A leader that sends its snapshot one byte per chunk must not make the
+/// follower hold one `Bytes` (a handle and an allocation, tens of bytes) per
+/// byte: `max_snapshot_bytes` is what bounds a follower's memory, and pieces
+/// kept as they arrived would multiply it by the per-piece overhead. The
+/// follower gathers short chunks into pieces of its own.
+#[test]
+fn a_snapshot_sent_byte_by_byte_is_not_held_byte_by_byte() {
+    let mut node = node(Role::Follower);
+    let bytes: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let crc = crc32fast::hash(&bytes);
+    let total = bytes.len() as u64;
+    for (at, byte) in bytes.iter().enumerate() {
+        let mut chunk = chunk_of(at as u64, b"", at as u64 + 1 == total, total, crc);
+        if let MessageBody::InstallSnapshot(install) = &mut chunk.body {
+            install.data = Bytes::copy_from_slice(std::slice::from_ref(byte));
+        }
+        node.step(chunk).unwrap();
+    }
+    let ready = node.ready();
+    let snapshot = ready.snapshot.expect("the whole snapshot arrived and is installed");
+    assert_eq!(snapshot.data.to_vec(), bytes);
+    assert!(
+        snapshot.data.pieces().len() <= 16,
+        "{} bytes held in {} pieces",
+        total,
+        snapshot.data.pieces().len()
+    );
+}
