@@ -6,7 +6,8 @@
 //! [`std::io::Write`] that cuts a piece every [`SnapshotData::PIECE_BYTES`]),
 //! stored piece by piece, sent as chunks that each lie within one piece
 //! (slices, never copies), gathered by a follower as the chunks it received
-//! (again without copying), and read back through a [`SnapshotReader`] (an
+//! (without copying, but for chunks too short to be worth a piece each), and
+//! read back through a [`SnapshotReader`] (an
 //! [`std::io::Read`]). Nowhere between the state machine and its replica do
 //! the pieces join.
 //!
