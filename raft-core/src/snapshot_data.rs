@@ -188,7 +188,14 @@ pub struct SnapshotWriter {
 impl SnapshotWriter {
     /// The bytes written.
     pub fn finish(mut self) -> SnapshotData {
-        let last = self.current.split().freeze();
+        // The last piece's buffer was reserved at PIECE_BYTES: a short one is
+        // copied to its length, so a small snapshot does not keep 1 MiB alive
+        // (a copy of under half a piece, once per snapshot).
+        let last = if self.current.len() < SnapshotData::PIECE_BYTES / 2 {
+            Bytes::copy_from_slice(&self.current)
+        } else {
+            self.current.split().freeze()
+        };
         self.data.push(last);
         self.data
     }
