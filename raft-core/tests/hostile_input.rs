@@ -358,3 +358,27 @@ fn a_snapshot_sent_byte_by_byte_is_not_held_byte_by_byte() {
         snapshot.data.pieces().len()
     );
 }
+
+/// Chunks long and short, in any mix, install exactly the bytes sent: the
+/// long ones kept as pieces, the short ones gathered between them.
+#[test]
+fn a_snapshot_of_long_and_short_chunks_installs_exactly_its_bytes() {
+    let mut node = node(Role::Follower);
+    let lens = [1usize, 70_000, 3, 65_536, 65_535, 2, 10];
+    let total: usize = lens.iter().sum();
+    let bytes: Vec<u8> = (0..total).map(|i| (i * 7 % 253) as u8).collect();
+    let crc = crc32fast::hash(&bytes);
+    let mut at = 0;
+    for len in lens {
+        let mut chunk = chunk_of(at as u64, b"", at + len == total, total as u64, crc);
+        if let MessageBody::InstallSnapshot(install) = &mut chunk.body {
+            install.data = Bytes::copy_from_slice(&bytes[at..at + len]);
+        }
+        node.step(chunk).unwrap();
+        at += len;
+    }
+    let snapshot = node.ready().snapshot.expect("installed");
+    assert_eq!(snapshot.data.to_vec(), bytes);
+    let pieces: Vec<usize> = snapshot.data.pieces().iter().map(Bytes::len).collect();
+    assert_eq!(pieces, vec![1, 70_000, 3, 65_536, 65_537, 10]);
+}
