@@ -3,8 +3,9 @@
 //! A follower gathers the chunks of one snapshot from one leader in one term,
 //! in order, and installs it only once it holds all of it and the whole
 //! matches the length and CRC-32 checksum every chunk announces. A leader's
-//! chunk never crosses one of its snapshot's pieces, and the follower keeps
-//! the chunks as the pieces of what it installs (see [`SnapshotData`]), so
+//! chunk is a slice of one of its snapshot's pieces where it fits in one (a
+//! copy joining small pieces where it does not: [`SnapshotData::slice`]), and
+//! the follower keeps the chunks as the pieces of what it installs, so
 //! neither side joins the snapshot into one buffer. Chunks shorter than
 //! [`MIN_PIECE_BYTES`] are the exception: the follower copies them together
 //! into pieces of that length, since a piece costs a handle and an
@@ -107,8 +108,8 @@ impl IncomingSnapshot {
 }
 
 /// The chunk of `snapshot` (whose checksum is `checksum`) that starts at
-/// `offset` (clamped to its end), at most `chunk_bytes` long and never past
-/// the end of the piece it starts in.
+/// `offset` (clamped to its end), `chunk_bytes` long but at the end (see
+/// [`SnapshotData::slice`]).
 pub(crate) fn chunk(snapshot: &Snapshot, checksum: u32, offset: u64, chunk_bytes: u64) -> InstallSnapshot {
     let len = snapshot.data.len();
     let offset = offset.min(len);
