@@ -6,7 +6,8 @@
 //! [`std::io::Write`] that cuts a piece every [`SnapshotData::PIECE_BYTES`]),
 //! stored piece by piece, sent as chunks that each lie within one piece
 //! (slices, never copies), gathered by a follower as the chunks it received
-//! (again without copying), and read back through a [`SnapshotReader`] (an
+//! (without copying, but for chunks too short to be worth a piece each), and
+//! read back through a [`SnapshotReader`] (an
 //! [`std::io::Read`]). Nowhere between the state machine and its replica do
 //! the pieces join.
 //!
@@ -24,6 +25,8 @@ use std::io;
 pub struct SnapshotData {
     /// The pieces, in order; none is empty.
     pieces: Vec<Bytes>,
+    /// Where each piece starts, so that a chunk is found without a scan.
+    starts: Vec<u64>,
     /// The sum of the pieces' lengths.
     len: u64,
 }
@@ -47,6 +50,7 @@ impl SnapshotData {
     /// Appends a piece (an empty one is dropped).
     pub fn push(&mut self, piece: Bytes) {
         if !piece.is_empty() {
+            self.starts.push(self.len);
             self.len += piece.len() as u64;
             self.pieces.push(piece);
         }
@@ -72,21 +76,31 @@ impl SnapshotData {
         SnapshotReader { pieces: &self.pieces, at: 0 }
     }
 
-    /// The bytes from `offset` to at most `max` bytes on, and never past the
-    /// end of the piece `offset` falls in: a slice of that piece, not a copy.
-    /// Empty at or past the end.
+    /// The bytes from `offset` on, at most `max` of them (fewer only at the
+    /// end; empty at or past it): a slice of the piece `offset` falls in when
+    /// they fit in it, not a copy; a copy joining the following pieces when
+    /// they do not, so that a snapshot of many small pieces still travels in
+    /// chunks of `max`. Found by a binary search over the pieces.
     pub fn slice(&self, offset: u64, max: u64) -> Bytes {
-        let mut start = 0u64;
-        for piece in &self.pieces {
-            let end = start + piece.len() as u64;
-            if offset < end {
-                let from = (offset - start) as usize;
-                let to = (offset - start).saturating_add(max).min(piece.len() as u64) as usize;
-                return piece.slice(from..to);
-            }
-            start = end;
+        if offset >= self.len || max == 0 {
+            return Bytes::new();
         }
-        Bytes::new()
+        let want = max.min(self.len - offset);
+        // The last piece starting at or before `offset` (the first starts at 0).
+        let mut at = self.starts.partition_point(|&start| start <= offset) - 1;
+        let mut from = (offset - self.starts[at]) as usize;
+        let piece = &self.pieces[at];
+        if (piece.len() - from) as u64 >= want {
+            return piece.slice(from..from + want as usize);
+        }
+        let mut out = BytesMut::with_capacity(want as usize);
+        while (out.len() as u64) < want {
+            let piece = &self.pieces[at];
+            let take = ((want - out.len() as u64) as usize).min(piece.len() - from);
+            out.extend_from_slice(&piece[from..from + take]);
+            (at, from) = (at + 1, 0);
+        }
+        out.freeze()
     }
 
     /// The CRC-32 (IEEE) of the bytes.
@@ -187,7 +201,14 @@ pub struct SnapshotWriter {
 impl SnapshotWriter {
     /// The bytes written.
     pub fn finish(mut self) -> SnapshotData {
-        let last = self.current.split().freeze();
+        // The last piece's buffer was reserved at PIECE_BYTES: a short one is
+        // copied to its length, so a small snapshot does not keep 1 MiB alive
+        // (a copy of under half a piece, once per snapshot).
+        let last = if self.current.len() < SnapshotData::PIECE_BYTES / 2 {
+            Bytes::copy_from_slice(&self.current)
+        } else {
+            self.current.split().freeze()
+        };
         self.data.push(last);
         self.data
     }
@@ -291,6 +312,19 @@ mod tests {
     }
 
     #[test]
+    fn a_small_snapshot_does_not_hold_a_whole_piece_of_memory() {
+        // The writer reserves PIECE_BYTES for each piece; a snapshot of a few
+        // bytes (a counter, an empty map) must not keep 1 MiB alive with it.
+        let mut writer = SnapshotData::writer();
+        writer.write_all(b"a counter").unwrap();
+        let data = writer.finish();
+        let piece = data.pieces()[0].clone();
+        drop(data);
+        let held = piece.try_into_mut().map(|piece| piece.capacity()).unwrap_or(usize::MAX);
+        assert!(held < 4096, "9 bytes hold a buffer of {held}");
+    }
+
+    #[test]
     fn an_empty_writer_gives_no_pieces() {
         let data = SnapshotData::writer().finish();
         assert!(data.is_empty());
@@ -311,16 +345,45 @@ mod tests {
     }
 
     #[test]
-    fn slices_stay_within_one_piece() {
+    fn slices_are_of_one_piece_where_they_fit_and_join_pieces_where_they_do_not() {
         let mut data = SnapshotData::new();
-        data.push(Bytes::from_static(b"abc"));
-        data.push(Bytes::from_static(b"defg"));
-        assert_eq!(data.slice(0, 10), Bytes::from_static(b"abc"));
+        for piece in [&b"abc"[..], b"defg", b"h", b"ij"] {
+            data.push(Bytes::copy_from_slice(piece));
+        }
+        let within = data.slice(3, 2);
+        assert_eq!(within, Bytes::from_static(b"de"));
+        // A slice of the piece itself: no copy.
+        assert_eq!(within.as_ptr(), data.pieces()[1][..].as_ptr());
         assert_eq!(data.slice(1, 1), Bytes::from_static(b"b"));
-        assert_eq!(data.slice(3, 2), Bytes::from_static(b"de"));
-        assert_eq!(data.slice(5, 10), Bytes::from_static(b"fg"));
-        assert!(data.slice(7, 10).is_empty());
+        assert_eq!(data.slice(0, 100), Bytes::from_static(b"abcdefghij"));
+        assert_eq!(data.slice(2, 6), Bytes::from_static(b"cdefgh"));
+        assert_eq!(data.slice(7, 2), Bytes::from_static(b"hi"));
+        assert_eq!(data.slice(9, 10), Bytes::from_static(b"j"));
+        assert!(data.slice(10, 10).is_empty());
+        assert!(data.slice(3, 0).is_empty());
         assert!(data.slice(u64::MAX, u64::MAX).is_empty());
+        // Every offset and length against the joined bytes.
+        let whole = data.to_vec();
+        for offset in 0..=whole.len() {
+            for max in 0..=whole.len() + 1 {
+                let end = (offset + max).min(whole.len());
+                assert_eq!(&data.slice(offset as u64, max as u64)[..], &whole[offset..end], "{offset} {max}");
+            }
+        }
+    }
+
+    #[test]
+    fn many_small_pieces_travel_in_few_chunks() {
+        let mut data = SnapshotData::new();
+        for i in 0..100_000u32 {
+            data.push(Bytes::from(vec![i as u8]));
+        }
+        let (mut offset, mut chunks) = (0, 0);
+        while offset < data.len() {
+            offset += data.slice(offset, 4096).len() as u64;
+            chunks += 1;
+        }
+        assert_eq!(chunks, 100_000usize.div_ceil(4096));
     }
 
     #[test]

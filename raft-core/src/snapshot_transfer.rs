@@ -3,9 +3,14 @@
 //! A follower gathers the chunks of one snapshot from one leader in one term,
 //! in order, and installs it only once it holds all of it and the whole
 //! matches the length and CRC-32 checksum every chunk announces. A leader's
-//! chunk never crosses one of its snapshot's pieces, and the follower keeps
-//! the chunks as the pieces of what it installs (see [`SnapshotData`]), so
-//! neither side joins the snapshot into one buffer. The buffer
+//! chunk is a slice of one of its snapshot's pieces where it fits in one (a
+//! copy joining small pieces where it does not: [`SnapshotData::slice`]), and
+//! the follower keeps the chunks as the pieces of what it installs, so
+//! neither side joins the snapshot into one buffer. Chunks shorter than
+//! [`MIN_PIECE_BYTES`] are the exception: the follower copies them together
+//! into pieces of that length, since a piece costs a handle and an
+//! allocation, and a leader sending tiny chunks would otherwise make the
+//! memory `max_snapshot_bytes` bounds tens of times larger. The buffer
 //! is keyed by the sending leader, its term, the snapshot's metadata, length
 //! and checksum: two leaders may hold snapshots with the same metadata and
 //! different bytes (a state machine that encodes a hash map encodes the same
@@ -22,6 +27,12 @@ use crate::protocol::Core;
 use crate::{
     InstallSnapshot, InstallSnapshotResponse, MessageBody, NodeId, Snapshot, SnapshotData, SnapshotMeta, Term,
 };
+use bytes::{Bytes, BytesMut};
+
+/// Chunks shorter than this are copied together into pieces of this length
+/// rather than kept one piece each (64 KiB: a piece's overhead, some tens of
+/// bytes, is then under a thousandth of it).
+pub(crate) const MIN_PIECE_BYTES: usize = 64 * 1024;
 
 /// A snapshot being received, and whom it is from.
 #[derive(Debug)]
@@ -36,8 +47,11 @@ pub(crate) struct IncomingSnapshot {
     total_len: u64,
     /// The whole snapshot's CRC-32, as announced.
     checksum: u32,
-    /// The bytes received so far, from offset 0, as the chunks they came in.
+    /// The bytes received so far, from offset 0, as the chunks they came in
+    /// (short ones copied together), up to `short`.
     data: SnapshotData,
+    /// The bytes of short chunks received after `data`, not yet a piece.
+    short: BytesMut,
     /// The CRC-32 of `data`, kept as it grows.
     crc: crc32fast::Hasher,
 }
@@ -54,11 +68,48 @@ impl IncomingSnapshot {
             && self.total_len == chunk.total_len
             && self.checksum == chunk.checksum
     }
+
+    /// How many bytes have been received.
+    fn received(&self) -> u64 {
+        self.data.len() + self.short.len() as u64
+    }
+
+    /// Appends the next chunk's bytes.
+    fn append(&mut self, bytes: Bytes) {
+        self.crc.update(&bytes);
+        if bytes.len() >= MIN_PIECE_BYTES {
+            self.flush_short();
+            self.data.push(bytes);
+            return;
+        }
+        if self.short.capacity() == 0 {
+            self.short.reserve(MIN_PIECE_BYTES);
+        }
+        self.short.extend_from_slice(&bytes);
+        if self.short.len() >= MIN_PIECE_BYTES {
+            self.data.push(self.short.split().freeze());
+        }
+    }
+
+    /// Makes the short chunks gathered so far a piece, copied to its length
+    /// so that it does not hold the rest of their buffer.
+    fn flush_short(&mut self) {
+        if !self.short.is_empty() {
+            self.data.push(Bytes::copy_from_slice(&self.short));
+            self.short.clear();
+        }
+    }
+
+    /// All the bytes received.
+    fn into_data(mut self) -> SnapshotData {
+        self.flush_short();
+        self.data
+    }
 }
 
 /// The chunk of `snapshot` (whose checksum is `checksum`) that starts at
-/// `offset` (clamped to its end), at most `chunk_bytes` long and never past
-/// the end of the piece it starts in.
+/// `offset` (clamped to its end), `chunk_bytes` long but at the end (see
+/// [`SnapshotData::slice`]).
 pub(crate) fn chunk(snapshot: &Snapshot, checksum: u32, offset: u64, chunk_bytes: u64) -> InstallSnapshot {
     let len = snapshot.data.len();
     let offset = offset.min(len);
@@ -96,6 +147,7 @@ pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: Inst
             total_len: chunk.total_len,
             checksum: chunk.checksum,
             data: SnapshotData::new(),
+            short: BytesMut::new(),
             crc: crc32fast::Hasher::new(),
         });
     }
@@ -103,14 +155,13 @@ pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: Inst
         respond(core, 0, false);
         return;
     };
-    if chunk.offset != incoming.data.len() {
-        let wanted = incoming.data.len();
+    if chunk.offset != incoming.received() {
+        let wanted = incoming.received();
         respond(core, wanted, false);
         return;
     }
-    incoming.crc.update(&chunk.data);
-    incoming.data.push(chunk.data);
-    let received = incoming.data.len();
+    incoming.append(chunk.data);
+    let received = incoming.received();
     if mutated(Mutation::SnapshotBufferNotReset) {
         if !chunk.done {
             respond(core, received, false);
@@ -121,14 +172,15 @@ pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: Inst
         return;
     }
     let Some(incoming) = core.incoming_snapshot.take() else { return };
-    let crc = incoming.crc.finalize();
+    let crc = incoming.crc.clone().finalize();
     let whole = received == incoming.total_len && crc == incoming.checksum;
     if !whole && !mutated(Mutation::SnapshotBufferNotReset) {
         // Not the snapshot announced: start over rather than install it.
         respond(core, 0, false);
         return;
     }
-    let snapshot = Snapshot { meta: incoming.meta, data: incoming.data };
+    let meta = incoming.meta.clone();
+    let snapshot = Snapshot { meta, data: incoming.into_data() };
     core.log.install_snapshot(&snapshot.meta);
     core.hold_writes_for_snapshot();
     core.snapshot = Some(snapshot.clone());

@@ -329,3 +329,56 @@ fn snapshot_chunks_with_impossible_lengths_are_refused() {
         assert_eq!((node.term(), node.log().last_log_id()), before);
     }
 }
+
+/// A leader that sends its snapshot one byte per chunk must not make the
+/// follower hold one `Bytes` (a handle and an allocation, tens of bytes) per
+/// byte: `max_snapshot_bytes` is what bounds a follower's memory, and pieces
+/// kept as they arrived would multiply it by the per-piece overhead. The
+/// follower gathers short chunks into pieces of its own.
+#[test]
+fn a_snapshot_sent_byte_by_byte_is_not_held_byte_by_byte() {
+    let mut node = node(Role::Follower);
+    let bytes: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let crc = crc32fast::hash(&bytes);
+    let total = bytes.len() as u64;
+    for (at, byte) in bytes.iter().enumerate() {
+        let mut chunk = chunk_of(at as u64, b"", at as u64 + 1 == total, total, crc);
+        if let MessageBody::InstallSnapshot(install) = &mut chunk.body {
+            install.data = Bytes::copy_from_slice(std::slice::from_ref(byte));
+        }
+        node.step(chunk).unwrap();
+    }
+    let ready = node.ready();
+    let snapshot = ready.snapshot.expect("the whole snapshot arrived and is installed");
+    assert_eq!(snapshot.data.to_vec(), bytes);
+    assert!(
+        snapshot.data.pieces().len() <= 16,
+        "{} bytes held in {} pieces",
+        total,
+        snapshot.data.pieces().len()
+    );
+}
+
+/// Chunks long and short, in any mix, install exactly the bytes sent: the
+/// long ones kept as pieces, the short ones gathered between them.
+#[test]
+fn a_snapshot_of_long_and_short_chunks_installs_exactly_its_bytes() {
+    let mut node = node(Role::Follower);
+    let lens = [1usize, 70_000, 3, 65_536, 65_535, 2, 10];
+    let total: usize = lens.iter().sum();
+    let bytes: Vec<u8> = (0..total).map(|i| (i * 7 % 253) as u8).collect();
+    let crc = crc32fast::hash(&bytes);
+    let mut at = 0;
+    for len in lens {
+        let mut chunk = chunk_of(at as u64, b"", at + len == total, total as u64, crc);
+        if let MessageBody::InstallSnapshot(install) = &mut chunk.body {
+            install.data = Bytes::copy_from_slice(&bytes[at..at + len]);
+        }
+        node.step(chunk).unwrap();
+        at += len;
+    }
+    let snapshot = node.ready().snapshot.expect("installed");
+    assert_eq!(snapshot.data.to_vec(), bytes);
+    let pieces: Vec<usize> = snapshot.data.pieces().iter().map(Bytes::len).collect();
+    assert_eq!(pieces, vec![1, 70_000, 3, 65_536, 65_537, 10]);
+}

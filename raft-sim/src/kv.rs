@@ -58,8 +58,8 @@ impl KvStore {
     /// The store as node `node` encodes it in a snapshot: the applied
     /// index, `node % 8` bytes of padding (their count first), then the
     /// registers in an order of the node's own; cut into pieces of a length
-    /// of the node's own (7 to 22 bytes), so that chunks end at piece
-    /// boundaries and followers gather pieces unlike the leader's.
+    /// of the node's own (7 to 22 bytes), so that chunks join pieces or
+    /// end within one, and followers gather pieces unlike the leader's.
     pub fn encode_for(&self, node: NodeId) -> SnapshotData {
         let mut out = self.applied.to_be_bytes().to_vec();
         let padding = (node % 8) as u8;
@@ -131,7 +131,8 @@ impl KvStore {
 
 /// `bytes` cut into pieces of `7 + 5 * (node % 4)` bytes: small enough that
 /// every snapshot of the model has several, different for neighbouring
-/// nodes, and never a multiple of the configured chunk size.
+/// nodes, and never a multiple of the configured chunk size, so chunks both
+/// join pieces and end inside them.
 fn pieces_for(node: NodeId, bytes: Vec<u8>) -> SnapshotData {
     let bytes = Bytes::from(bytes);
     let piece = 7 + 5 * (node % 4) as usize;

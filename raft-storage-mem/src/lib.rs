@@ -248,8 +248,19 @@ impl raft_core::runtime::StateMachine for MemKv {
             self.data.clear();
             return Ok(());
         }
-        let data = raft_core::codec::decode_from_reader(&mut snapshot.reader())
-            .map_err(|e| raft_core::runtime::RestoreError(e.to_string()))?;
+        // The snapshot is the encoded map: its length, then its entries. It
+        // is decoded entry by entry, each under the codec's per-value limit,
+        // rather than as one value, which that limit would cap at 64 MiB
+        // of state. A hostile length only runs the loop to the input's end.
+        let fail = |e: raft_core::codec::CodecError| raft_core::runtime::RestoreError(e.to_string());
+        let mut reader = snapshot.reader();
+        let len: u64 = raft_core::codec::decode_from_reader(&mut reader).map_err(fail)?;
+        let mut data = std::collections::BTreeMap::new();
+        for _ in 0..len {
+            let (key, value): (String, String) =
+                raft_core::codec::decode_from_reader(&mut reader).map_err(fail)?;
+            data.insert(key, value);
+        }
         self.data = data;
         Ok(())
     }

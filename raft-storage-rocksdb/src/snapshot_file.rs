@@ -213,7 +213,8 @@ mod tests {
         let back = snapshots.read(&snapshots.write(&snapshot).expect("write")).expect("read");
         assert_eq!(back, snapshot);
         let sizes: Vec<usize> = back.data.pieces().iter().map(Bytes::len).collect();
-        assert_eq!(sizes, vec![SnapshotData::PIECE_BYTES, SnapshotData::PIECE_BYTES, 3_500_000 - (2 << 20)]);
+        let piece = SnapshotData::PIECE_BYTES;
+        assert_eq!(sizes, vec![piece, piece, piece, 3_500_000 - 3 * piece]);
     }
 
     #[test]
