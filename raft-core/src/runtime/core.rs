@@ -537,12 +537,38 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                 }
             }
         }
+        self.abandon_if_removed();
         let (raw, applied) = (&self.raw, self.applied);
         self.metrics.send_if_modified(|metrics| metrics.refresh(raw, applied));
         let version = self.raw.log().membership_version();
         if version != self.addresses_version {
             self.addresses_version = version;
             self.transport.update_addresses(&self.raw.membership().addresses);
+        }
+    }
+
+    /// Answers the proposals waiting here once this node can no longer learn
+    /// their fate. A proposal waits for its index to commit in this node's
+    /// log; a node outside the configuration in force that does not lead
+    /// (a leader that removed itself and stepped down, say) is sent no more
+    /// of the log, since leaders replicate only to members. Each proposal
+    /// beyond the commit index may still be committed by the members that
+    /// hold it, so its outcome is unknown, never "not applied"; but its
+    /// caller (or the follower that forwarded it, which would otherwise wait
+    /// out its forward timeout) hears so now rather than never. Those up to
+    /// the commit index are decided and still answered when applied.
+    fn abandon_if_removed(&mut self) {
+        let committed = self.raw.log().committed();
+        if self.proposals.last_key_value().is_none_or(|(&(index, _), _)| index <= committed)
+            || self.raw.role() == Role::Leader
+            || self.raw.membership().contains(self.raw.id())
+        {
+            return;
+        }
+        let undecided = self.proposals.split_off(&(committed + 1, 0));
+        tracing::info!(waiting = undecided.len(), "not a member: proposals' outcome unknown");
+        for (_, responder) in undecided {
+            self.respond(responder, Err(RaftError::OutcomeUnknown));
         }
     }
 

@@ -172,8 +172,9 @@ pub enum RaftError {
     /// The proposal was definitely not applied: a new leader replaced it.
     #[error("the proposal was not applied")]
     NotApplied,
-    /// The proposal may or may not have been applied (the node stopped, or a
-    /// snapshot covered it, before its outcome was seen here).
+    /// The proposal may or may not have been applied (the node stopped, a
+    /// snapshot covered it, or the node left the cluster, before its outcome
+    /// was seen here).
     #[error("the outcome of the proposal is unknown")]
     OutcomeUnknown,
     /// The node is shut down.
@@ -579,7 +580,10 @@ impl<SM: StateMachine> Raft<SM> {
 
     /// Removes node `id`, voter or learner, from the cluster; returns once
     /// the change is complete. A leader that removes itself steps down once
-    /// the change commits.
+    /// the change commits, and is sent no more of the log: the proposals it
+    /// took after the change that were not committed by then end in
+    /// [`RaftError::OutcomeUnknown`] (the remaining members may still commit
+    /// them).
     pub async fn remove_node(&self, id: NodeId) -> Result<LogId, RaftError> {
         self.reconfigure(MembershipChange::Remove(id)).await
     }

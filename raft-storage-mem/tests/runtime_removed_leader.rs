@@ -1,0 +1,123 @@
+//! Found by the flaky `five_nodes_add_a_learner_promote_it_and_remove_a_voter_under_load`
+//! (`runtime_admin.rs`): a leader that removes itself steps down once the
+//! configuration without it commits, and then hears no more of the log (no
+//! leader replicates to a node outside the configuration). The proposals it
+//! had appended after that configuration waited for their index to commit
+//! *here*, so they were never answered: its own callers waited forever (the
+//! test's clients gave up after 20 s), and the followers that had forwarded
+//! to it waited out `forward_timeout` (10 s) before they heard "unknown".
+//!
+//! Node 1 is a real runtime node on tokio's paused clock; nodes 2 and 3 are
+//! scripted by hand, and every message they send is one a correct Raft peer
+//! may send. The verdict is whether the answers come back before the
+//! forward timeout has elapsed on the paused clock, so no real time decides
+//! it.
+
+mod common;
+
+use common::*;
+use raft_core::runtime::{Metrics, Raft, RaftError, RuntimeConfig, Transport};
+use raft_core::{
+    AppendEntriesResponse, Config, Forward, ForwardOutcome, Membership, Message, MessageBody, Role,
+    VoteResponse,
+};
+use raft_storage_mem::{MemKv, MemLogStore};
+use tokio::sync::mpsc;
+
+/// Hands everything node 1 sends to the test.
+struct Outbox(mpsc::UnboundedSender<Message>);
+
+impl Transport for Outbox {
+    fn send(&self, message: Message) {
+        let _ = self.0.send(message);
+    }
+}
+
+fn vote(from: u64, term: u64) -> Message {
+    Message { from, to: 1, term, body: MessageBody::VoteResponse(VoteResponse { granted: true }) }
+}
+
+/// Node `from` acknowledges storing node 1's log up to `match_index`.
+fn ack(from: u64, match_index: u64) -> Message {
+    let body = MessageBody::AppendEntriesResponse(AppendEntriesResponse::Success { match_index });
+    Message { from, to: 1, term: 1, body }
+}
+
+async fn until(node: &Raft<MemKv>, what: &str, condition: impl Fn(&Metrics) -> bool) {
+    let mut metrics = node.metrics();
+    within(what, metrics.wait_for(condition)).await.expect("running");
+}
+
+/// Section 4.2.2 of the thesis: a leader outside the new configuration
+/// manages the cluster until it commits, then steps down. What it appended
+/// after that entry may still be committed by the members that hold it, so
+/// its proposers cannot be told "not applied"; but they must be told
+/// something, since nothing will ever decide it here.
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_removes_itself_answers_what_it_can_no_longer_see_decided() {
+    let config = Config { pre_vote: false, check_quorum: false, ..config(1) };
+    let runtime = RuntimeConfig::default();
+    let patience = runtime.forward_timeout / 2;
+    let net = raft_core::runtime::InProcessNetwork::new();
+    let (outbox, mut sent) = mpsc::unbounded_channel();
+    let membership = Membership::new([1, 2, 3], []);
+    let node = start_member(&net, config, runtime, membership, MemLogStore::new(), Outbox(outbox)).await;
+
+    // Term 1: node 1 is elected by node 2; nodes 2 and 3 store its blank.
+    until(&node, "candidate in term 1", |m| m.role == Role::Candidate && m.term == 1).await;
+    node.receive(vote(2, 1));
+    until(&node, "leader of term 1", |m| m.role == Role::Leader && m.last_log_index == 1).await;
+    node.receive(ack(2, 1));
+    node.receive(ack(3, 1));
+    until(&node, "the blank committed", |m| m.commit_index == 1).await;
+
+    // Node 1 removes itself: the joint configuration at 2, stored by 2 and 3,
+    // commits, and node 1 appends the configuration {2, 3} at 3.
+    let removal = tokio::spawn({
+        let node = node.clone();
+        async move { node.remove_node(1).await }
+    });
+    until(&node, "the joint configuration appended", |m| m.last_log_index == 2).await;
+    node.receive(ack(2, 2));
+    node.receive(ack(3, 2));
+    until(&node, "the configuration {2, 3} appended", |m| {
+        m.last_log_index == 3 && !m.membership.is_joint() && !m.membership.contains(1)
+    })
+    .await;
+
+    // Still leading until {2, 3} commits, it takes a proposal of its own at
+    // 4 and one node 2 forwards at 5.
+    let local = tokio::spawn({
+        let node = node.clone();
+        async move { node.propose(set("local", "1")).await }
+    });
+    let command = raft_core::codec::encode(&set("forwarded", "1")).expect("encodes");
+    let forward = Forward::Proposal { id: 7, command: command.into() };
+    node.receive(Message { from: 2, to: 1, term: 1, body: MessageBody::Forward(forward) });
+    until(&node, "both proposals appended", |m| m.role == Role::Leader && m.last_log_index == 5).await;
+
+    // Nodes 2 and 3 store {2, 3} (and, as far as node 1 ever learns, no
+    // more): it commits, and node 1 steps down.
+    node.receive(ack(2, 3));
+    node.receive(ack(3, 3));
+    until(&node, "stepped down", |m| m.role == Role::Follower && m.commit_index == 3).await;
+    let removed = within("the removal", removal).await.expect("the task completes");
+    assert!(removed.is_ok(), "the removal completed: {removed:?}");
+
+    // Both callers hear at once that the outcome is unknown: either entry
+    // may yet be committed by nodes 2 and 3, if they hold it.
+    let outcome = tokio::time::timeout(patience, local).await;
+    let outcome = outcome.expect("the local proposal was left waiting").expect("the task completes");
+    assert_eq!(outcome, Err(RaftError::OutcomeUnknown));
+    let answer = tokio::time::timeout(patience, async {
+        while let Some(message) = sent.recv().await {
+            if let MessageBody::Forward(Forward::Response { id: 7, outcome }) = message.body {
+                return Some((message.to, outcome));
+            }
+        }
+        None
+    });
+    let answer = answer.await.expect("the forwarded proposal was left unanswered");
+    assert_eq!(answer, Some((2, ForwardOutcome::OutcomeUnknown)), "node 2 hears the outcome is unknown");
+    within("a shutdown", node.shutdown()).await;
+}
