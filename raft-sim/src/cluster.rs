@@ -15,11 +15,9 @@
 //! and, in scripted use, fails the test at once.
 
 use crate::checker::{Checker, Violation};
-use crate::disk::PendingWrite;
-pub use crate::disk::{Disk, DiskModel};
+use crate::disk::{Disk, DiskModel, PendingWrite};
 use crate::kv::KvStore;
-pub use crate::net::NetModel;
-use crate::net::Wire;
+use crate::net::{NetModel, Wire};
 use bytes::Bytes;
 use raft_core::{
     Config, Entry, LogId, Membership, Message, MessageBody, NodeId, RawNode, ReadState, Ready, Role,

@@ -95,5 +95,7 @@ pub mod net;
 pub mod sim;
 
 pub use checker::{Checker, Violation};
-pub use cluster::{ClientEvent, Cluster, Disk, DiskModel, NetModel, Stats};
+pub use cluster::{ClientEvent, Cluster, Stats};
+pub use disk::{Disk, DiskModel};
+pub use net::NetModel;
 pub use sim::{run_seed, sweep, Failure, Outcome, SimOptions, Simulation, SweepReport};
