@@ -93,6 +93,7 @@ pub mod kv;
 pub mod linearizability;
 pub mod net;
 pub mod sim;
+pub mod trace;
 
 pub use checker::{Checker, Violation};
 pub use cluster::{ClientEvent, Cluster, Stats};

@@ -394,7 +394,7 @@ impl Simulation {
 
     /// Records a trace of every event (for replays).
     pub fn enable_trace(&mut self) {
-        self.cluster.enable_trace();
+        self.cluster.enable_trace_with_deliveries();
     }
 
     /// The cluster, for inspection after a run.
