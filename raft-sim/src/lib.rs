@@ -89,6 +89,7 @@ pub mod checker;
 pub mod clock;
 pub mod cluster;
 pub mod disk;
+pub mod golden;
 pub mod kv;
 pub mod linearizability;
 pub mod net;
