@@ -189,12 +189,13 @@ fn diff(a: &[&str], b: &[&str]) -> Vec<Op> {
             if i < n && j < m && a_mid[i] == b_mid[j] {
                 ops.push(Op::Same(prefix + i));
                 (i, j) = (i + 1, j + 1);
-            } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-                ops.push(Op::Added(prefix + j));
-                j += 1;
-            } else {
+            } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+                // Removed lines first, as diff(1) shows them.
                 ops.push(Op::Removed(prefix + i));
                 i += 1;
+            } else {
+                ops.push(Op::Added(prefix + j));
+                j += 1;
             }
         }
     }
