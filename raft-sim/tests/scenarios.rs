@@ -714,3 +714,25 @@ fn a_removed_node_never_disrupts_the_cluster() {
     assert_eq!(c.node(3).term(), 1, "its pre-votes never succeed, so its term never rises");
     golden::check("a_removed_node_never_disrupts_the_cluster", &c);
 }
+
+/// Every golden trace belongs to a scenario here: a test renamed or removed
+/// leaves no file behind that nothing checks.
+#[test]
+fn every_golden_trace_belongs_to_a_scenario() {
+    let source = include_str!("scenarios.rs");
+    let dir = golden::path("any").parent().expect("the golden directory").to_path_buf();
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).expect("the golden directory exists") {
+        let path = entry.expect("a readable entry").path();
+        let name = path.file_stem().and_then(|s| s.to_str()).expect("a file name");
+        assert_eq!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("trace"),
+            "{} is not a trace",
+            path.display()
+        );
+        assert!(source.contains(&format!("\"{name}\"")), "no scenario checks {}", path.display());
+        files += 1;
+    }
+    assert!(files >= 31, "only {files} golden traces");
+}
