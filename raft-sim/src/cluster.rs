@@ -192,17 +192,8 @@ impl Cluster {
     }
 
     fn start_trace(&mut self, deliveries: bool) {
-        let mut t = Trace::new(deliveries);
-        for (&id, node) in &self.nodes {
-            match &node.raft {
-                Some(raft) => {
-                    t.reset_commit(id, raft.log().committed());
-                    t.push(self.now, format!("n{id} {}", trace::node(raft)));
-                }
-                None => t.push(self.now, format!("n{id} down")),
-            }
-        }
-        self.trace = Some(t);
+        let nodes = self.nodes.iter().map(|(&id, n)| (id, n.raft.as_ref()));
+        self.trace = Some(Trace::start(self.now, deliveries, nodes));
     }
 
     /// The trace recorded so far.
@@ -421,17 +412,7 @@ impl Cluster {
             Some(net) => net.delays(&message),
             None => vec![0],
         };
-        self.log_event(|| {
-            let line = trace::message(&message);
-            match delays.as_slice() {
-                [] => format!("{line} (lost)"),
-                [0] => line,
-                _ => {
-                    let delays: Vec<String> = delays.iter().map(u64::to_string).collect();
-                    format!("{line} delay={}", delays.join(","))
-                }
-            }
-        });
+        self.log_event(|| trace::sent(&message, &delays));
         for delay in delays {
             self.wire.push(self.now + delay, message.clone());
         }
@@ -482,14 +463,7 @@ impl Cluster {
         }
         let node = self.nodes.get_mut(&id).expect("known node");
         if self.trace.is_some() && !write.entries.is_empty() {
-            let first = write.entries[0].index;
-            let replaced = node.disk.entries.iter().filter(|e| e.index >= first).map(|e| e.index);
-            let replaced = match (replaced.clone().min(), replaced.max()) {
-                (Some(a), Some(b)) if a == b => format!(" (replaces {a})"),
-                (Some(a), Some(b)) => format!(" (replaces {a}..{b})"),
-                _ => String::new(),
-            };
-            let line = format!("n{id} persist {}{replaced}", trace::entries(&write.entries));
+            let line = trace::persisted(id, &write.entries, &node.disk);
             self.log_event(|| line);
         }
         let node = self.nodes.get_mut(&id).expect("known node");
@@ -682,11 +656,7 @@ impl Cluster {
     /// Crashes node `id`: pending writes, and the messages waiting on them, are lost.
     pub fn crash(&mut self, id: NodeId) {
         let lost = self.nodes[&id].pending.len();
-        self.log_event(|| match lost {
-            0 => format!("n{id} crashes"),
-            1 => format!("n{id} crashes (loses 1 write)"),
-            n => format!("n{id} crashes (loses {n} writes)"),
-        });
+        self.log_event(|| trace::crashed(id, lost));
         if self.paused.remove(&id) {
             self.wire.take_held(id); // lost with the process's sockets
         }

@@ -21,6 +21,7 @@
 //! | `n1 read ctx=7 ready index=3` | a linearizable read may be served |
 //! | `n1 campaigns`, `n1 propose len=8`, `n2 crashes (loses 1 write)`, `cut n1 -> n2`, ... | what the driver did |
 
+use crate::disk::Disk;
 use raft_core::{Entry, EntryPayload, Index, LogId, Membership, Message, MessageBody, NodeId, RawNode};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -37,8 +38,23 @@ pub(crate) struct Trace {
 }
 
 impl Trace {
-    pub(crate) fn new(deliveries: bool) -> Self {
-        Self { lines: Vec::new(), deliveries, commits: BTreeMap::new() }
+    /// A trace that opens with a line for each node's state (or `down`).
+    pub(crate) fn start<'a>(
+        now: u64,
+        deliveries: bool,
+        nodes: impl Iterator<Item = (NodeId, Option<&'a RawNode>)>,
+    ) -> Self {
+        let mut t = Self { lines: Vec::new(), deliveries, commits: BTreeMap::new() };
+        for (id, raft) in nodes {
+            match raft {
+                Some(raft) => {
+                    t.reset_commit(id, raft.log().committed());
+                    t.push(now, format!("n{id} {}", node(raft)));
+                }
+                None => t.push(now, format!("n{id} down")),
+            }
+        }
+        t
     }
 
     pub(crate) fn push(&mut self, now: u64, event: String) {
@@ -134,6 +150,42 @@ pub(crate) fn node(raft: &RawNode) -> String {
         let _ = write!(out, " snapshot={}", log_id(log.snapshot()));
     }
     out
+}
+
+/// A message sent: with `(lost)` if the network lost it, and its delays if
+/// a network model gave it any.
+pub(crate) fn sent(m: &Message, delays: &[u64]) -> String {
+    let line = message(m);
+    match delays {
+        [] => format!("{line} (lost)"),
+        [0] => line,
+        _ => {
+            let delays: Vec<String> = delays.iter().map(u64::to_string).collect();
+            format!("{line} delay={}", delays.join(","))
+        }
+    }
+}
+
+/// Node `id` made `entries` durable on `disk` (as it was before): which
+/// stored entries they replace, if any.
+pub(crate) fn persisted(id: NodeId, entries: &[Entry], disk: &Disk) -> String {
+    let first = entries.first().map_or(0, |e| e.index);
+    let replaced = disk.entries.iter().filter(|e| e.index >= first).map(|e| e.index);
+    let replaced = match (replaced.clone().min(), replaced.max()) {
+        (Some(a), Some(b)) if a == b => format!(" (replaces {a})"),
+        (Some(a), Some(b)) => format!(" (replaces {a}..{b})"),
+        _ => String::new(),
+    };
+    format!("n{id} persist {}{replaced}", self::entries(entries))
+}
+
+/// Node `id` crashed with `lost` writes not yet durable.
+pub(crate) fn crashed(id: NodeId, lost: usize) -> String {
+    match lost {
+        0 => format!("n{id} crashes"),
+        1 => format!("n{id} crashes (loses 1 write)"),
+        n => format!("n{id} crashes (loses {n} writes)"),
+    }
 }
 
 /// One line describing a message: sender, recipient, kind, term and the
