@@ -30,7 +30,7 @@
 //!   subsets of members, not with the core's own quorum code), so no two
 //!   disjoint majorities can ever decide.
 
-use crate::cluster::Disk;
+use crate::disk::Disk;
 use crate::kv::KvStore;
 use raft_core::{Entry, EntryPayload, Index, Membership, NodeId, RawNode, Role, Term};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -15,11 +15,10 @@
 //! and, in scripted use, fails the test at once.
 
 use crate::checker::{Checker, Violation};
-use crate::disk::PendingWrite;
-pub use crate::disk::{Disk, DiskModel};
+use crate::disk::{Disk, DiskModel, PendingWrite};
 use crate::kv::KvStore;
-pub use crate::net::NetModel;
-use crate::net::Wire;
+use crate::net::{NetModel, Wire};
+use crate::trace::{self, Trace};
 use bytes::Bytes;
 use raft_core::{
     Config, Entry, LogId, Membership, Message, MessageBody, NodeId, RawNode, ReadState, Ready, Role,
@@ -100,7 +99,7 @@ pub struct Cluster {
     /// as a runtime that steps several messages before each `ready()` would.
     pub defer_ready: bool,
     dirty: BTreeSet<NodeId>,
-    trace: Option<Vec<String>>,
+    trace: Option<Trace>,
     seed: u64,
     /// Counters.
     pub stats: Stats,
@@ -178,14 +177,28 @@ impl Cluster {
         cluster
     }
 
-    /// Starts recording a human-readable trace of every event.
+    /// Starts recording a trace (see [`crate::trace`]): first each node's
+    /// state, then one line per message sent, durable write, commit-index
+    /// advance, role change, snapshot and driver action. Deliveries are
+    /// left out: without a network model they follow the send order.
     pub fn enable_trace(&mut self) {
-        self.trace = Some(Vec::new());
+        self.start_trace(false);
+    }
+
+    /// Like [`Cluster::enable_trace`], and every delivery too: for runs
+    /// whose network reorders messages.
+    pub fn enable_trace_with_deliveries(&mut self) {
+        self.start_trace(true);
+    }
+
+    fn start_trace(&mut self, deliveries: bool) {
+        let nodes = self.nodes.iter().map(|(&id, n)| (id, n.raft.as_ref()));
+        self.trace = Some(Trace::start(self.now, deliveries, nodes));
     }
 
     /// The trace recorded so far.
     pub fn trace(&self) -> &[String] {
-        self.trace.as_deref().unwrap_or_default()
+        self.trace.as_ref().map_or(&[], |t| t.lines())
     }
 
     /// Adds a line to the trace (if tracing): what the driver did.
@@ -195,7 +208,15 @@ impl Cluster {
 
     fn log_event(&mut self, event: impl FnOnce() -> String) {
         if let Some(trace) = &mut self.trace {
-            trace.push(format!("{:>6} {}", self.now, event()));
+            trace.push(self.now, event());
+        }
+    }
+
+    /// Records node `id`'s commit index, if tracing and it moved.
+    fn log_commit(&mut self, id: NodeId) {
+        let commit = self.try_node(id).map(|r| r.log().committed());
+        if let (Some(trace), Some(commit)) = (&mut self.trace, commit) {
+            trace.commit(self.now, id, commit);
         }
     }
 
@@ -293,6 +314,12 @@ impl Cluster {
             let ready = raft.ready();
             let prev_term = ready.entries.first().and_then(|e| raft.log().term(e.index - 1)).unwrap_or(0);
             self.record(step_check);
+            if let Some(soft) = &ready.soft_state {
+                let term = self.node(id).term();
+                let leader = soft.leader.map_or_else(|| "-".to_string(), |l| l.to_string());
+                self.log_event(|| format!("n{id} role={:?} term={term} leader={leader}", soft.role));
+            }
+            self.log_commit(id);
             let write_check = self.checker.on_write(id, prev_term, &ready.entries);
             self.record(write_check);
             for entry in &ready.entries {
@@ -300,7 +327,9 @@ impl Cluster {
                     let raft = self.try_node(id).expect("running");
                     let previous = raft.log().memberships().at(entry.index - 1).clone();
                     let (index, term) = (entry.index, entry.term);
-                    self.log_event(|| format!("n{id} writes config {index}@{term}: {next:?}"));
+                    self.log_event(|| {
+                        format!("n{id} writes config {index}@{term}: {}", trace::membership(next))
+                    });
                     let check = self.checker.on_membership(&previous, next);
                     self.record(check);
                 }
@@ -310,10 +339,6 @@ impl Cluster {
     }
 
     fn process_ready(&mut self, id: NodeId, ready: Ready) {
-        if let Some(soft) = ready.soft_state {
-            let term = self.node(id).term();
-            self.log_event(|| format!("n{id} is {:?} in term {term}, leader {:?}", soft.role, soft.leader));
-        }
         for message in ready.messages {
             self.send(message);
         }
@@ -331,12 +356,18 @@ impl Cluster {
         }
         let node = self.nodes.get_mut(&id).expect("known node");
         if ready.request_snapshot {
-            Self::build_snapshot(id, node);
+            if let Some(last) = Self::build_snapshot(id, node) {
+                self.log_event(|| format!("n{id} snapshot built {}", trace::log_id(last)));
+            }
         }
+        let node = self.nodes.get_mut(&id).expect("known node");
         node.reads.extend(ready.read_states);
         let applied = node.kv.applied();
         let (ready_reads, waiting): (Vec<_>, Vec<_>) = node.reads.drain(..).partition(|r| r.index <= applied);
         node.reads = waiting;
+        for r in &ready_reads {
+            self.log_event(|| format!("n{id} read ctx={} ready index={}", r.ctx, r.index));
+        }
         self.events.extend(ready_reads.into_iter().map(|r| ClientEvent::ReadReady { node: id, ctx: r.ctx }));
         let latency = self.disk.as_mut().map_or(0, |d| d.rng.random_range(1..=d.max_latency.max(1)));
         let ready_at = self.now + latency;
@@ -354,30 +385,34 @@ impl Cluster {
     }
 
     /// Snapshots node's state machine as a runtime would: made durable first,
-    /// then handed to the node, which compacts its log.
-    fn build_snapshot(id: NodeId, node: &mut SimNode) {
-        let Some(raft) = node.raft.as_mut() else { return };
+    /// then handed to the node, which compacts its log. Returns where it ends.
+    fn build_snapshot(id: NodeId, node: &mut SimNode) -> Option<LogId> {
+        let raft = node.raft.as_mut()?;
         let applied = node.kv.applied();
-        let Some(term) = raft.log().term(applied).filter(|_| applied > 0) else { return };
+        let term = raft.log().term(applied).filter(|_| applied > 0)?;
         let meta = SnapshotMeta {
             last: LogId::new(term, applied),
             membership: raft.log().memberships().at(applied).clone(),
         };
         let data = node.encode.map_or_else(|| node.kv.encode_for(id), |encode| encode(&node.kv));
+        let meta_last = meta.last;
         let snapshot = Snapshot { meta, data };
         node.disk.snapshot = Some(snapshot.clone());
         raft.on_snapshot_built(snapshot).expect("a snapshot of applied state is accepted");
+        Some(meta_last)
     }
 
     /// Puts a message on the wire (or drops it, if its link is cut).
     fn send(&mut self, message: Message) {
         if self.cut.contains(&(message.from, message.to)) {
+            self.log_event(|| format!("{} (cut)", trace::message(&message)));
             return;
         }
         let delays = match &mut self.net {
             Some(net) => net.delays(&message),
             None => vec![0],
         };
+        self.log_event(|| trace::sent(&message, &delays));
         for delay in delays {
             self.wire.push(self.now + delay, message.clone());
         }
@@ -407,7 +442,10 @@ impl Cluster {
                 .is_some_and(|e| node.disk.entries.last().is_some_and(|l| e.index <= l.index));
         if let Some(hs) = write.hard_state {
             node.disk.hard_state = hs;
+            let vote = hs.vote.map_or_else(|| "-".to_string(), |v| v.to_string());
+            self.log_event(|| format!("n{id} hard-state term={} vote={vote}", hs.term));
         }
+        let node = self.nodes.get_mut(&id).expect("known node");
         if let Some(snapshot) = write.snapshot {
             // Durable now: the state machine is restored from it.
             let Some(kv) = KvStore::restore(&snapshot.data) else {
@@ -419,14 +457,20 @@ impl Cluster {
             node.kv = kv.clone();
             let last = snapshot.meta.last;
             node.disk.install(snapshot);
-            self.log_event(|| format!("n{id} installs snapshot at {last:?}"));
+            self.log_event(|| format!("n{id} snapshot install {}", trace::log_id(last)));
             let check = self.checker.on_snapshot_install(id, last.index, &kv);
             self.record(check);
+        }
+        let node = self.nodes.get_mut(&id).expect("known node");
+        if self.trace.is_some() && !write.entries.is_empty() {
+            let line = trace::persisted(id, &write.entries, &node.disk);
+            self.log_event(|| line);
         }
         let node = self.nodes.get_mut(&id).expect("known node");
         node.disk.append(write.entries);
         if let Some(index) = write.purge_to {
             node.disk.entries.retain(|e| e.index > index);
+            self.log_event(|| format!("n{id} purge ..={index}"));
         }
         if rewrites {
             self.check_durable();
@@ -449,10 +493,16 @@ impl Cluster {
 
     /// Delivers one message, if its recipient is up and the link not cut.
     fn deliver(&mut self, message: Message) {
-        if self.cut.contains(&(message.from, message.to)) || !self.is_up(message.to) {
+        if self.cut.contains(&(message.from, message.to)) {
+            self.log_event(|| format!("drop {} (cut)", trace::message(&message)));
+            return;
+        }
+        if !self.is_up(message.to) {
+            self.log_event(|| format!("drop {} (n{} down)", trace::message(&message), message.to));
             return;
         }
         if self.paused.contains(&message.to) {
+            self.log_event(|| format!("hold {} (n{} paused)", trace::message(&message), message.to));
             self.wire.hold(message); // read once the node resumes
             return;
         }
@@ -464,7 +514,7 @@ impl Cluster {
         let message = match wired {
             Ok(decoded) => decoded,
             Err(e) => {
-                let detail = format!("{}: {e}", describe(&message));
+                let detail = format!("{}: {e}", trace::message(&message));
                 self.record(Err(Violation { property: "Messages survive the wire codec", detail }));
                 return;
             }
@@ -476,7 +526,9 @@ impl Cluster {
         ) {
             self.stats.append_conflicts += 1;
         }
-        self.log_event(|| describe(&message));
+        if self.trace.as_ref().is_some_and(|t| t.deliveries) {
+            self.log_event(|| format!("deliver {}", trace::message(&message)));
+        }
         let to = message.to;
         let mut result = Ok(());
         self.input(to, |raft| {
@@ -535,7 +587,7 @@ impl Cluster {
     /// Scripted use: puts `message` on the wire as if `message.from` had sent
     /// it, to play a faulty or hostile peer. It is delivered like any other.
     pub fn inject(&mut self, message: Message) {
-        self.log_event(|| format!("inject: {}", describe(&message)));
+        self.log_event(|| format!("inject {}", trace::message(&message)));
         self.send(message);
     }
 
@@ -548,7 +600,11 @@ impl Cluster {
     pub fn propose(&mut self, id: NodeId, command: impl Into<Bytes>) -> Option<LogId> {
         let mut result = None;
         let command = command.into();
+        self.log_event(|| format!("n{id} propose len={}", command.len()));
         self.input(id, |raft| result = raft.propose(command).ok());
+        if result.is_none() {
+            self.log_event(|| format!("n{id} propose refused"));
+        }
         result
     }
 
@@ -573,7 +629,11 @@ impl Cluster {
         mode: raft_core::ReadMode,
     ) -> Result<(), raft_core::ReadError> {
         let mut result = Err(raft_core::ReadError::NoLeader);
+        self.log_event(|| format!("n{id} read ctx={ctx} {mode:?}"));
         self.input(id, |raft| result = raft.read_index(ctx, mode));
+        if let Err(e) = &result {
+            self.log_event(|| format!("n{id} read ctx={ctx} refused: {e}"));
+        }
         result
     }
 
@@ -595,7 +655,8 @@ impl Cluster {
 
     /// Crashes node `id`: pending writes, and the messages waiting on them, are lost.
     pub fn crash(&mut self, id: NodeId) {
-        self.log_event(|| format!("n{id} crashes"));
+        let lost = self.nodes[&id].pending.len();
+        self.log_event(|| trace::crashed(id, lost));
         if self.paused.remove(&id) {
             self.wire.take_held(id); // lost with the process's sockets
         }
@@ -613,7 +674,6 @@ impl Cluster {
         if self.is_up(id) {
             self.crash(id);
         }
-        self.log_event(|| format!("n{id} starts"));
         let node = self.nodes.get_mut(&id).expect("known node");
         node.incarnation += 1;
         // A node outside the initial configuration starts as the docs tell
@@ -624,8 +684,15 @@ impl Cluster {
         self.checker.on_restart(id, node.kv.applied());
         let seed = self.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ node.incarnation.rotate_left(32);
         match RawNode::new(node.config.clone(), state, seed) {
-            Ok(raft) => node.raft = Some(raft),
+            Ok(raft) => {
+                if let Some(t) = &mut self.trace {
+                    t.reset_commit(id, raft.log().committed());
+                    t.push(self.now, format!("n{id} starts {}", trace::node(&raft)));
+                }
+                node.raft = Some(raft);
+            }
             Err(e) => {
+                self.log_event(|| format!("n{id} fails to start: {e}"));
                 let v = Violation { property: "Restart from durable state", detail: e.to_string() };
                 self.record(Err(v));
             }
@@ -633,7 +700,7 @@ impl Cluster {
         self.drain(id);
         let replays = self.net.as_mut().map(|net| net.replays_after_restart(id)).unwrap_or_default();
         for (delay, message) in replays {
-            self.log_event(|| format!("replays after n{id} restarted: {}", describe(&message)));
+            self.log_event(|| format!("replay {} (n{id} restarted) delay={delay}", trace::message(&message)));
             self.wire.push(self.now + delay, message);
         }
     }
@@ -668,6 +735,9 @@ impl Cluster {
 
     /// Drops every message in flight.
     pub fn drop_in_flight(&mut self) {
+        for message in self.wire.take_all() {
+            self.log_event(|| format!("drop {} (in flight)", trace::message(&message.message)));
+        }
         self.wire.clear();
     }
 
@@ -694,7 +764,7 @@ impl Cluster {
             self.flush_all();
             for message in self.wire.take_all() {
                 if lost(&message.message) {
-                    self.log_event(|| format!("lost: {}", describe(&message.message)));
+                    self.log_event(|| format!("lose {}", trace::message(&message.message)));
                 } else {
                     self.deliver(message.message);
                 }
@@ -788,39 +858,4 @@ impl Cluster {
         let log = self.node(id).log();
         (log.first_index()..=log.last_index()).filter_map(|i| log.term(i)).collect()
     }
-}
-
-/// One line describing a message, for traces.
-fn describe(m: &Message) -> String {
-    let detail = match &m.body {
-        MessageBody::PreVote(r) | MessageBody::Vote(r) => {
-            format!("last {}@{}", r.last_log_index, r.last_log_term)
-        }
-        MessageBody::PreVoteResponse(r) | MessageBody::VoteResponse(r) => format!("granted={}", r.granted),
-        MessageBody::AppendEntries(a) => format!(
-            "prev {}@{} +{} commit {}",
-            a.prev_log_index,
-            a.prev_log_term,
-            a.entries.len(),
-            a.leader_commit
-        ),
-        MessageBody::AppendEntriesResponse(r) => format!("{r:?}"),
-        MessageBody::Heartbeat(h) => format!("commit {}", h.commit),
-        MessageBody::HeartbeatResponse(r) => format!("round {}", r.round),
-        MessageBody::TimeoutNow => String::new(),
-        MessageBody::ReadIndex(r) => format!("ctx {}", r.ctx),
-        MessageBody::ReadIndexResponse(r) => format!("ctx {} index {}", r.ctx, r.index),
-        MessageBody::InstallSnapshot(c) => {
-            format!(
-                "at {:?} offset {} +{}{}",
-                c.meta.last,
-                c.offset,
-                c.data.len(),
-                if c.done { " done" } else { "" }
-            )
-        }
-        MessageBody::InstallSnapshotResponse(r) => format!("{r:?}"),
-        MessageBody::Forward(f) => format!("{f:?}"),
-    };
-    format!("n{} -> n{} {} t{} {}", m.from, m.to, m.body.kind(), m.term, detail)
 }

@@ -82,6 +82,33 @@
 //!
 //! [`Cluster`] is also the harness of the scripted scenario tests, which drive
 //! message delivery by hand, and can pause, resume and inject messages.
+//!
+//! ## Golden traces of the scenario tests
+//!
+//! Every scenario in `tests/scenarios.rs` records its cluster's [`trace`]
+//! and compares it, line for line, with `tests/golden/<scenario>.trace`
+//! ([`golden::check`]). The test's assertions are its claims; the trace
+//! pins the path to them: each message as it is sent
+//! (`1->2 AppendEntries term=2 prev=1@1 entries=[2@2] commit=1`), each
+//! hard-state write and entry made durable, each commit-index advance, each
+//! role change, snapshot and driver action, stamped with the cluster's
+//! logical time. A change that keeps the claims but takes another path
+//! (one more round trip, a different probe, a vote that goes elsewhere)
+//! fails with the first differing lines. If it is meant, rewrite the files
+//! and review them as a diff:
+//!
+//! ```text
+//! RAFT_GOLDEN_UPDATE=1 cargo test -p raft-sim --test scenarios
+//! git diff raft-sim/tests/golden/
+//! ```
+//!
+//! A trace cannot see what is not an event: a message delivered that
+//! changes nothing visible (a stale response that is ignored), timers that
+//! run without firing, the contents of commands and snapshots (only their
+//! lengths), the progress a leader keeps per follower, and applied entries
+//! (they follow the commit index, which is traced). Without a network model
+//! deliveries are not traced either: they follow the send order, and what
+//! a delivery causes is.
 
 #![forbid(unsafe_code)]
 
@@ -89,11 +116,15 @@ pub mod checker;
 pub mod clock;
 pub mod cluster;
 pub mod disk;
+pub mod golden;
 pub mod kv;
 pub mod linearizability;
 pub mod net;
 pub mod sim;
+pub mod trace;
 
 pub use checker::{Checker, Violation};
-pub use cluster::{ClientEvent, Cluster, Disk, DiskModel, NetModel, Stats};
+pub use cluster::{ClientEvent, Cluster, Stats};
+pub use disk::{Disk, DiskModel};
+pub use net::NetModel;
 pub use sim::{run_seed, sweep, Failure, Outcome, SimOptions, Simulation, SweepReport};

@@ -15,10 +15,11 @@
 
 use crate::checker::Violation;
 use crate::clock::{ClockSkew, Clocks};
-use crate::cluster::ClientEvent;
-use crate::cluster::{Cluster, DiskModel, NetModel};
+use crate::cluster::{ClientEvent, Cluster};
+use crate::disk::DiskModel;
 use crate::kv;
 use crate::linearizability::{self, Event, History, KeyCounts, Op, Outcome as OpOutcome, Verdict};
+use crate::net::NetModel;
 use bytes::Bytes;
 use raft_core::{Config, EntryPayload, LogId, Membership, NodeId, ReadMode};
 use rand::{Rng, SeedableRng};
@@ -393,7 +394,7 @@ impl Simulation {
 
     /// Records a trace of every event (for replays).
     pub fn enable_trace(&mut self) {
-        self.cluster.enable_trace();
+        self.cluster.enable_trace_with_deliveries();
     }
 
     /// The cluster, for inspection after a run.

@@ -16,7 +16,7 @@ mod common;
 use raft_core::mutation::{self, Mutation};
 use raft_core::Config;
 use raft_sim::linearizability::{self, Event, History, Op, Outcome, Verdict};
-use raft_sim::{run_seed, Failure};
+use raft_sim::{golden, run_seed, Failure};
 
 /// The number of seeds `.ci/run` sweeps: each bug must be caught within it.
 const CI_SEEDS: u64 = 5_000;
@@ -138,4 +138,29 @@ fn the_sweep_catches_a_snapshot_buffer_not_reset() {
     let failure = first_failure(Mutation::SnapshotBufferNotReset);
     assert_eq!(failure.violation.property, "Snapshot install", "{failure}");
     println!("{failure}");
+}
+
+/// The Figure 8 scenario's golden trace shows the commit-by-count bug on
+/// the wire, where it starts: the mutated leader's `n1 commit=2` and every
+/// message that carries that commit index after it. Without the bug the
+/// same script gives the checked-in trace exactly.
+#[test]
+fn figure_8_golden_trace_shows_commit_by_count() {
+    let name = "figure_8_old_term_entry_is_not_committed_by_counting_replicas";
+    let golden = std::fs::read_to_string(golden::path(name)).expect("the golden trace is checked in");
+    // The file's header too, so that both sides number their lines alike.
+    let header: String =
+        golden.lines().take_while(|l| l.starts_with('#')).map(|l| format!("{l}\n")).collect();
+    let run = |bug| {
+        mutation::set(bug);
+        let mut c = common::figure_8_old_entry_on_a_majority(false);
+        common::figure_8_s5_takes_over(&mut c);
+        mutation::set(None);
+        header.clone() + &c.trace().join("\n")
+    };
+    assert_eq!(golden::compare(&golden, &run(None)), None, "without the bug the script is the golden one");
+    let report = golden::compare(&golden, &run(Some(Mutation::CommitEarlierTermByCount)))
+        .expect("the mutated run takes another path");
+    assert!(report.contains("n1 commit=2"), "{report}");
+    println!("{report}");
 }

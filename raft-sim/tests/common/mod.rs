@@ -33,6 +33,7 @@ pub fn figure_8_old_entry_on_a_majority(panic_on_violation: bool) -> Cluster {
         (5, Disk::with_terms(3, &[1, 3])),
     ];
     let mut c = Cluster::with_disks(disks.into_iter().collect(), config, 8);
+    c.enable_trace(); // for the scenario tests' golden traces
     c.panic_on_violation = panic_on_violation;
     c.crash(5);
     c.partition(&[1], &[4]);
