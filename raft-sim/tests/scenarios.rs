@@ -690,8 +690,8 @@ fn a_snapshot_catches_up_a_follower_that_missed_ten_thousand_entries() {
     golden::check_about(
         "a_snapshot_catches_up_a_follower_that_missed_ten_thousand_entries",
         "Traced from the heal on: the 10,000 proposals before it would be tens of thousands of lines.\n\
-         The snapshot travels in 12-byte chunks, not 1 KiB ones: a chunk never spans two pieces of\n\
-         the state machine's SnapshotData (SnapshotData::slice), and this one writes 12-byte pieces.",
+         The state machine writes its snapshot in 12-byte pieces; each 1 KiB chunk joins them\n\
+         (SnapshotData::slice), so 8 KiB travel in 8 chunks.",
         &c,
     );
 }
