@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 /// A replicated key-value store on Raft.
 #[derive(Debug, Parser)]
-#[command(name = "raft-kv", version, about)]
+#[command(name = "raft-kv", version = concat!(env!("CARGO_PKG_VERSION"), " (Timber)"), about)]
 pub struct Cli {
     /// A TOML file of flags (`flag-name = value`), below the command line
     /// and the environment.

@@ -36,6 +36,9 @@ pub enum Exit {
     OutcomeUnknown = 6,
     /// The request was refused as malformed or too large.
     BadRequest = 7,
+    /// A retried request had been applied once, but its result was too large
+    /// for its session to keep: read the keys to see it.
+    ResultNotKept = 8,
 }
 
 /// A failed request: the exit code and what to print.
@@ -187,6 +190,7 @@ impl Client {
                             let exit = match code {
                                 Code::NotFound => Exit::NotFound,
                                 Code::CasFailed => Exit::Conflict,
+                                Code::ResultNotKept => Exit::ResultNotKept,
                                 _ => Exit::BadRequest,
                             };
                             return Err(Failure { exit, message, body: error });

@@ -28,6 +28,13 @@ use std::ops::Bound;
 pub const SESSION_TTL_ENTRIES: u64 = 1 << 20;
 /// At most this many sessions are kept; beyond, the least recently used goes.
 pub const MAX_SESSIONS: usize = 100_000;
+/// A session keeps its latest outcome for a retry only up to this many bytes
+/// of keys and values; a larger one (a failed compare-and-set holding a big
+/// value, a transaction of many gets) is kept as [`Outcome::ResultNotKept`].
+/// This bounds a session's memory and its snapshot record: without it, one
+/// transaction of 70 gets of a 1 MiB value would leave a 70 MiB record, over
+/// the codec's limit for one record, and a snapshot no node could restore.
+pub const MAX_KEPT_OUTCOME_BYTES: usize = 64 << 10;
 
 /// A key's value and the index of the entry that last wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,6 +257,46 @@ pub enum Outcome {
         /// The session's latest request number.
         latest: u64,
     },
+    /// A retry of a request that was applied once, at `revision`, whose
+    /// outcome was larger than a session keeps ([`MAX_KEPT_OUTCOME_BYTES`]):
+    /// it was not applied again, and only this much of its outcome is known.
+    ResultNotKept {
+        /// The index of the entry the request was applied at.
+        revision: Index,
+        /// Whether its comparison held (a transaction's branch, or a
+        /// compare-and-set that changed the key); `false` for a failed one.
+        succeeded: bool,
+    },
+}
+
+impl Outcome {
+    /// How many bytes of keys and values the outcome holds.
+    fn payload_bytes(&self) -> usize {
+        match self {
+            Outcome::CasFailed { current } => current.as_ref().map_or(0, |v| v.value.len()),
+            Outcome::Txn { results, .. } => results
+                .iter()
+                .map(|r| match r {
+                    TxnOpResult::Put { key, .. } | TxnOpResult::Delete { key, .. } => key.len(),
+                    TxnOpResult::Get { key, value, .. } => key.len() + value.as_ref().map_or(0, String::len),
+                })
+                .sum(),
+            _ => 0,
+        }
+    }
+
+    /// What a session keeps of this outcome, applied at `index`, for a retry:
+    /// all of it, unless it is over [`MAX_KEPT_OUTCOME_BYTES`].
+    fn kept_for_retry(&self, index: Index) -> Outcome {
+        if self.payload_bytes() <= MAX_KEPT_OUTCOME_BYTES {
+            return self.clone();
+        }
+        let succeeded = match self {
+            Outcome::Txn { succeeded, .. } => *succeeded,
+            _ => false,
+        };
+        Outcome::ResultNotKept { revision: index, succeeded }
+    }
 }
 
 /// A client's session: its latest request and that request's outcome.
@@ -342,7 +389,11 @@ impl KvState {
         let outcome = self.apply_op(entry.index, command.op);
         let old = self.sessions.insert(
             request.client.clone(),
-            Session { seq: request.seq, outcome: outcome.clone(), last_used: entry.index },
+            Session {
+                seq: request.seq,
+                outcome: outcome.kept_for_retry(entry.index),
+                last_used: entry.index,
+            },
         );
         if let Some(old) = old {
             self.by_use.remove(&(old.last_used, request.client.clone()));

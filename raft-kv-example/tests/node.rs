@@ -125,6 +125,24 @@ async fn a_retried_request_id_is_applied_once_at_any_node() {
     let b = cas(1).await.unwrap();
     assert_eq!(b.status(), 200, "the retry must get the first outcome, not a conflict");
     assert_eq!(get(base, 3, "counter").await.as_deref(), Some("3"));
+    // A failed compare-and-set whose answer holds more than a session keeps
+    // (64 KiB): the retry learns it was applied once, and failed.
+    let big = "b".repeat(70 << 10);
+    put(base, 1, "big", &big).await;
+    let cas = |node| {
+        http.post(url(base, node, "/kv/big/cas"))
+            .header("Request-Id", "client-a:3")
+            .json(&serde_json::json!({"expected": "other", "new": "x"}))
+            .send()
+    };
+    let first = cas(1).await.unwrap();
+    assert_eq!(first.status(), 409);
+    let retry = cas(2).await.unwrap();
+    assert_eq!(retry.status(), 410);
+    let retry: serde_json::Value = retry.json().await.unwrap();
+    assert_eq!(retry["error"], "result_not_kept", "{retry}");
+    assert!(retry["message"].as_str().unwrap().contains("did not hold"), "{retry}");
+    assert_eq!(get(base, 3, "big").await.as_deref(), Some(big.as_str()));
 }
 
 /// Issue 11, with the answer really lost: a create-only write

@@ -29,6 +29,9 @@ pub enum Code {
     Unavailable,
     /// 504: may or may not have been applied.
     OutcomeUnknown,
+    /// 410: a retry of a request that was applied once, whose result was
+    /// too large for its session to keep; it was not applied again.
+    ResultNotKept,
 }
 
 impl Code {
@@ -41,6 +44,7 @@ impl Code {
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
+            Code::ResultNotKept => StatusCode::GONE,
         }
     }
 }
@@ -73,6 +77,19 @@ impl ApiError {
     /// A 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(Code::BadRequest, message)
+    }
+
+    /// A 410 `result_not_kept`: the retried request was applied at
+    /// `revision` (its comparison held if `succeeded`), and not again.
+    pub fn result_not_kept(revision: u64, succeeded: bool) -> Self {
+        let held = if succeeded { "held" } else { "did not hold" };
+        Self::new(
+            Code::ResultNotKept,
+            format!(
+                "this Request-Id was applied once, at revision {revision} (its comparison {held}), and not again; \
+                 its result was too large for the session to keep: read the keys to see it"
+            ),
+        )
     }
 
     /// A 404.

@@ -329,6 +329,7 @@ async fn write(state: &ApiState, headers: &HeaderMap, op: Op) -> Result<Outcome,
         Outcome::StaleRequest { latest } => Err(ApiError::bad_request(format!(
             "Request-Id is older than its session's latest request ({latest}); its outcome is no longer known"
         ))),
+        Outcome::ResultNotKept { revision, succeeded } => Err(ApiError::result_not_kept(revision, succeeded)),
         outcome => Ok(outcome),
     }
 }
@@ -466,6 +467,7 @@ async fn txn(
         Outcome::StaleRequest { latest } => Err(ApiError::bad_request(format!(
             "Request-Id is older than its session's latest request ({latest})"
         ))),
+        Outcome::ResultNotKept { revision, succeeded } => Err(ApiError::result_not_kept(revision, succeeded)),
         other => Err(ApiError::bad_request(format!("unexpected outcome {other:?}"))),
     }
 }

@@ -292,3 +292,50 @@ fn a_backup_loads_into_an_empty_map_only_with_this_logs_revisions() {
     // Not over data.
     assert!(matches!(new.apply_command(at(4), restore(&backup)), Outcome::RestoreRefused { .. }));
 }
+
+/// A state the API accepts with its default limits (values of 1 MiB, 128
+/// operations a transaction) gives a snapshot that restores. A transaction
+/// of 70 gets of a 1 MiB value has an outcome of 70 MiB: kept in its
+/// session, it would be one snapshot record over the codec's 64 MiB limit.
+#[test]
+fn a_session_holding_a_large_transaction_outcome_still_restores() {
+    let mut kv = KvState::new();
+    kv.apply_command(at(1), put("big", &"v".repeat(1 << 20)));
+    let gets = (0..70).map(|_| TxnOp::Get { key: "big".into() }).collect();
+    let txn = Txn { compare: vec![], success: gets, failure: vec![] };
+    let command = with_request("c", 1, Command { request: None, op: Op::Txn(txn) });
+    assert!(matches!(kv.apply_command(at(2), command.clone()), Outcome::Txn { succeeded: true, .. }));
+    let snapshot = kv.encode_snapshot().expect("encodes");
+    assert!(snapshot.len() < 2 << 20, "the session does not keep the 70 MiB outcome: {}", snapshot.len());
+    let mut restored = KvState::new();
+    restored.restore_snapshot(snapshot.reader()).expect("the snapshot of an accepted state restores");
+    assert_eq!(restored, kv);
+    // A retry learns that it was applied, where, and which branch ran; it is
+    // not applied again.
+    assert_eq!(
+        restored.apply_command(at(3), command),
+        Outcome::ResultNotKept { revision: 2, succeeded: true }
+    );
+}
+
+/// Only an outcome over the limit is cut short: a failed compare-and-set
+/// holding a value of exactly the limit is answered in full on a retry, one
+/// byte more is answered as not kept (and as failed: nothing changed).
+#[test]
+fn a_session_keeps_outcomes_up_to_the_limit_in_full() {
+    for (size, kept_in_full) in [(MAX_KEPT_OUTCOME_BYTES, true), (MAX_KEPT_OUTCOME_BYTES + 1, false)] {
+        let mut kv = KvState::new();
+        kv.apply_command(at(1), put("k", &"v".repeat(size)));
+        let cas = Op::Cas { key: "k".into(), expected: Some(Bytes::from("other")), new: None };
+        let command = with_request("c", 1, Command { request: None, op: cas });
+        let first = kv.apply_command(at(2), command.clone());
+        assert!(matches!(first, Outcome::CasFailed { current: Some(_) }));
+        let retry = kv.apply_command(at(3), command);
+        if kept_in_full {
+            assert_eq!(retry, first, "size {size}");
+        } else {
+            assert_eq!(retry, Outcome::ResultNotKept { revision: 2, succeeded: false }, "size {size}");
+        }
+        assert_eq!(kv.get("k").map(|v| v.value.len()), Some(size), "nothing changed");
+    }
+}
