@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 /// The flags of `raft-chaos`.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "raft-chaos", version, about)]
+#[command(name = "raft-chaos", version = concat!(env!("CARGO_PKG_VERSION"), " (Timber)"), about)]
 pub struct Options {
     /// Seeds the fault schedule and the clients' choices.
     #[arg(long, default_value_t = 1)]

@@ -1,5 +1,9 @@
 //! # raft-core: the Raft consensus protocol, as a deterministic state machine
 //!
+//! `raft-core` is the heart of Timber, a Raft library whose storage and
+//! transport come in crates of their own (`raft-storage-mem`,
+//! `raft-storage-rocksdb`, `raft-net-tcp`, `raft-net-quic`).
+//!
 //! Raft (Ongaro and Ousterhout, *In Search of an Understandable Consensus
 //! Algorithm*, 2014; Ongaro's thesis, 2014) keeps a log replicated across a
 //! cluster of nodes so that every node applies the same commands in the same

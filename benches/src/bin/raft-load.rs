@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Parser, Debug)]
-#[command(about = "Closed-loop proposal load against an in-process Raft cluster")]
+#[command(version = concat!(env!("CARGO_PKG_VERSION"), " (Timber)"), about = "Closed-loop proposal load against an in-process Raft cluster")]
 struct Args {
     /// Nodes in the cluster.
     #[arg(long, default_value_t = 3)]
