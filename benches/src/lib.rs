@@ -1,6 +1,9 @@
-//! Shared set-up for the benchmarks: in-process clusters on the memory store.
+//! Shared set-up for the benchmarks: in-process clusters on the memory store,
+//! and [`hand::HandCluster`], `RawNode`s driven by hand with no runtime.
 
 #![forbid(unsafe_code)]
+
+pub mod hand;
 
 use raft_core::runtime::{InProcessNetwork, Raft, RuntimeConfig};
 use raft_core::{Config, Membership, NodeId, Role};
