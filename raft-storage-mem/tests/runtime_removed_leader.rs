@@ -133,9 +133,10 @@ async fn a_leader_that_removes_itself_answers_what_it_can_no_longer_see_decided(
 /// no leader will ever send it the commit index or the entry removing it.
 ///
 /// Node 1's log ends at the joint configuration, which still names it, so
-/// `abandon_if_removed` never fires, and the proposal at 3 (committed, as it
-/// happens) is never answered: its caller waits forever. Fails before a fix:
-/// the proposal is still unanswered after three forward timeouts.
+/// it does not know it was removed; left alone, the proposal at 3
+/// (committed, as it happens) would never be answered. It must hear
+/// "unknown" once node 1 has heard from no leader for a forward timeout (before
+/// the fix it was still unanswered after three).
 #[tokio::test(start_paused = true)]
 async fn a_leader_deposed_while_removing_itself_answers_its_proposals() {
     let config = Config { pre_vote: false, check_quorum: false, ..config(1) };

@@ -58,6 +58,9 @@ pub(super) struct Driver<SM: StateMachine, T: Transport> {
     forward_timeout: Duration,
     /// The forwarded proposals this node took as leader (see [`super::forward`]).
     forward_filter: ForwardFilter,
+    /// Since when this node, holding undecided proposals and not leading,
+    /// has heard nothing from a leader (see [`Driver::abandon_undecided`]).
+    quiet_since: Option<Instant>,
     /// Linearizable reads waiting for their read state, with their deadline.
     reads: BTreeMap<u64, (Instant, ReadJob<SM>)>,
     next_read: u64,
@@ -98,6 +101,7 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
             forward_ids: ForwardIds::new(rng.next_u64()),
             forward_timeout: runtime.forward_timeout,
             forward_filter,
+            quiet_since: None,
             reads: BTreeMap::new(),
             next_read: rng.next_u64() >> 1,
             addresses_version,
@@ -305,9 +309,12 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                 }
             }
             _ => {
+                let from = message.from;
                 if let Err(error) = self.raw.step(message) {
                     // A refused message changes nothing; peers cannot hurt us.
                     tracing::debug!(%error, "message refused");
+                } else if self.raw.leader() == Some(from) {
+                    self.quiet_since = None;
                 }
             }
         }
@@ -537,7 +544,7 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                 }
             }
         }
-        self.abandon_if_removed();
+        self.abandon_undecided();
         let (raw, applied) = (&self.raw, self.applied);
         self.metrics.send_if_modified(|metrics| metrics.refresh(raw, applied));
         let version = self.raw.log().membership_version();
@@ -547,26 +554,45 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         }
     }
 
-    /// Answers the proposals waiting here once this node can no longer learn
+    /// Answers the proposals waiting here once this node may never learn
     /// their fate. A proposal waits for its index to commit in this node's
-    /// log; a node outside the configuration in force that does not lead
-    /// (a leader that removed itself and stepped down, say) is sent no more
-    /// of the log, since leaders replicate only to members. Each proposal
-    /// beyond the commit index may still be committed by the members that
-    /// hold it, so its outcome is unknown, never "not applied"; but its
-    /// caller (or the follower that forwarded it, which would otherwise wait
-    /// out its forward timeout) hears so now rather than never. Those up to
-    /// the commit index are decided and still answered when applied.
-    fn abandon_if_removed(&mut self) {
+    /// log, which only a leader replicating to this node can bring about:
+    ///
+    /// - A node outside the configuration in force that does not lead (a
+    ///   leader that removed itself and stepped down, say) is sent no more of
+    ///   the log, since leaders replicate only to members.
+    /// - A node that has heard nothing from a leader for `forward_timeout`
+    ///   may have been removed without learning it: a deposed leader whose
+    ///   successor finished removing it (the entry that removes it goes only
+    ///   to the remaining members), or that was cut off while it happened.
+    ///   Nothing here can tell that apart from a long election or partition,
+    ///   so it gives up as a forwarding follower does after the same time.
+    ///
+    /// Each proposal beyond the commit index may still be committed by the
+    /// members that hold it, so its outcome is unknown, never "not applied";
+    /// but its caller (or the follower that forwarded it, which would
+    /// otherwise wait out its forward timeout) hears so rather than never.
+    /// Those up to the commit index are decided and still answered when
+    /// applied.
+    fn abandon_undecided(&mut self) {
         let committed = self.raw.log().committed();
-        if self.proposals.last_key_value().is_none_or(|(&(index, _), _)| index <= committed)
-            || self.raw.role() == Role::Leader
-            || self.raw.membership().contains(self.raw.id())
-        {
+        let undecided = self.proposals.last_key_value().is_some_and(|(&(index, _), _)| index > committed);
+        if !undecided || self.raw.role() == Role::Leader {
+            self.quiet_since = None;
             return;
         }
+        let quiet_since = *self.quiet_since.get_or_insert_with(Instant::now);
+        let removed = !self.raw.membership().contains(self.raw.id());
+        if !removed && quiet_since.elapsed() < self.forward_timeout {
+            return;
+        }
+        self.quiet_since = None;
         let undecided = self.proposals.split_off(&(committed + 1, 0));
-        tracing::info!(waiting = undecided.len(), "not a member: proposals' outcome unknown");
+        tracing::info!(
+            waiting = undecided.len(),
+            removed,
+            "no leader to decide them: proposals' outcome unknown"
+        );
         for (_, responder) in undecided {
             self.respond(responder, Err(RaftError::OutcomeUnknown));
         }
