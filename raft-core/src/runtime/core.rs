@@ -61,6 +61,9 @@ pub(super) struct Driver<SM: StateMachine, T: Transport> {
     /// Since when this node, holding undecided proposals and not leading,
     /// has heard nothing from a leader (see [`Driver::abandon_undecided`]).
     quiet_since: Option<Instant>,
+    /// The term of the commit index when proposals of earlier terms beyond
+    /// it were last ruled out (see [`Driver::reject_overtaken`]).
+    overtaken_term: Term,
     /// Linearizable reads waiting for their read state, with their deadline.
     reads: BTreeMap<u64, (Instant, ReadJob<SM>)>,
     next_read: u64,
@@ -102,6 +105,7 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
             forward_timeout: runtime.forward_timeout,
             forward_filter,
             quiet_since: None,
+            overtaken_term: 0,
             reads: BTreeMap::new(),
             next_read: rng.next_u64() >> 1,
             addresses_version,
@@ -544,6 +548,7 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                 }
             }
         }
+        self.reject_overtaken();
         self.abandon_undecided();
         let (raw, applied) = (&self.raw, self.applied);
         self.metrics.send_if_modified(|metrics| metrics.refresh(raw, applied));
@@ -551,6 +556,35 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         if version != self.addresses_version {
             self.addresses_version = version;
             self.transport.update_addresses(&self.raw.membership().addresses);
+        }
+    }
+
+    /// Answers "not applied" to the proposals beyond the commit index whose
+    /// term is earlier than the committed entry's. Every leader from now on
+    /// holds that entry (Leader Completeness) and terms never decrease along
+    /// a log, so no entry of an earlier term can commit after it: such a
+    /// proposal (displaced from this log, say) is decided, though its own
+    /// index, which it would otherwise wait for, may not commit for as long
+    /// as the cluster stays idle. Proposals are made in the proposer's
+    /// current term, never below a committed one, so each commit term needs
+    /// checking once.
+    fn reject_overtaken(&mut self) {
+        let committed = self.raw.log().committed();
+        let Some(term) = self.raw.log().term(committed) else { return };
+        if term <= self.overtaken_term {
+            return;
+        }
+        self.overtaken_term = term;
+        let overtaken: Vec<(Index, Term)> = self
+            .proposals
+            .range((committed + 1, 0)..)
+            .map(|(&key, _)| key)
+            .filter(|&(_, proposed_in)| proposed_in < term)
+            .collect();
+        for key in overtaken {
+            if let Some(responder) = self.proposals.remove(&key) {
+                self.respond(responder, Err(RaftError::NotApplied));
+            }
         }
     }
 
