@@ -288,6 +288,7 @@ impl io::BufRead for SnapshotReader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::io::{Read, Write};
 
     fn pieces(data: &SnapshotData) -> Vec<usize> {
@@ -384,6 +385,68 @@ mod tests {
             chunks += 1;
         }
         assert_eq!(chunks, 100_000usize.div_ceil(4096));
+    }
+
+    /// Piece lengths that are mostly tiny (so that chunks cross many
+    /// boundaries) and sometimes empty, which `push` must drop.
+    fn piece_lens() -> impl Strategy<Value = Vec<usize>> {
+        proptest::collection::vec(prop_oneof![3 => 0usize..4, 2 => 0usize..40, 1 => 100usize..300], 0..24)
+    }
+
+    /// Offsets and lengths at, near and far past the end, and the extremes.
+    fn around(len: u64) -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0..=len + 2,
+            len.saturating_sub(2)..=len + 2,
+            Just(u64::MAX),
+            Just(u64::MAX - 1),
+            (u64::MAX - len - 2)..=u64::MAX,
+        ]
+    }
+
+    proptest! {
+        /// `slice` against the naive model: the joined bytes, cut.
+        #[test]
+        fn a_slice_is_the_joined_bytes_cut(
+            (lens, offset, max) in piece_lens().prop_flat_map(|lens| {
+                let len = lens.iter().sum::<usize>() as u64;
+                (Just(lens), around(len), around(len))
+            })
+        ) {
+            let mut data = SnapshotData::new();
+            let mut next = 0u8;
+            for len in &lens {
+                data.push((0..*len).map(|_| { next = next.wrapping_add(1); next }).collect::<Vec<u8>>().into());
+            }
+            let whole = data.to_vec();
+            prop_assert_eq!(data.len(), whole.len() as u64);
+            prop_assert!(data.pieces().iter().all(|piece| !piece.is_empty()));
+            let start = offset.min(whole.len() as u64) as usize;
+            let end = offset.saturating_add(max).min(whole.len() as u64) as usize;
+            let slice = data.slice(offset, max);
+            prop_assert_eq!(&slice[..], &whole[start..end.max(start)]);
+        }
+
+        /// Walking the whole by `slice`, as a leader sends its chunks, gives
+        /// back exactly the bytes and checksum, each chunk full but the last.
+        #[test]
+        fn chunks_walk_the_whole_exactly(lens in piece_lens(), max in 1u64..70) {
+            let mut data = SnapshotData::new();
+            for (i, len) in lens.iter().enumerate() {
+                data.push(vec![i as u8; *len].into());
+            }
+            let (mut back, mut offset, mut chunks) = (SnapshotData::new(), 0u64, 0u64);
+            while offset < data.len() {
+                let chunk = data.slice(offset, max);
+                prop_assert!(chunk.len() as u64 == max || offset + chunk.len() as u64 == data.len());
+                offset += chunk.len() as u64;
+                back.push(chunk);
+                chunks += 1;
+            }
+            prop_assert_eq!(chunks, data.len().div_ceil(max));
+            prop_assert_eq!(back.crc32(), data.crc32());
+            prop_assert_eq!(back.to_vec(), data.to_vec());
+        }
     }
 
     #[test]

@@ -118,3 +118,76 @@ async fn not_applied_is_never_said_of_a_proposal_that_is_applied() {
     assert_eq!(r_outcome, Err(RaftError::NotApplied), "r, displaced by the committed p, can never apply");
     within("a shutdown", node.shutdown()).await;
 }
+
+/// A proposal displaced from this log waits for its index to commit, to
+/// learn whether an entry of its own term made it there (Figure 8). But once
+/// an entry of a later term commits at a lower index, nothing of an earlier
+/// term can ever commit after it: every later leader holds that entry
+/// (Leader Completeness), and terms never decrease along a log. So the
+/// proposal is decided, "not applied"; waiting for its index instead leaves
+/// its caller hanging for as long as the cluster stays idle.
+///
+/// Term 1: node 1 leads {1, 2, 3}; its blank (1,1) commits; p at (1,2) and
+/// q at (1,3) reach no one. Term 2: node 2 (log (1,1)) leads, commits its
+/// blank (2,2) with node 3, tells node 1 and then, idle, only heartbeats.
+/// Fails before the fix: q is still unanswered after half a forward timeout.
+#[tokio::test(start_paused = true)]
+async fn a_proposal_overtaken_by_a_committed_later_term_is_not_applied_in_an_idle_cluster() {
+    let config = Config { pre_vote: false, check_quorum: false, ..config(1) };
+    let runtime = RuntimeConfig::default();
+    let patience = runtime.forward_timeout / 2;
+    let net = raft_core::runtime::InProcessNetwork::new();
+    let node =
+        start_member(&net, config, runtime, Membership::new([1, 2, 3], []), MemLogStore::new(), Sink).await;
+    let mut metrics = node.metrics();
+    within("candidate in term 1", metrics.wait_for(|m| m.role == Role::Candidate && m.term == 1))
+        .await
+        .unwrap();
+    node.receive(vote(2, 1));
+    within("leader of term 1", metrics.wait_for(|m| m.role == Role::Leader && m.last_log_index == 1))
+        .await
+        .unwrap();
+    let ack = |from| {
+        let body =
+            MessageBody::AppendEntriesResponse(raft_core::AppendEntriesResponse::Success { match_index: 1 });
+        Message { from, to: 1, term: 1, body }
+    };
+    node.receive(ack(2));
+    node.receive(ack(3));
+    within("the blank committed", metrics.wait_for(|m| m.commit_index == 1)).await.unwrap();
+    let spawn = |key: &'static str| {
+        let node = node.clone();
+        tokio::spawn(async move { node.propose(set(key, "1")).await })
+    };
+    let (p, q) = (spawn("p"), spawn("q"));
+    within("p and q appended", metrics.wait_for(|m| m.last_log_index == 3)).await.unwrap();
+
+    // Node 2's blank (2,2), committed with node 3, replaces p here.
+    let blank = Entry { term: 2, index: 2, payload: EntryPayload::Blank };
+    let body = MessageBody::AppendEntries(AppendEntries {
+        prev_log_index: 1,
+        prev_log_term: 1,
+        entries: vec![blank],
+        leader_commit: 2,
+    });
+    node.receive(Message { from: 2, to: 1, term: 2, body });
+    let p = within("p's outcome", p).await.expect("the task completes");
+    assert_eq!(p, Err(RaftError::NotApplied), "(2,2) committed where p was");
+
+    // The cluster is idle: node 2 only heartbeats. q, at 3, can never be
+    // committed now, and its caller must hear so.
+    let q = tokio::time::timeout(patience, async {
+        let mut q = q;
+        loop {
+            let heartbeat = MessageBody::Heartbeat(raft_core::Heartbeat { commit: 2, round: 0 });
+            node.receive(Message { from: 2, to: 1, term: 2, body: heartbeat });
+            tokio::select! {
+                outcome = &mut q => return outcome.expect("the task completes"),
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            }
+        }
+    });
+    let q = q.await.expect("q, overtaken by (2,2), was left waiting");
+    assert_eq!(q, Err(RaftError::NotApplied));
+    within("a shutdown", node.shutdown()).await;
+}

@@ -121,3 +121,71 @@ async fn a_leader_that_removes_itself_answers_what_it_can_no_longer_see_decided(
     assert_eq!(answer, Some((2, ForwardOutcome::OutcomeUnknown)), "node 2 hears the outcome is unknown");
     within("a shutdown", node.shutdown()).await;
 }
+
+/// The same removal, finished by another leader. Node 1 appends the joint
+/// configuration {1, 2, 3} -> {2, 3} at 2 and a proposal of its own at 3;
+/// node 2, which stores both, is elected in term 2 (by itself and node 3:
+/// majorities of both halves) and sends node 1 its blank at 4. Node 3
+/// acknowledges the blank, so 2, 3 and 4 commit; node 2 broadcasts the new
+/// commit index, appends {2, 3} at 5 and from then on sends node 1 nothing.
+/// The one message that told node 1 of the commit is lost (or node 1 was cut
+/// off while node 2 finished the change, which is how node 2 came to lead):
+/// no leader will ever send it the commit index or the entry removing it.
+///
+/// Node 1's log ends at the joint configuration, which still names it, so
+/// it does not know it was removed; left alone, the proposal at 3
+/// (committed, as it happens) would never be answered. It must hear
+/// "unknown" once node 1 has heard from no leader for a forward timeout (before
+/// the fix it was still unanswered after three).
+#[tokio::test(start_paused = true)]
+async fn a_leader_deposed_while_removing_itself_answers_its_proposals() {
+    let config = Config { pre_vote: false, check_quorum: false, ..config(1) };
+    let runtime = RuntimeConfig::default();
+    let patience = runtime.forward_timeout * 3;
+    let net = raft_core::runtime::InProcessNetwork::new();
+    let (outbox, _sent) = mpsc::unbounded_channel();
+    let membership = Membership::new([1, 2, 3], []);
+    let node = start_member(&net, config, runtime, membership, MemLogStore::new(), Outbox(outbox)).await;
+
+    until(&node, "candidate in term 1", |m| m.role == Role::Candidate && m.term == 1).await;
+    node.receive(vote(2, 1));
+    until(&node, "leader of term 1", |m| m.role == Role::Leader && m.last_log_index == 1).await;
+    node.receive(ack(2, 1));
+    node.receive(ack(3, 1));
+    until(&node, "the blank committed", |m| m.commit_index == 1).await;
+
+    // The joint configuration at 2, then a proposal at 3; neither is
+    // acknowledged to node 1.
+    let removal = tokio::spawn({
+        let node = node.clone();
+        async move { node.remove_node(1).await }
+    });
+    until(&node, "the joint configuration appended", |m| m.last_log_index == 2 && m.membership.is_joint())
+        .await;
+    let local = tokio::spawn({
+        let node = node.clone();
+        async move { node.propose(set("local", "1")).await }
+    });
+    until(&node, "the proposal appended", |m| m.last_log_index == 3).await;
+
+    // Node 2 leads term 2 and sends its blank at 4 after node 1's entries.
+    let blank = raft_core::Entry { term: 2, index: 4, payload: raft_core::EntryPayload::Blank };
+    let append = raft_core::AppendEntries {
+        prev_log_index: 3,
+        prev_log_term: 1,
+        entries: vec![blank],
+        leader_commit: 1,
+    };
+    node.receive(Message { from: 2, to: 1, term: 2, body: MessageBody::AppendEntries(append) });
+    until(&node, "follower of node 2 in term 2", |m| m.role == Role::Follower && m.last_log_index == 4).await;
+    let removed = within("the removal", removal).await.expect("the task completes");
+    assert_eq!(removed, Err(RaftError::OutcomeUnknown), "node 1 lost its term before the change completed");
+
+    // Node 2 commits 4 with node 3; its commit broadcast to node 1 is lost;
+    // it appends {2, 3} and falls silent towards node 1. Whatever the caller hears, it must hear it: the proposal is
+    // committed, so "not applied" would be false, but "unknown" is true.
+    let outcome = tokio::time::timeout(patience, local).await;
+    let outcome = outcome.expect("the local proposal was left waiting forever").expect("the task completes");
+    assert!(matches!(outcome, Ok(_) | Err(RaftError::OutcomeUnknown)), "a committed proposal: {outcome:?}");
+    within("a shutdown", node.shutdown()).await;
+}

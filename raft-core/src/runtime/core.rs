@@ -58,6 +58,12 @@ pub(super) struct Driver<SM: StateMachine, T: Transport> {
     forward_timeout: Duration,
     /// The forwarded proposals this node took as leader (see [`super::forward`]).
     forward_filter: ForwardFilter,
+    /// Since when this node, holding undecided proposals and not leading,
+    /// has heard nothing from a leader (see [`Driver::abandon_undecided`]).
+    quiet_since: Option<Instant>,
+    /// The term of the commit index when proposals of earlier terms beyond
+    /// it were last ruled out (see [`Driver::reject_overtaken`]).
+    overtaken_term: Term,
     /// Linearizable reads waiting for their read state, with their deadline.
     reads: BTreeMap<u64, (Instant, ReadJob<SM>)>,
     next_read: u64,
@@ -98,6 +104,8 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
             forward_ids: ForwardIds::new(rng.next_u64()),
             forward_timeout: runtime.forward_timeout,
             forward_filter,
+            quiet_since: None,
+            overtaken_term: 0,
             reads: BTreeMap::new(),
             next_read: rng.next_u64() >> 1,
             addresses_version,
@@ -305,9 +313,12 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                 }
             }
             _ => {
+                let from = message.from;
                 if let Err(error) = self.raw.step(message) {
                     // A refused message changes nothing; peers cannot hurt us.
                     tracing::debug!(%error, "message refused");
+                } else if self.raw.leader() == Some(from) {
+                    self.quiet_since = None;
                 }
             }
         }
@@ -537,7 +548,8 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                 }
             }
         }
-        self.abandon_if_removed();
+        self.reject_overtaken();
+        self.abandon_undecided();
         let (raw, applied) = (&self.raw, self.applied);
         self.metrics.send_if_modified(|metrics| metrics.refresh(raw, applied));
         let version = self.raw.log().membership_version();
@@ -547,26 +559,74 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         }
     }
 
-    /// Answers the proposals waiting here once this node can no longer learn
-    /// their fate. A proposal waits for its index to commit in this node's
-    /// log; a node outside the configuration in force that does not lead
-    /// (a leader that removed itself and stepped down, say) is sent no more
-    /// of the log, since leaders replicate only to members. Each proposal
-    /// beyond the commit index may still be committed by the members that
-    /// hold it, so its outcome is unknown, never "not applied"; but its
-    /// caller (or the follower that forwarded it, which would otherwise wait
-    /// out its forward timeout) hears so now rather than never. Those up to
-    /// the commit index are decided and still answered when applied.
-    fn abandon_if_removed(&mut self) {
+    /// Answers "not applied" to the proposals beyond the commit index whose
+    /// term is earlier than the committed entry's. Every leader from now on
+    /// holds that entry (Leader Completeness) and terms never decrease along
+    /// a log, so no entry of an earlier term can commit after it: such a
+    /// proposal (displaced from this log, say) is decided, though its own
+    /// index, which it would otherwise wait for, may not commit for as long
+    /// as the cluster stays idle. Proposals are made in the proposer's
+    /// current term, never below a committed one, so each commit term needs
+    /// checking once.
+    fn reject_overtaken(&mut self) {
         let committed = self.raw.log().committed();
-        if self.proposals.last_key_value().is_none_or(|(&(index, _), _)| index <= committed)
-            || self.raw.role() == Role::Leader
-            || self.raw.membership().contains(self.raw.id())
-        {
+        let Some(term) = self.raw.log().term(committed) else { return };
+        if term <= self.overtaken_term {
             return;
         }
+        self.overtaken_term = term;
+        let overtaken: Vec<(Index, Term)> = self
+            .proposals
+            .range((committed + 1, 0)..)
+            .map(|(&key, _)| key)
+            .filter(|&(_, proposed_in)| proposed_in < term)
+            .collect();
+        for key in overtaken {
+            if let Some(responder) = self.proposals.remove(&key) {
+                self.respond(responder, Err(RaftError::NotApplied));
+            }
+        }
+    }
+
+    /// Answers the proposals waiting here once this node may never learn
+    /// their fate. A proposal waits for its index to commit in this node's
+    /// log, which only a leader replicating to this node can bring about:
+    ///
+    /// - A node outside the configuration in force that does not lead (a
+    ///   leader that removed itself and stepped down, say) is sent no more of
+    ///   the log, since leaders replicate only to members.
+    /// - A node that has heard nothing from a leader for `forward_timeout`
+    ///   may have been removed without learning it: a deposed leader whose
+    ///   successor finished removing it (the entry that removes it goes only
+    ///   to the remaining members), or that was cut off while it happened.
+    ///   Nothing here can tell that apart from a long election or partition,
+    ///   so it gives up as a forwarding follower does after the same time.
+    ///
+    /// Each proposal beyond the commit index may still be committed by the
+    /// members that hold it, so its outcome is unknown, never "not applied";
+    /// but its caller (or the follower that forwarded it, which would
+    /// otherwise wait out its forward timeout) hears so rather than never.
+    /// Those up to the commit index are decided and still answered when
+    /// applied.
+    fn abandon_undecided(&mut self) {
+        let committed = self.raw.log().committed();
+        let undecided = self.proposals.last_key_value().is_some_and(|(&(index, _), _)| index > committed);
+        if !undecided || self.raw.role() == Role::Leader {
+            self.quiet_since = None;
+            return;
+        }
+        let quiet_since = *self.quiet_since.get_or_insert_with(Instant::now);
+        let removed = !self.raw.membership().contains(self.raw.id());
+        if !removed && quiet_since.elapsed() < self.forward_timeout {
+            return;
+        }
+        self.quiet_since = None;
         let undecided = self.proposals.split_off(&(committed + 1, 0));
-        tracing::info!(waiting = undecided.len(), "not a member: proposals' outcome unknown");
+        tracing::info!(
+            waiting = undecided.len(),
+            removed,
+            "no leader to decide them: proposals' outcome unknown"
+        );
         for (_, responder) in undecided {
             self.respond(responder, Err(RaftError::OutcomeUnknown));
         }

@@ -126,7 +126,9 @@ pub struct RuntimeConfig {
     /// Requests from handles queued before callers wait.
     pub request_capacity: usize,
     /// How long a proposal forwarded to the leader may go unanswered before
-    /// its caller is told the outcome is unknown.
+    /// its caller is told the outcome is unknown; and how long a node that
+    /// no longer leads keeps its own undecided proposals waiting while it
+    /// hears from no leader (it may have been removed without learning it).
     pub forward_timeout: Duration,
     /// How long a read may take, from the call of [`Raft::read`] to its
     /// running against the state machine, before it fails with
@@ -173,8 +175,9 @@ pub enum RaftError {
     #[error("the proposal was not applied")]
     NotApplied,
     /// The proposal may or may not have been applied (the node stopped, a
-    /// snapshot covered it, or the node left the cluster, before its outcome
-    /// was seen here).
+    /// snapshot covered it, the node left the cluster, or it lost its
+    /// leadership and then heard from no leader for
+    /// [`RuntimeConfig::forward_timeout`], before its outcome was seen here).
     #[error("the outcome of the proposal is unknown")]
     OutcomeUnknown,
     /// The node is shut down.
