@@ -206,7 +206,7 @@
 //! | **All servers.** A message of a higher term: adopt it, become follower | `node.rs`: `RawNode::step_inner`, then `become_follower` |
 //! | A message of a lower term: refuse it (and say so for votes and appends) | `node.rs`: `RawNode::step_inner` |
 //! | Apply committed entries in order | `log.rs`: `RaftLog::take_applicable`, handed out in [`Ready::committed_entries`] |
-//! | Persist term and vote before any message that depends on them | `protocol.rs`: `Core::send_with_term` holds such messages for [`Ready::persisted_messages`]; [`RawNode::on_persisted`] |
+//! | Persist term, vote and entries before any message that depends on them | `durability.rs`: `vouches_for_durable_state` names those messages, `DurabilityGate::must_hold` (asked by `Core::send_with_term`) holds them for [`Ready::persisted_messages`]; [`RawNode::on_persisted`] reports the writes durable (`DurabilityGate::persisted`) |
 //! | **Followers.** No leader heard within the election timeout: campaign | `protocol.rs`: `Core::tick_election`, `Core::campaign_transition` |
 //! | **Candidates.** New term, vote for self, ask for votes | `election.rs`: `Candidate::start` |
 //! | A majority of votes (of both halves of a joint configuration): lead | `election.rs`: `Candidate::record_vote`, `Candidate::outcome`; [`JointConfig::vote_result`] |
@@ -325,6 +325,7 @@
 #[cfg(feature = "codec")]
 pub mod codec;
 mod config;
+mod durability;
 mod election;
 mod errors;
 mod log;

@@ -539,7 +539,7 @@ impl RawNode {
     /// Whether [`RawNode::ready`] has anything to hand out.
     pub fn has_ready(&self) -> bool {
         let core = &self.core;
-        core.durability.hard_state_dirty
+        core.gate.hard_state_dirty()
             || core.log.has_unstable()
             || core.log.has_applicable()
             || !core.messages.is_empty()
@@ -547,7 +547,7 @@ impl RawNode {
             || !core.read_states.is_empty()
             || core.snapshot_to_install.is_some()
             || core.purge_to.is_some()
-            || self.soft_state() != core.durability.reported
+            || self.soft_state() != core.reported
             || matches!(&self.role, RoleState::Leader(leader) if leader.has_pending_work())
     }
 
@@ -559,28 +559,19 @@ impl RawNode {
         }
         let soft_state = self.soft_state();
         let core = &mut self.core;
-        let number = core.durability.next_ready;
-        core.durability.next_ready += 1;
-
-        let hard_state = if core.durability.hard_state_dirty {
-            core.durability.hard_state_dirty = false;
-            core.durability.last_hard_state_ready = number;
-            Some(core.hard_state())
-        } else {
-            None
-        };
+        let (number, carries_hard_state) = core.gate.open_ready();
+        let hard_state = carries_hard_state.then(|| core.hard_state());
         let snapshot = core.snapshot_to_install.take();
         if snapshot.is_some() {
-            let stored = core.log.stored_last();
-            core.durability.pending_writes.push_back((number, stored));
+            core.gate.write_issued(number, core.log.stored_last());
         }
         let entries = core.log.take_unstable();
         if let Some(last) = entries.last() {
-            core.durability.pending_writes.push_back((number, last.log_id()));
+            core.gate.write_issued(number, last.log_id());
         }
         let committed_entries = core.log.take_applicable();
         let request_snapshot = core.wants_snapshot();
-        let reported = std::mem::replace(&mut core.durability.reported, soft_state);
+        let reported = std::mem::replace(&mut core.reported, soft_state);
         Ready {
             number,
             hard_state,
@@ -601,17 +592,9 @@ impl RawNode {
     /// only from here on, which is what lets it write in parallel with
     /// replicating. Stale or unknown numbers are ignored.
     pub fn on_persisted(&mut self, number: u64) {
-        let durability = &mut self.core.durability;
-        if number <= durability.persisted_ready || number >= durability.next_ready {
+        let Core { gate, log, .. } = &mut self.core;
+        if !gate.persisted(number, |last| log.persisted_to(last)) {
             return;
-        }
-        durability.persisted_ready = number;
-        while let Some(&(ready, last)) = durability.pending_writes.front() {
-            if ready > number {
-                break;
-            }
-            durability.pending_writes.pop_front();
-            self.core.log.persisted_to(last);
         }
         let transition = match &mut self.role {
             RoleState::Leader(leader) => {

@@ -604,7 +604,7 @@ fn handle_append(core: &mut Core, from: NodeId, mut append: AppendEntries) -> Re
 
     let last_new = prev.index + append.entries.len() as u64;
     if let Some(truncated) = core.log.append_after(prev, append.entries)? {
-        core.log_truncated(truncated);
+        core.gate.log_truncated(truncated, &core.log);
     }
     // Only entries known to match the leader's may be committed here.
     core.log.commit_to(append.leader_commit.min(last_new));

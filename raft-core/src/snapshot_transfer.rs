@@ -182,7 +182,7 @@ pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: Inst
     let meta = incoming.meta.clone();
     let snapshot = Snapshot { meta, data: incoming.into_data() };
     core.log.install_snapshot(&snapshot.meta);
-    core.hold_writes_for_snapshot();
+    core.gate.hold_for_snapshot();
     core.snapshot = Some(snapshot.clone());
     core.snapshot_checksum = crc;
     core.snapshot_to_install = Some(snapshot);
