@@ -336,6 +336,7 @@ pub mod mutation;
 #[cfg(not(raft_mutation))]
 mod mutation;
 mod node;
+mod outbox;
 mod progress;
 mod protocol;
 mod quorum;

@@ -248,7 +248,7 @@ impl RawNode {
         core.set_snapshot(snapshot);
         let purge = last.index.saturating_sub(core.config.snapshot_keep_entries);
         if core.log.compact_to(purge) {
-            core.purge_to = Some(purge);
+            core.outbox.purge_to(purge);
         }
         Ok(())
     }
@@ -405,7 +405,7 @@ impl RawNode {
                 Ok(Some(Transition::Candidate(Campaign::Transfer)))
             }
             (RoleState::Follower, MessageBody::ReadIndexResponse(state)) if core.leader == Some(from) => {
-                core.read_states.push(state);
+                core.outbox.read_ready(state);
                 Ok(None)
             }
             (
@@ -542,12 +542,7 @@ impl RawNode {
         core.gate.hard_state_dirty()
             || core.log.has_unstable()
             || core.log.has_applicable()
-            || !core.messages.is_empty()
-            || !core.persisted_messages.is_empty()
-            || !core.read_states.is_empty()
-            || core.snapshot_to_install.is_some()
-            || core.purge_to.is_some()
-            || self.soft_state() != core.reported
+            || !core.outbox.is_empty(self.soft_state())
             || matches!(&self.role, RoleState::Leader(leader) if leader.has_pending_work())
     }
 
@@ -560,31 +555,21 @@ impl RawNode {
         let soft_state = self.soft_state();
         let core = &mut self.core;
         let (number, carries_hard_state) = core.gate.open_ready();
-        let hard_state = carries_hard_state.then(|| core.hard_state());
-        let snapshot = core.snapshot_to_install.take();
-        if snapshot.is_some() {
+        let mut ready =
+            Ready { number, hard_state: carries_hard_state.then(|| core.hard_state()), ..Ready::default() };
+        core.outbox.drain_into(&mut ready, soft_state);
+        // A snapshot's write comes before the entries' (it may remove stored
+        // entries they follow), so the gate records it first.
+        if ready.snapshot.is_some() {
             core.gate.write_issued(number, core.log.stored_last());
         }
-        let entries = core.log.take_unstable();
-        if let Some(last) = entries.last() {
+        ready.entries = core.log.take_unstable();
+        if let Some(last) = ready.entries.last() {
             core.gate.write_issued(number, last.log_id());
         }
-        let committed_entries = core.log.take_applicable();
-        let request_snapshot = core.wants_snapshot();
-        let reported = std::mem::replace(&mut core.reported, soft_state);
-        Ready {
-            number,
-            hard_state,
-            entries,
-            messages: std::mem::take(&mut core.messages),
-            persisted_messages: std::mem::take(&mut core.persisted_messages),
-            committed_entries,
-            read_states: std::mem::take(&mut core.read_states),
-            snapshot,
-            purge_to: core.purge_to.take(),
-            request_snapshot,
-            soft_state: (reported != soft_state).then_some(soft_state),
-        }
+        ready.committed_entries = core.log.take_applicable();
+        ready.request_snapshot = core.wants_snapshot();
+        ready
     }
 
     /// Reports that the writes of `Ready` number `number`, and of every

@@ -4,6 +4,10 @@
 //! The role handlers (`election.rs`, `replication.rs`, `read.rs`,
 //! `snapshot_transfer.rs`) take a `&mut Core`; `node.rs` owns the role and
 //! applies their transitions. Nothing here knows which role the node is in.
+//! `Core` holds protocol state; what it produces for the caller waits in its
+//! [`Outbox`] (`outbox.rs`) until `RawNode::ready` drains it, and which
+//! message waits for which write is its [`DurabilityGate`]'s business
+//! (`durability.rs`).
 //!
 //! Invariants of [`Core`]:
 //! - `vote`, when set, is a vote cast in `term` (a new term clears it:
@@ -18,12 +22,13 @@
 //!   durable.
 
 use crate::durability::DurabilityGate;
+use crate::outbox::Outbox;
 use crate::quorum::JointConfig;
 use crate::rng::Rng;
 use crate::snapshot_transfer::IncomingSnapshot;
 use crate::{
-    Config, Entry, EntryPayload, HardState, Index, LogId, Message, MessageBody, NodeId, RaftLog, ReadState,
-    Role, Snapshot, SoftState, Term, MAX_TERM,
+    Config, Entry, EntryPayload, HardState, Index, LogId, Message, MessageBody, NodeId, RaftLog, Role,
+    Snapshot, SoftState, Term, MAX_TERM,
 };
 
 /// How a round of votes starts.
@@ -71,10 +76,6 @@ pub(crate) struct Core {
     pub(crate) election_elapsed: u64,
     pub(crate) randomized_election_timeout: u64,
     pub(crate) rng: Rng,
-    pub(crate) messages: Vec<Message>,
-    pub(crate) persisted_messages: Vec<Message>,
-    /// Reads confirmed since the last `Ready`.
-    pub(crate) read_states: Vec<ReadState>,
     /// Ticks since this node started: the clock of lease reads.
     pub(crate) ticks: u64,
     /// Ticks since this node last heard from a leader of any term (`None`
@@ -90,16 +91,12 @@ pub(crate) struct Core {
     pub(crate) snapshot_checksum: u32,
     /// A snapshot being received from the leader, chunk by chunk.
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
-    /// A received snapshot for the caller to install.
-    pub(crate) snapshot_to_install: Option<Snapshot>,
-    /// Log entries up to here may be purged from storage.
-    pub(crate) purge_to: Option<Index>,
     /// The applied index when a snapshot was last asked for.
     pub(crate) snapshot_requested_at: Option<Index>,
     /// Persist before send: which messages wait for which writes.
     pub(crate) gate: DurabilityGate,
-    /// The soft state last reported.
-    pub(crate) reported: SoftState,
+    /// What the next `Ready` hands out besides writes and committed entries.
+    pub(crate) outbox: Outbox,
 }
 
 impl Core {
@@ -125,9 +122,6 @@ impl Core {
             election_elapsed: 0,
             randomized_election_timeout: 0,
             rng: Rng::new(seed),
-            messages: Vec::new(),
-            persisted_messages: Vec::new(),
-            read_states: Vec::new(),
             ticks: 0,
             // With leases in use, a restarted node may have promised a leader
             // not to vote before it crashed: it keeps that promise.
@@ -135,11 +129,9 @@ impl Core {
             snapshot_checksum: snapshot.as_ref().map_or(0, |s| s.data.crc32()),
             snapshot,
             incoming_snapshot: None,
-            snapshot_to_install: None,
-            purge_to: None,
             snapshot_requested_at: None,
             gate: DurabilityGate::new(),
-            reported: SoftState { leader: None, role: Role::Follower },
+            outbox: Outbox::new(SoftState { leader: None, role: Role::Follower }),
         };
         core.reset_election_timer();
         core
@@ -185,12 +177,7 @@ impl Core {
     /// if the gate says it must wait (see `durability.rs`).
     pub(crate) fn send_with_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
         let held = self.gate.must_hold(&body);
-        let message = Message { from: self.id, to, term, body };
-        if held {
-            self.persisted_messages.push(message);
-        } else {
-            self.messages.push(message);
-        }
+        self.outbox.send(Message { from: self.id, to, term, body }, held);
     }
 
     /// Whether to ask for a snapshot now (once per threshold's worth of

@@ -185,6 +185,6 @@ pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: Inst
     core.gate.hold_for_snapshot();
     core.snapshot = Some(snapshot.clone());
     core.snapshot_checksum = crc;
-    core.snapshot_to_install = Some(snapshot);
+    core.outbox.install_snapshot(snapshot);
     respond(core, received, true);
 }
