@@ -215,9 +215,9 @@
 //! | Append client commands, replicate them | `replication.rs`: `Leader::propose`, `send_appends` |
 //! | On success advance match/next index; on refusal back off by term | [`Progress::maybe_update`], [`Progress::maybe_decr_to`]; `replication.rs`: `Leader::handle_append_response`; [`RaftLog::find_conflict_by_term`] |
 //! | Commit the quorum's match index, **only if its entry is of this term** (Figure 8) | `replication.rs`: `Leader::maybe_commit`; [`JointConfig::committed_index`] |
-//! | **AppendEntries receiver.** Refuse unless the log matches at the previous entry | `replication.rs`: `handle_append`; [`RaftLog::matches`] |
+//! | **AppendEntries receiver.** Refuse unless the log matches at the previous entry | `follower.rs`: `Follower::step`, `handle_append`; [`RaftLog::matches`] |
 //! | Delete a conflicting suffix, append, advance the commit index | `log.rs`: `RaftLog::append_after`, `RaftLog::commit_to` |
-//! | **InstallSnapshot receiver** (section 7): gather chunks, keep a matching suffix | `snapshot_transfer.rs`: `handle_install_snapshot`; `log.rs`: `RaftLog::install_snapshot` |
+//! | **InstallSnapshot receiver** (section 7): gather chunks, keep a matching suffix | `snapshot_transfer.rs`: `handle_install_snapshot`, into the buffer `Follower` owns; `log.rs`: `RaftLog::install_snapshot`; `durability.rs`: `DurabilityGate::hold_for_snapshot` |
 //! | Compact the log behind a snapshot | [`RawNode::on_snapshot_built`]; `log.rs`: `RaftLog::compact_to` |
 //! | **Membership** (section 6, thesis 4.3): joint consensus, one change at a time | `replication.rs`: `Leader::change_membership`, `Leader::advance_membership`; [`MembershipLog`] |
 //! | A configuration is in force once in the log, rolled back if truncated | [`MembershipLog`]; `protocol.rs`: `Core::refresh_membership` |
@@ -328,6 +328,7 @@ mod config;
 mod durability;
 mod election;
 mod errors;
+mod follower;
 mod log;
 mod membership;
 mod message;

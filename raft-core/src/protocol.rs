@@ -25,7 +25,6 @@ use crate::durability::DurabilityGate;
 use crate::outbox::Outbox;
 use crate::quorum::JointConfig;
 use crate::rng::Rng;
-use crate::snapshot_transfer::IncomingSnapshot;
 use crate::{
     Config, Entry, EntryPayload, HardState, Index, LogId, Message, MessageBody, NodeId, RaftLog, Role,
     Snapshot, SoftState, Term, MAX_TERM,
@@ -89,8 +88,6 @@ pub(crate) struct Core {
     /// The CRC-32 of `snapshot`'s bytes (0 without one), computed once per
     /// snapshot rather than once per chunk sent.
     pub(crate) snapshot_checksum: u32,
-    /// A snapshot being received from the leader, chunk by chunk.
-    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
     /// The applied index when a snapshot was last asked for.
     pub(crate) snapshot_requested_at: Option<Index>,
     /// Persist before send: which messages wait for which writes.
@@ -128,7 +125,6 @@ impl Core {
             ticks_since_leader: (config_lease_reads && hard_state.term > 0).then_some(0),
             snapshot_checksum: snapshot.as_ref().map_or(0, |s| s.data.crc32()),
             snapshot,
-            incoming_snapshot: None,
             snapshot_requested_at: None,
             gate: DurabilityGate::new(),
             outbox: Outbox::new(SoftState { leader: None, role: Role::Follower }),
