@@ -47,15 +47,24 @@
 //! - Messages the core never queues: the runtime's own
 //!   [`crate::MessageBody::Forward`] travel outside the gate.
 //!
-//! Invariants of [`DurabilityGate`]:
-//! - `persisted_ready < next_ready`, and `last_hard_state_ready <
-//!   next_ready`: only a `Ready` handed out can be durable or carry the
-//!   hard state;
-//! - `pending_writes` is ordered by `Ready` number, and every number in it
-//!   lies in `persisted_ready + 1 .. next_ready`: a write leaves the queue
-//!   exactly when its `Ready` is reported durable;
-//! - the term and vote are durable exactly when they are not dirty and the
-//!   `Ready` that last carried them is durable ([`DurabilityGate::hard_state_durable`]).
+//! # Who asks the gate
+//!
+//! Every use of persist-before-send goes through one of these calls, so this
+//! list is the whole rule's footprint:
+//! - `Core::send_with_term` asks [`DurabilityGate::must_hold`] for every
+//!   message the core queues, and puts it in the outbox's matching queue;
+//! - `Candidate::outcome` (`election.rs`) asks
+//!   [`DurabilityGate::hard_state_durable`]: a candidate whose own vote is a
+//!   quorum (a single voter) leads only once that vote is durable;
+//! - `RawNode::ready` opens each `Ready` ([`DurabilityGate::open_ready`]) and
+//!   records its snapshot's and entries' writes ([`DurabilityGate::write_issued`]);
+//! - `RawNode::on_persisted` reports them ([`DurabilityGate::persisted`]),
+//!   which moves the log's durable index: what a leader counts for itself
+//!   (`Leader::on_persisted`) and what may be applied
+//!   (`RaftLog::take_applicable`, committed and durable here);
+//! - the follower's `handle_append` ([`DurabilityGate::log_truncated`]) and
+//!   `handle_install_snapshot` ([`DurabilityGate::hold_for_snapshot`]) lower
+//!   what pending writes may report.
 
 use crate::mutation::{mutated, Mutation};
 use crate::{Index, LogId, MessageBody, RaftLog};
@@ -109,8 +118,19 @@ struct PendingWrite {
     last: LogId,
 }
 
-/// Bookkeeping for the persist-before-send rule; see the module docs for
-/// what it guarantees and its invariants.
+/// Bookkeeping for the persist-before-send rule (see the module docs for
+/// what it guarantees).
+///
+/// Invariants:
+/// - `persisted_ready < next_ready`, and `last_hard_state_ready <
+///   next_ready`: only a `Ready` handed out can be durable or carry the
+///   hard state;
+/// - `pending_writes` is ordered by `Ready` number, and every number in it
+///   lies in `persisted_ready + 1 .. next_ready`: a write leaves the queue
+///   exactly when its `Ready` is reported durable;
+/// - the term and vote are durable exactly when they are not dirty and the
+///   `Ready` that last carried them is durable
+///   ([`DurabilityGate::hard_state_durable`]).
 #[derive(Debug)]
 pub(crate) struct DurabilityGate {
     /// The number the next `Ready` gets.
