@@ -144,7 +144,11 @@
 //! that depends on them, and a follower acknowledges entries only once they are
 //! durable. The leader counts its own log toward a majority only once it is
 //! durable too, which lets the caller write the leader's disk in parallel with
-//! replication.
+//! replication. One private module, the durability gate (`durability.rs`),
+//! decides which messages wait for the writes of their [`Ready`] (those that
+//! vouch for a vote, entries or a snapshot, and any message while the term is
+//! not yet durable) and learns from [`RawNode::on_persisted`] how far the log
+//! is durable; its module docs say what it guarantees and what it cannot see.
 //!
 //! ## Membership changes (section 6; thesis 4.3)
 //!

@@ -578,8 +578,8 @@ impl RawNode {
         let mut ready =
             Ready { number, hard_state: carries_hard_state.then(|| core.hard_state()), ..Ready::default() };
         core.outbox.drain_into(&mut ready, soft_state);
-        // A snapshot's write comes before the entries' (it may remove stored
-        // entries they follow), so the gate records it first.
+        // Storage writes the snapshot, then the entries (the usage
+        // contract's order); the gate reports writes in the order issued.
         if ready.snapshot.is_some() {
             core.gate.write_issued(number, core.log.stored_last());
         }
