@@ -97,7 +97,7 @@ impl Candidate {
     pub(crate) fn outcome(&self, core: &Core) -> Option<Transition> {
         match core.quorum.vote_result(|id| self.votes.get(&id).copied()) {
             VoteResult::Won if self.pre_vote => Some(Transition::Candidate(Campaign::Election)),
-            VoteResult::Won if !core.hard_state_durable() => None,
+            VoteResult::Won if !core.gate.hard_state_durable() => None,
             VoteResult::Won => Some(Transition::Leader),
             VoteResult::Lost => Some(Transition::Follower { term: core.term(), leader: None }),
             VoteResult::Pending => None,

@@ -148,7 +148,11 @@
 //! that depends on them, and a follower acknowledges entries only once they are
 //! durable. The leader counts its own log toward a majority only once it is
 //! durable too, which lets the caller write the leader's disk in parallel with
-//! replication.
+//! replication. One private module, the durability gate (`durability.rs`),
+//! decides which messages wait for the writes of their [`Ready`] (those that
+//! vouch for a vote, entries or a snapshot, and any message while the term is
+//! not yet durable) and learns from [`RawNode::on_persisted`] how far the log
+//! is durable; its module docs say what it guarantees and what it cannot see.
 //!
 //! ## Membership changes (section 6; thesis 4.3)
 //!
@@ -210,7 +214,7 @@
 //! | **All servers.** A message of a higher term: adopt it, become follower | `node.rs`: `RawNode::step_inner`, then `become_follower` |
 //! | A message of a lower term: refuse it (and say so for votes and appends) | `node.rs`: `RawNode::step_inner` |
 //! | Apply committed entries in order | `log.rs`: `RaftLog::take_applicable`, handed out in [`Ready::committed_entries`] |
-//! | Persist term and vote before any message that depends on them | `protocol.rs`: `Core::send_with_term` holds such messages for [`Ready::persisted_messages`]; [`RawNode::on_persisted`] |
+//! | Persist term, vote and entries before any message that depends on them | `durability.rs`: `vouches_for_durable_state` names those messages, `DurabilityGate::must_hold` (asked by `Core::send_with_term`) holds them for [`Ready::persisted_messages`]; [`RawNode::on_persisted`] reports the writes durable (`DurabilityGate::persisted`) |
 //! | **Followers.** No leader heard within the election timeout: campaign | `protocol.rs`: `Core::tick_election`, `Core::campaign_transition` |
 //! | **Candidates.** New term, vote for self, ask for votes | `election.rs`: `Candidate::start` |
 //! | A majority of votes (of both halves of a joint configuration): lead | `election.rs`: `Candidate::record_vote`, `Candidate::outcome`; [`JointConfig::vote_result`] |
@@ -219,9 +223,9 @@
 //! | Append client commands, replicate them | `replication.rs`: `Leader::propose`, `send_appends` |
 //! | On success advance match/next index; on refusal back off by term | [`Progress::maybe_update`], [`Progress::maybe_decr_to`]; `replication.rs`: `Leader::handle_append_response`; [`RaftLog::find_conflict_by_term`] |
 //! | Commit the quorum's match index, **only if its entry is of this term** (Figure 8) | `replication.rs`: `Leader::maybe_commit`; [`JointConfig::committed_index`] |
-//! | **AppendEntries receiver.** Refuse unless the log matches at the previous entry | `replication.rs`: `handle_append`; [`RaftLog::matches`] |
+//! | **AppendEntries receiver.** Refuse unless the log matches at the previous entry | `follower.rs`: `Follower::step`, `handle_append`; [`RaftLog::matches`] |
 //! | Delete a conflicting suffix, append, advance the commit index | `log.rs`: `RaftLog::append_after`, `RaftLog::commit_to` |
-//! | **InstallSnapshot receiver** (section 7): gather chunks, keep a matching suffix | `snapshot_transfer.rs`: `handle_install_snapshot`; `log.rs`: `RaftLog::install_snapshot` |
+//! | **InstallSnapshot receiver** (section 7): gather chunks, keep a matching suffix | `snapshot_transfer.rs`: `handle_install_snapshot`, into the buffer `Follower` owns; `log.rs`: `RaftLog::install_snapshot`; `durability.rs`: `DurabilityGate::hold_for_snapshot` |
 //! | Compact the log behind a snapshot | [`RawNode::on_snapshot_built`]; `log.rs`: `RaftLog::compact_to` |
 //! | **Membership** (section 6, thesis 4.3): joint consensus, one change at a time | `replication.rs`: `Leader::change_membership`, `Leader::advance_membership`; [`MembershipLog`] |
 //! | A configuration is in force once in the log, rolled back if truncated | [`MembershipLog`]; `protocol.rs`: `Core::refresh_membership` |
@@ -329,8 +333,10 @@
 #[cfg(feature = "codec")]
 pub mod codec;
 mod config;
+mod durability;
 mod election;
 mod errors;
+mod follower;
 mod log;
 mod membership;
 mod message;
@@ -339,6 +345,7 @@ pub mod mutation;
 #[cfg(not(raft_mutation))]
 mod mutation;
 mod node;
+mod outbox;
 mod progress;
 mod protocol;
 mod quorum;

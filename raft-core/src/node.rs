@@ -9,8 +9,11 @@
 //! simulator replay any run from its seed.
 //!
 //! The state shared by every role lives in `Core` (`protocol.rs`); what only
-//! one role needs lives in that role's type ([`Leader`], [`Candidate`]), so a
-//! leader-only operation cannot be called on a follower. A role's handlers
+//! one role needs lives in that role's type ([`Follower`], [`Candidate`],
+//! [`Leader`]), so a leader-only operation cannot be called on a follower.
+//! [`RawNode::ready`] drains what the handlers queued in `Core`'s outbox
+//! (`outbox.rs`); [`RawNode::on_persisted`] tells the durability gate
+//! (`durability.rs`) which writes are durable. A role's handlers
 //! return a `Transition` rather than changing role themselves; [`RawNode`]
 //! applies it.
 
@@ -18,8 +21,9 @@ use crate::election::Candidate;
 use crate::errors::{
     InitError, MembershipChangeError, ProposeError, ReadError, SnapshotError, StepError, TransferError,
 };
+use crate::follower::Follower;
 use crate::protocol::{Campaign, Core, Transition};
-use crate::replication::{self, Leader};
+use crate::replication::Leader;
 use crate::{
     Config, Entry, EntryPayload, HardState, Index, LogId, Membership, Message, MessageBody, NodeId, RaftLog,
     ReadIndexRequest, ReadState, Role, Snapshot, SoftState, Term, MAX_TERM,
@@ -115,10 +119,24 @@ impl Ready {
 /// The role-specific state of a node.
 #[derive(Debug)]
 pub(crate) enum RoleState {
-    Follower,
-    PreCandidate(Candidate),
+    Follower(Follower),
+    /// A pre-candidate keeps the follower it was: a pre-vote does not leave
+    /// the term, and if the term's leader is heard from again the node
+    /// resumes following it, a snapshot transfer included.
+    PreCandidate(Candidate, Follower),
     Candidate(Candidate),
     Leader(Leader),
+}
+
+impl RoleState {
+    /// Takes the follower state a next follower role continues with: a
+    /// follower's or pre-candidate's own (still in its term), else a fresh one.
+    fn take_follower(&mut self) -> Follower {
+        match self {
+            RoleState::Follower(follower) | RoleState::PreCandidate(_, follower) => std::mem::take(follower),
+            RoleState::Candidate(_) | RoleState::Leader(_) => Follower::new(),
+        }
+    }
 }
 
 /// One Raft node, driven by its caller. See the crate documentation for the
@@ -154,7 +172,7 @@ impl RawNode {
             });
         }
         let core = Core::new(config, state.hard_state, log, state.snapshot, seed);
-        Ok(Self { core, role: RoleState::Follower })
+        Ok(Self { core, role: RoleState::Follower(Follower::new()) })
     }
 
     /// Advances logical time by one tick: followers and candidates count toward
@@ -248,7 +266,7 @@ impl RawNode {
         core.set_snapshot(snapshot);
         let purge = last.index.saturating_sub(core.config.snapshot_keep_entries);
         if core.log.compact_to(purge) {
-            core.purge_to = Some(purge);
+            core.outbox.purge_to(purge);
         }
         Ok(())
     }
@@ -390,7 +408,7 @@ impl RawNode {
         let core = &mut self.core;
         match (&mut self.role, body) {
             (RoleState::Leader(leader), body) => Ok(leader.step(core, from, body)),
-            (RoleState::PreCandidate(candidate), MessageBody::PreVoteResponse(response)) => {
+            (RoleState::PreCandidate(candidate, _), MessageBody::PreVoteResponse(response)) => {
                 Ok(candidate.record_pre_vote(core, from, term, response))
             }
             (RoleState::Candidate(candidate), MessageBody::VoteResponse(response)) => {
@@ -399,13 +417,13 @@ impl RawNode {
             // Only the leader may hand over leadership: a transfer election
             // overrides the other voters' promises (leader stickiness), which
             // the leader alone can release, having given up its lease.
-            (RoleState::Follower, MessageBody::TimeoutNow)
+            (RoleState::Follower(_), MessageBody::TimeoutNow)
                 if core.leader == Some(from) && core.promotable() =>
             {
                 Ok(Some(Transition::Candidate(Campaign::Transfer)))
             }
-            (RoleState::Follower, MessageBody::ReadIndexResponse(state)) if core.leader == Some(from) => {
-                core.read_states.push(state);
+            (RoleState::Follower(_), MessageBody::ReadIndexResponse(state)) if core.leader == Some(from) => {
+                core.outbox.read_ready(state);
                 Ok(None)
             }
             (
@@ -415,13 +433,14 @@ impl RawNode {
                 | MessageBody::InstallSnapshot(_)),
             ) => {
                 // A leader exists in our term: a (pre-)candidate concedes.
-                if !matches!(role, RoleState::Follower) {
-                    *role = RoleState::Follower;
+                if !matches!(role, RoleState::Follower(_)) {
                     core.reset_election_timer();
                 }
+                let mut follower = role.take_follower();
                 core.leader = Some(from);
-                replication::follower_step(core, from, body)
-                    .map_err(|source| StepError::Log { from, source })?;
+                let stepped = follower.step(core, from, body);
+                *role = RoleState::Follower(follower);
+                stepped.map_err(|source| StepError::Log { from, source })?;
                 Ok(None)
             }
             // Stale responses to an earlier role, and messages a follower never expects.
@@ -505,8 +524,9 @@ impl RawNode {
         match transition {
             Transition::Follower { term, leader } => self.become_follower(term, leader),
             Transition::PreCandidate => {
+                let follower = self.role.take_follower();
                 let (candidate, next) = Candidate::start(&mut self.core, Campaign::PreVote);
-                self.role = RoleState::PreCandidate(candidate);
+                self.role = RoleState::PreCandidate(candidate, follower);
                 self.transition(next);
             }
             Transition::Candidate(campaign) => {
@@ -523,10 +543,10 @@ impl RawNode {
 
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
         debug_assert!(term >= self.core.term());
-        let was_follower = matches!(self.role, RoleState::Follower);
+        let was_follower = matches!(self.role, RoleState::Follower(_));
         self.core.set_term(term);
         self.core.leader = leader;
-        self.role = RoleState::Follower;
+        self.role = RoleState::Follower(self.role.take_follower());
         // Figure 2: a follower's timer restarts when it hears from a leader
         // or grants a vote (election.rs), not when it merely adopts the term
         // of a candidate it may refuse. Otherwise candidates whose logs can
@@ -539,15 +559,10 @@ impl RawNode {
     /// Whether [`RawNode::ready`] has anything to hand out.
     pub fn has_ready(&self) -> bool {
         let core = &self.core;
-        core.durability.hard_state_dirty
+        core.gate.hard_state_dirty()
             || core.log.has_unstable()
             || core.log.has_applicable()
-            || !core.messages.is_empty()
-            || !core.persisted_messages.is_empty()
-            || !core.read_states.is_empty()
-            || core.snapshot_to_install.is_some()
-            || core.purge_to.is_some()
-            || self.soft_state() != core.durability.reported
+            || !core.outbox.is_empty(self.soft_state())
             || matches!(&self.role, RoleState::Leader(leader) if leader.has_pending_work())
     }
 
@@ -559,41 +574,22 @@ impl RawNode {
         }
         let soft_state = self.soft_state();
         let core = &mut self.core;
-        let number = core.durability.next_ready;
-        core.durability.next_ready += 1;
-
-        let hard_state = if core.durability.hard_state_dirty {
-            core.durability.hard_state_dirty = false;
-            core.durability.last_hard_state_ready = number;
-            Some(core.hard_state())
-        } else {
-            None
-        };
-        let snapshot = core.snapshot_to_install.take();
-        if snapshot.is_some() {
-            let stored = core.log.stored_last();
-            core.durability.pending_writes.push_back((number, stored));
+        let (number, carries_hard_state) = core.gate.open_ready();
+        let mut ready =
+            Ready { number, hard_state: carries_hard_state.then(|| core.hard_state()), ..Ready::default() };
+        core.outbox.drain_into(&mut ready, soft_state);
+        // Storage writes the snapshot, then the entries (the usage
+        // contract's order); the gate reports writes in the order issued.
+        if ready.snapshot.is_some() {
+            core.gate.write_issued(number, core.log.stored_last());
         }
-        let entries = core.log.take_unstable();
-        if let Some(last) = entries.last() {
-            core.durability.pending_writes.push_back((number, last.log_id()));
+        ready.entries = core.log.take_unstable();
+        if let Some(last) = ready.entries.last() {
+            core.gate.write_issued(number, last.log_id());
         }
-        let committed_entries = core.log.take_applicable();
-        let request_snapshot = core.wants_snapshot();
-        let reported = std::mem::replace(&mut core.durability.reported, soft_state);
-        Ready {
-            number,
-            hard_state,
-            entries,
-            messages: std::mem::take(&mut core.messages),
-            persisted_messages: std::mem::take(&mut core.persisted_messages),
-            committed_entries,
-            read_states: std::mem::take(&mut core.read_states),
-            snapshot,
-            purge_to: core.purge_to.take(),
-            request_snapshot,
-            soft_state: (reported != soft_state).then_some(soft_state),
-        }
+        ready.committed_entries = core.log.take_applicable();
+        ready.request_snapshot = core.wants_snapshot();
+        ready
     }
 
     /// Reports that the writes of `Ready` number `number`, and of every
@@ -601,17 +597,9 @@ impl RawNode {
     /// only from here on, which is what lets it write in parallel with
     /// replicating. Stale or unknown numbers are ignored.
     pub fn on_persisted(&mut self, number: u64) {
-        let durability = &mut self.core.durability;
-        if number <= durability.persisted_ready || number >= durability.next_ready {
+        let Core { gate, log, .. } = &mut self.core;
+        if !gate.persisted(number, |last| log.persisted_to(last)) {
             return;
-        }
-        durability.persisted_ready = number;
-        while let Some(&(ready, last)) = durability.pending_writes.front() {
-            if ready > number {
-                break;
-            }
-            durability.pending_writes.pop_front();
-            self.core.log.persisted_to(last);
         }
         let transition = match &mut self.role {
             RoleState::Leader(leader) => {
@@ -644,8 +632,8 @@ impl RawNode {
     /// The current role.
     pub fn role(&self) -> Role {
         match self.role {
-            RoleState::Follower => Role::Follower,
-            RoleState::PreCandidate(_) => Role::PreCandidate,
+            RoleState::Follower(_) => Role::Follower,
+            RoleState::PreCandidate(..) => Role::PreCandidate,
             RoleState::Candidate(_) => Role::Candidate,
             RoleState::Leader(_) => Role::Leader,
         }

@@ -4,6 +4,10 @@
 //! The role handlers (`election.rs`, `replication.rs`, `read.rs`,
 //! `snapshot_transfer.rs`) take a `&mut Core`; `node.rs` owns the role and
 //! applies their transitions. Nothing here knows which role the node is in.
+//! `Core` holds protocol state; what it produces for the caller waits in its
+//! [`Outbox`] (`outbox.rs`) until `RawNode::ready` drains it, and which
+//! message waits for which write is its [`DurabilityGate`]'s business
+//! (`durability.rs`).
 //!
 //! Invariants of [`Core`]:
 //! - `vote`, when set, is a vote cast in `term` (a new term clears it:
@@ -17,15 +21,14 @@
 //!   `Ready` carries it and messages that depend on it wait until it is
 //!   durable.
 
-use crate::mutation::{mutated, Mutation};
+use crate::durability::DurabilityGate;
+use crate::outbox::Outbox;
 use crate::quorum::JointConfig;
 use crate::rng::Rng;
-use crate::snapshot_transfer::IncomingSnapshot;
 use crate::{
-    Config, Entry, EntryPayload, HardState, Index, LogId, Message, MessageBody, NodeId, RaftLog, ReadState,
-    Role, Snapshot, SoftState, Term, MAX_TERM,
+    Config, Entry, EntryPayload, HardState, Index, LogId, Message, MessageBody, NodeId, RaftLog, Role,
+    Snapshot, SoftState, Term, MAX_TERM,
 };
-use std::collections::VecDeque;
 
 /// How a round of votes starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +75,6 @@ pub(crate) struct Core {
     pub(crate) election_elapsed: u64,
     pub(crate) randomized_election_timeout: u64,
     pub(crate) rng: Rng,
-    pub(crate) messages: Vec<Message>,
-    pub(crate) persisted_messages: Vec<Message>,
-    /// Reads confirmed since the last `Ready`.
-    pub(crate) read_states: Vec<ReadState>,
     /// Ticks since this node started: the clock of lease reads.
     pub(crate) ticks: u64,
     /// Ticks since this node last heard from a leader of any term (`None`
@@ -89,32 +88,12 @@ pub(crate) struct Core {
     /// The CRC-32 of `snapshot`'s bytes (0 without one), computed once per
     /// snapshot rather than once per chunk sent.
     pub(crate) snapshot_checksum: u32,
-    /// A snapshot being received from the leader, chunk by chunk.
-    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
-    /// A received snapshot for the caller to install.
-    pub(crate) snapshot_to_install: Option<Snapshot>,
-    /// Log entries up to here may be purged from storage.
-    pub(crate) purge_to: Option<Index>,
     /// The applied index when a snapshot was last asked for.
     pub(crate) snapshot_requested_at: Option<Index>,
-    pub(crate) durability: Durability,
-}
-
-/// Bookkeeping for the persist-before-send rule.
-#[derive(Debug)]
-pub(crate) struct Durability {
-    /// The number the next `Ready` gets.
-    pub(crate) next_ready: u64,
-    /// Every `Ready` up to this number is durable.
-    pub(crate) persisted_ready: u64,
-    /// The term or vote changed since the last `Ready`.
-    pub(crate) hard_state_dirty: bool,
-    /// The last `Ready` that carried a hard state.
-    pub(crate) last_hard_state_ready: u64,
-    /// `Ready`s carrying entries that are not yet durable, with their last entry.
-    pub(crate) pending_writes: VecDeque<(u64, LogId)>,
-    /// The soft state last reported.
-    pub(crate) reported: SoftState,
+    /// Persist before send: which messages wait for which writes.
+    pub(crate) gate: DurabilityGate,
+    /// What the next `Ready` hands out besides writes and committed entries.
+    pub(crate) outbox: Outbox,
 }
 
 impl Core {
@@ -140,27 +119,15 @@ impl Core {
             election_elapsed: 0,
             randomized_election_timeout: 0,
             rng: Rng::new(seed),
-            messages: Vec::new(),
-            persisted_messages: Vec::new(),
-            read_states: Vec::new(),
             ticks: 0,
             // With leases in use, a restarted node may have promised a leader
             // not to vote before it crashed: it keeps that promise.
             ticks_since_leader: (config_lease_reads && hard_state.term > 0).then_some(0),
             snapshot_checksum: snapshot.as_ref().map_or(0, |s| s.data.crc32()),
             snapshot,
-            incoming_snapshot: None,
-            snapshot_to_install: None,
-            purge_to: None,
             snapshot_requested_at: None,
-            durability: Durability {
-                next_ready: 1,
-                persisted_ready: 0,
-                hard_state_dirty: false,
-                last_hard_state_ready: 0,
-                pending_writes: VecDeque::new(),
-                reported: SoftState { leader: None, role: Role::Follower },
-            },
+            gate: DurabilityGate::new(),
+            outbox: Outbox::new(SoftState { leader: None, role: Role::Follower }),
         };
         core.reset_election_timer();
         core
@@ -202,46 +169,11 @@ impl Core {
         self.send_with_term(to, self.term, body);
     }
 
-    /// Queues a message, holding it until the next write is durable if it
-    /// depends on state not yet on disk. A leader's replication messages, a
-    /// heartbeat response and a pre-vote request depend only on the term being
-    /// durable (so a slow disk does not silence a follower toward its leader);
-    /// the other responses vouch for the responder's log or vote, so they
-    /// always wait.
+    /// Queues a message, holding it until this `Ready`'s writes are durable
+    /// if the gate says it must wait (see `durability.rs`).
     pub(crate) fn send_with_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
-        let term_durable = self.hard_state_durable();
-        let independent = matches!(
-            body,
-            MessageBody::AppendEntries(_)
-                | MessageBody::Heartbeat(_)
-                | MessageBody::HeartbeatResponse(_)
-                | MessageBody::TimeoutNow
-                | MessageBody::ReadIndex(_)
-                | MessageBody::ReadIndexResponse(_)
-                | MessageBody::InstallSnapshot(_)
-                | MessageBody::PreVote(_)
-        ) || (mutated(Mutation::AckBeforePersist)
-            && matches!(body, MessageBody::AppendEntriesResponse(_)));
-        let message = Message { from: self.id, to, term, body };
-        if independent && term_durable {
-            self.messages.push(message);
-        } else {
-            self.persisted_messages.push(message);
-        }
-    }
-
-    /// The log was truncated from `index`: writes still in flight can make
-    /// durable at most what precedes it. Without this, a write of entries that
-    /// were since replaced, and then appended again, could report them
-    /// durable while the write that removes them is still pending.
-    pub(crate) fn log_truncated(&mut self, index: Index) {
-        let kept = index - 1;
-        let kept = LogId::new(self.log.term(kept).unwrap_or_default(), kept);
-        for (_, last) in self.durability.pending_writes.iter_mut() {
-            if last.index > kept.index {
-                *last = kept;
-            }
-        }
+        let held = self.gate.must_hold(&body);
+        self.outbox.send(Message { from: self.id, to, term, body }, held);
     }
 
     /// Whether to ask for a snapshot now (once per threshold's worth of
@@ -257,32 +189,15 @@ impl Core {
         }
     }
 
-    /// A snapshot is being installed: nothing after it may be applied before
-    /// the state machine is restored from it, that is, before the snapshot's
-    /// own write is durable. Writes already in flight therefore report
-    /// nothing; the snapshot's write reports, on their behalf, every entry
-    /// handed to storage before it (writes complete in order).
-    pub(crate) fn hold_writes_for_snapshot(&mut self) {
-        for (_, last) in self.durability.pending_writes.iter_mut() {
-            *last = LogId::default();
-        }
-    }
-
     /// Makes `snapshot` the latest one, the one sent to followers.
     pub(crate) fn set_snapshot(&mut self, snapshot: Snapshot) {
         self.snapshot_checksum = snapshot.data.crc32();
         self.snapshot = Some(snapshot);
     }
 
-    /// Whether the current term and vote are on disk.
-    pub(crate) fn hard_state_durable(&self) -> bool {
-        !self.durability.hard_state_dirty
-            && self.durability.persisted_ready >= self.durability.last_hard_state_ready
-    }
-
     /// Marks the term or vote as changed, to be persisted with the next `Ready`.
     fn hard_state_changed(&mut self) {
-        self.durability.hard_state_dirty = true;
+        self.gate.hard_state_changed();
     }
 
     /// Restarts the election timer with a fresh random timeout in

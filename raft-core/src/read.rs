@@ -232,7 +232,7 @@ fn lease_ticks(config: &crate::Config) -> u64 {
 fn respond(core: &mut Core, read: PendingRead) {
     let state = ReadState { ctx: read.ctx, index: read.index };
     if read.origin == core.id {
-        core.read_states.push(state);
+        core.outbox.read_ready(state);
     } else {
         core.send(read.origin, MessageBody::ReadIndexResponse(state));
     }

@@ -19,9 +19,8 @@ use crate::protocol::{Core, Transition};
 use crate::quorum::VoteResult;
 use crate::read::ReadQueue;
 use crate::{
-    AppendEntries, AppendEntriesResponse, EntryPayload, Heartbeat, HeartbeatResponse, Index,
-    InstallSnapshotResponse, LogError, LogId, Membership, MembershipError, MessageBody, NodeId, Progress,
-    ProgressState,
+    AppendEntries, AppendEntriesResponse, EntryPayload, Heartbeat, Index, InstallSnapshotResponse, LogId,
+    Membership, MembershipError, MessageBody, NodeId, Progress, ProgressState,
 };
 use std::collections::BTreeMap;
 
@@ -559,60 +558,6 @@ fn send_snapshot_chunk(core: &mut Core, to: NodeId, pr: &mut Progress) {
         core.config.snapshot_chunk_bytes,
     );
     core.send(to, MessageBody::InstallSnapshot(Box::new(chunk)));
-}
-
-/// A follower's handling of the current leader's AppendEntries and heartbeats.
-/// The caller has recorded the sender as leader.
-pub(crate) fn follower_step(core: &mut Core, from: NodeId, body: MessageBody) -> Result<(), LogError> {
-    core.election_elapsed = 0;
-    core.ticks_since_leader = Some(0);
-    match body {
-        MessageBody::AppendEntries(append) => handle_append(core, from, append),
-        MessageBody::InstallSnapshot(chunk) => {
-            crate::snapshot_transfer::handle_install_snapshot(core, from, *chunk);
-            Ok(())
-        }
-        MessageBody::Heartbeat(heartbeat) => {
-            // The leader sends at most our match index, which our log shares with it.
-            core.log.commit_to(heartbeat.commit);
-            core.send(from, MessageBody::HeartbeatResponse(HeartbeatResponse { round: heartbeat.round }));
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The receiver's side of AppendEntries (Figure 2).
-fn handle_append(core: &mut Core, from: NodeId, mut append: AppendEntries) -> Result<(), LogError> {
-    // Our committed prefix matches every leader's log: skip what it covers.
-    let committed = core.log.committed();
-    if append.prev_log_index < committed {
-        let skip = (committed - append.prev_log_index) as usize;
-        append.entries.drain(..skip.min(append.entries.len()));
-        append.prev_log_index = committed;
-        append.prev_log_term = core.log.term(committed).unwrap_or_default();
-    }
-
-    let prev = LogId::new(append.prev_log_term, append.prev_log_index);
-    if !core.log.matches(prev.index, prev.term) {
-        let (hint_index, hint_term) =
-            core.log.find_conflict_by_term(prev.index.min(core.log.last_index()), prev.term);
-        let response = AppendEntriesResponse::Conflict { rejected_index: prev.index, hint_index, hint_term };
-        core.send(from, MessageBody::AppendEntriesResponse(response));
-        return Ok(());
-    }
-
-    let last_new = prev.index + append.entries.len() as u64;
-    if let Some(truncated) = core.log.append_after(prev, append.entries)? {
-        core.log_truncated(truncated);
-    }
-    // Only entries known to match the leader's may be committed here.
-    core.log.commit_to(append.leader_commit.min(last_new));
-    core.send(
-        from,
-        MessageBody::AppendEntriesResponse(AppendEntriesResponse::Success { match_index: last_new }),
-    );
-    Ok(())
 }
 
 /// Whether a learner may be promoted: within the configured lag of the

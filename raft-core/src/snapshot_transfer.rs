@@ -16,6 +16,9 @@
 //! different bytes (a state machine that encodes a hash map encodes the same
 //! state differently on each node), and their chunks must never be spliced.
 //!
+//! The buffer belongs to the follower role (`follower.rs`), which hands it
+//! in; this module owns what happens to it.
+//!
 //! Invariants: a chunk at offset 0 always starts the buffer over; a chunk
 //! that does not belong to the buffer, or does not continue it, is answered
 //! with the offset wanted (0 if there is no matching buffer), so the leader
@@ -119,9 +122,15 @@ pub(crate) fn chunk(snapshot: &Snapshot, checksum: u32, offset: u64, chunk_bytes
 }
 
 /// The receiver's side of InstallSnapshot from `from`, the leader of the
-/// current term: gathers chunks in order, then installs the snapshot by the
-/// rule of section 7 (see [`crate::RaftLog`]'s `install_snapshot`).
-pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: InstallSnapshot) {
+/// current term: gathers chunks in order in `buffer` (the follower role's),
+/// then installs the snapshot by the rule of section 7 (see
+/// [`crate::RaftLog`]'s `install_snapshot`).
+pub(crate) fn handle_install_snapshot(
+    core: &mut Core,
+    buffer: &mut Option<IncomingSnapshot>,
+    from: NodeId,
+    chunk: InstallSnapshot,
+) {
     let last = chunk.meta.last;
     let respond = |core: &mut Core, next_offset: u64, installed: bool| {
         let response = InstallSnapshotResponse { last, next_offset, installed };
@@ -129,18 +138,18 @@ pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: Inst
     };
     if last.index <= core.log.committed() {
         // Everything it covers is committed here already.
-        core.incoming_snapshot = None;
+        *buffer = None;
         respond(core, chunk.offset.saturating_add(chunk.data.len() as u64), true);
         return;
     }
     let term = core.term();
-    let restart = match &core.incoming_snapshot {
+    let restart = match &*buffer {
         _ if chunk.offset != 0 => false,
         Some(incoming) if mutated(Mutation::SnapshotBufferNotReset) => incoming.meta != chunk.meta,
         _ => true,
     };
     if restart {
-        core.incoming_snapshot = Some(IncomingSnapshot {
+        *buffer = Some(IncomingSnapshot {
             leader: from,
             term,
             meta: chunk.meta.clone(),
@@ -151,7 +160,7 @@ pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: Inst
             crc: crc32fast::Hasher::new(),
         });
     }
-    let Some(incoming) = core.incoming_snapshot.as_mut().filter(|i| i.is_for(from, term, &chunk)) else {
+    let Some(incoming) = buffer.as_mut().filter(|i| i.is_for(from, term, &chunk)) else {
         respond(core, 0, false);
         return;
     };
@@ -171,7 +180,7 @@ pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: Inst
         respond(core, received, false);
         return;
     }
-    let Some(incoming) = core.incoming_snapshot.take() else { return };
+    let Some(incoming) = buffer.take() else { return };
     let crc = incoming.crc.clone().finalize();
     let whole = received == incoming.total_len && crc == incoming.checksum;
     if !whole && !mutated(Mutation::SnapshotBufferNotReset) {
@@ -182,9 +191,9 @@ pub(crate) fn handle_install_snapshot(core: &mut Core, from: NodeId, chunk: Inst
     let meta = incoming.meta.clone();
     let snapshot = Snapshot { meta, data: incoming.into_data() };
     core.log.install_snapshot(&snapshot.meta);
-    core.hold_writes_for_snapshot();
+    core.gate.hold_for_snapshot();
     core.snapshot = Some(snapshot.clone());
     core.snapshot_checksum = crc;
-    core.snapshot_to_install = Some(snapshot);
+    core.outbox.install_snapshot(snapshot);
     respond(core, received, true);
 }
