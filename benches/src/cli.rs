@@ -266,7 +266,7 @@ async fn in_process(args: &Args) -> Result<(Report, Outcome), RunError> {
         let (leader, value) = (leader.clone(), value.clone());
         preload(args, move |c, _| {
             let (leader, command) = (leader.clone(), set(c, 0, &value));
-            async move { leader.propose(command).await.map(drop).map_err(|e| e.to_string()) }
+            async move { leader.propose_or_forward(command).await.map(drop).map_err(|e| e.to_string()) }
         })
         .await?;
     }
@@ -282,7 +282,10 @@ async fn in_process(args: &Args) -> Result<(Report, Outcome), RunError> {
         };
         async move {
             match command {
-                Some(command) => leader.propose(command).await.map(drop).map_err(|e| e.to_string()),
+                // Forwarded if the leader has changed since the run began.
+                Some(command) => {
+                    leader.propose_or_forward(command).await.map(drop).map_err(|e| e.to_string())
+                }
                 None => {
                     let k = key(c, 0);
                     match leader.read(ReadConsistency::Linearizable, move |kv| kv.get(&k).is_some()).await {

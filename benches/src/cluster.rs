@@ -41,6 +41,9 @@ pub enum ClusterError {
     /// `--storage rocksdb` in a build without the `rocksdb` feature.
     #[error("this build has no RocksDB: rebuild benches with `--features rocksdb`, or use --storage mem")]
     NoRocksdb,
+    /// No leader was elected within a minute of the start.
+    #[error("no leader elected within 60 s")]
+    NoLeader,
     /// A node, its store or its transport failed to start.
     #[error("node {id} did not start: {why}")]
     Start {
@@ -132,7 +135,9 @@ impl Cluster {
             let _ = cell.set(node.clone());
         }
         let cluster = Self { nodes, _dir: stores.dir };
-        cluster.leader().await;
+        tokio::time::timeout(Duration::from_secs(60), cluster.leader())
+            .await
+            .map_err(|_| ClusterError::NoLeader)?;
         Ok(cluster)
     }
 
