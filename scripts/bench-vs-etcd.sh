@@ -19,6 +19,8 @@
 # ones picked at start, so runs in parallel do not collide; the data
 # directory is removed unless --keep is given.
 set -euo pipefail
+# A failing command inside $(...) fails the script too.
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 
 seconds=10
@@ -99,10 +101,12 @@ wait_for() {
     done
 }
 
-# Runs the load generator and prints its --json line.
+# Runs the load generator and prints its --json line. Failed operations (a
+# leader change under load) are counted and shown in the table, not fatal.
 load() {
     local out
-    out="$("$bench" "$@" --payload 64 --reads "$reads" --seconds "$seconds" --progress 0 --no-baseline --json)"
+    out="$("$bench" "$@" --payload 64 --reads "$reads" --seconds "$seconds" --progress 0 --no-baseline \
+        --allow-errors --json)"
     # What ran and its result line, for the reader; the JSON line for the table.
     echo "$out" | sed -n '1p' >&2
     echo "$out" | tail -n 2 | sed -n '1p' >&2
@@ -114,12 +118,18 @@ field() {
     sed -E "s/.*\"$1\":([-0-9.e+]+).*/\1/" <<<"$2"
 }
 
-echo "== floors (data in $work)"
-floors="$("$bench" --floors --dir "$work" --json | tail -n 1)"
-sync_us="$(field fdatasync_4k_us "$floors")"
-rtt_us="$(field loopback_rtt_us "$floors")"
-echo "fdatasync 4 KiB: $sync_us us, loopback round trip: $rtt_us us"
+# The floors, measured just before each system's run (the disk of a shared
+# machine varies by several times within minutes): prints "SYNC_US RTT_US".
+floors() {
+    local json
+    json="$("$bench" --floors --dir "$work" --json | tail -n 1)"
+    awk -v s="$(field fdatasync_4k_us "$json")" -v r="$(field loopback_rtt_us "$json")" \
+        'BEGIN { printf "%.1f %.1f\n", s, r }'
+}
 
+echo "== data in $work"
+read -r etcd_sync etcd_rtt <<<"$(floors)"
+echo "floors before etcd: fdatasync 4 KiB $etcd_sync us, loopback round trip $etcd_rtt us"
 echo "== etcd $(etcd --version 2>/dev/null | head -n 1 | sed 's/.*: //'), 3 members"
 read -r -a ports <<<"$("$bench" --free-ports 6)"
 cluster=""
@@ -154,6 +164,8 @@ cleanup_etcd() {
 }
 cleanup_etcd
 
+read -r kv_sync kv_rtt <<<"$(floors)"
+echo "floors before raft-kv: fdatasync 4 KiB $kv_sync us, loopback round trip $kv_rtt us"
 echo "== raft-kv, 3 nodes, RocksDB + TCP"
 "$raft_kv" cluster --nodes 3 --storage rocksdb --transport tcp --dir "$work/raft-kv" >"$work/raft-kv.log" 2>&1 &
 pids+=($!)
@@ -169,18 +181,19 @@ for n in $clients; do
 done
 
 echo
-echo "floors: fdatasync 4 KiB p50 $sync_us us, loopback TCP round trip p50 $rtt_us us;" \
-    "$seconds s per point, ${reads} % reads, 16 B keys, 64 B values"
+echo "floors (p50), before etcd: fdatasync 4 KiB $etcd_sync us, loopback round trip $etcd_rtt us;" \
+    "before raft-kv: $kv_sync us, $kv_rtt us. $seconds s per point, ${reads} % reads, 16 B keys, 64 B values"
 echo
-echo "| connections | etcd ops/s | raft-kv ops/s | raft-kv / etcd | etcd p50 us | raft-kv p50 us | etcd p99 us | raft-kv p99 us | p50 raft-kv / etcd | p50 / fdatasync: etcd, raft-kv |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| connections | etcd ops/s | raft-kv ops/s | raft-kv / etcd | etcd p50 us | raft-kv p50 us | p50 raft-kv / etcd | etcd p99 us | raft-kv p99 us | p50 / its fdatasync: etcd, raft-kv | failed ops: etcd, raft-kv |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in $clients; do
     e="${etcd_result[$n]}"
     k="${kv_result[$n]}"
-    awk -v n="$n" -v sync="$sync_us" \
+    awk -v n="$n" -v es="$etcd_sync" -v ks="$kv_sync" \
         -v eo="$(field ops_per_sec "$e")" -v ko="$(field ops_per_sec "$k")" \
         -v e50="$(field p50_us "$e")" -v k50="$(field p50_us "$k")" \
         -v e99="$(field p99_us "$e")" -v k99="$(field p99_us "$k")" \
-        'BEGIN { printf "| %d | %.0f | %.0f | %.2f | %.0f | %.0f | %.0f | %.0f | %.2f | %.1f, %.1f |\n",
-                 n, eo, ko, ko / eo, e50, k50, e99, k99, k50 / e50, e50 / sync, k50 / sync }'
+        -v ee="$(field errors "$e")" -v ke="$(field errors "$k")" \
+        'BEGIN { printf "| %d | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.0f | %.0f | %.1f, %.1f | %d, %d |\n",
+                 n, eo, ko, ko / eo, e50, k50, k50 / e50, e99, k99, e50 / es, k50 / ks, ee, ke }'
 done
