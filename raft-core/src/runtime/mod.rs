@@ -30,7 +30,8 @@
 //! read was taken from its queue.
 //!
 //! A storage error stops the node: every waiting request fails with
-//! [`RaftError::Storage`] rather than run on a broken disk.
+//! [`RaftError::Failed`] (its [`Failure`] says which call failed and how)
+//! rather than run on a broken disk.
 //!
 //! Client requests a follower forwards to its leader
 //! ([`Raft::propose_or_forward`]) travel over the same transport as
@@ -40,9 +41,8 @@
 //! [`metrics`].
 
 use crate::{
-    Config, Entry, EntryPayload, Index, InitError, LogId, LogStore, LogWrite, Membership,
-    MembershipChangeError, Message, NodeId, RawNode, ReadError, ReadMode, Role, Snapshot, SnapshotData,
-    SnapshotMeta, StorageError, Term, TransferError,
+    Config, Entry, EntryPayload, Index, LogId, LogStore, LogWrite, Membership, MembershipChangeError,
+    Message, NodeId, RawNode, ReadError, ReadMode, Role, Snapshot, SnapshotData, SnapshotMeta, Term,
 };
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -55,6 +55,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 mod clock;
 mod core;
+mod error;
 mod forward;
 mod io;
 pub mod metrics;
@@ -64,6 +65,7 @@ mod pause;
 use self::core::{Driver, DriverLinks};
 use self::metrics::Counters;
 use self::pause::{PauseGate, PauseSwitch};
+pub use error::{Failure, RaftError, StartError, StoreCall, Task, TaskEnd};
 use io::{run_writer, Applier};
 pub use metrics::{Metrics, Replication};
 pub use network::{InProcessNetwork, InProcessTransport};
@@ -156,71 +158,6 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// Why a request failed. Each variant says what the caller knows.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum RaftError {
-    /// This node does not lead: retry at `leader`, if known, which can be
-    /// reached at `address` if the configuration records one. Nothing
-    /// happened.
-    #[error("not the leader (leader: {leader:?} at {address:?})")]
-    NotLeader {
-        /// The leader this node knows of.
-        leader: Option<NodeId>,
-        /// The leader's address, from the configuration.
-        address: Option<String>,
-    },
-    /// The proposal was definitely not applied: a new leader replaced it.
-    #[error("the proposal was not applied")]
-    NotApplied,
-    /// The proposal may or may not have been applied (the node stopped, a
-    /// snapshot covered it, or the node left the cluster, before its outcome
-    /// was seen here).
-    #[error("the outcome of the proposal is unknown")]
-    OutcomeUnknown,
-    /// The node is shut down.
-    #[error("the node is shut down")]
-    ShutDown,
-    /// The node stopped on a storage error (or its state machine or store
-    /// panicked): requests waiting then, and every request after, get this.
-    /// A proposal waiting then may or may not have been applied.
-    #[error("the node stopped on a storage error: {0}")]
-    Storage(String),
-    /// The command could not be encoded.
-    #[error("the command could not be encoded: {0}")]
-    Encode(String),
-    /// A membership change was refused.
-    #[error(transparent)]
-    Membership(#[from] MembershipChangeError),
-    /// A leadership transfer was refused.
-    #[error(transparent)]
-    Transfer(#[from] TransferError),
-    /// A read could not be served as asked (a lease read with lease reads
-    /// off). Nothing happened.
-    #[error(transparent)]
-    Read(ReadError),
-    /// A read was not confirmed in time. Nothing happened; retry.
-    #[error("the read was not confirmed in time")]
-    Timeout,
-    /// The command was applied, but its response could not be relayed (it
-    /// did not encode at the leader, or decode here).
-    #[error("the command was applied, but its response was lost: {0}")]
-    Response(String),
-}
-
-/// Why a node could not start.
-#[derive(Debug, Error)]
-pub enum StartError {
-    /// The store could not be loaded.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The stored state or the configuration is invalid.
-    #[error(transparent)]
-    Init(#[from] InitError),
-    /// The state machine could not restore the stored snapshot.
-    #[error(transparent)]
-    Restore(#[from] RestoreError),
-}
-
 /// How a read is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadConsistency {
@@ -277,7 +214,7 @@ enum Event {
     Persisted(u64),
     Applied(Index),
     SnapshotBuilt(Snapshot),
-    Failed(String),
+    Failed(Failure),
 }
 
 /// Work for the applier task.
@@ -305,7 +242,7 @@ pub struct Raft<SM: StateMachine> {
     metrics: watch::Receiver<Metrics>,
     /// Why the node stopped, if it failed (set once, before requests are
     /// refused).
-    failure: Arc<std::sync::OnceLock<String>>,
+    failure: Arc<std::sync::OnceLock<Failure>>,
     /// How long a read may take, end to end.
     read_timeout: Duration,
     /// The node's tasks (core, writer, applier), for [`Raft::crash`].
@@ -667,7 +604,7 @@ impl<SM: StateMachine> Raft<SM> {
 
     async fn request(&self, request: Request<SM>) -> Result<(), RaftError> {
         self.requests.send(request).await.map_err(|_| match self.failure.get() {
-            Some(error) => RaftError::Storage(error.clone()),
+            Some(failure) => RaftError::Failed(failure.clone()),
             None => RaftError::ShutDown,
         })
     }

@@ -102,7 +102,7 @@ impl From<RaftError> for ApiError {
             | RaftError::NotApplied
             | RaftError::ShutDown
             | RaftError::Timeout => Code::Unavailable,
-            RaftError::OutcomeUnknown | RaftError::Storage(_) | RaftError::Response(_) => {
+            RaftError::OutcomeUnknown | RaftError::Failed(_) | RaftError::Response(_) => {
                 Code::OutcomeUnknown
             }
             RaftError::Encode(_) | RaftError::Read(_) => Code::BadRequest,
