@@ -2,7 +2,7 @@
 
 #![forbid(unsafe_code)]
 
-use raft_core::runtime::{InProcessNetwork, Raft, RuntimeConfig};
+use raft_core::runtime::{InProcessNetwork, Inbox, Raft, RuntimeConfig};
 use raft_core::{Config, Membership, NodeId, Role};
 use raft_storage_mem::{MemKv, MemLogStore};
 use std::time::Duration;
@@ -21,18 +21,19 @@ impl Cluster {
         let mut nodes = Vec::new();
         for id in 1..=n {
             let runtime = RuntimeConfig { tick: Duration::from_millis(10), ..Default::default() };
+            let inbox = Inbox::default();
+            network.connect(id, inbox.clone());
             let raft = Raft::start(
                 Config::new(id),
                 runtime,
                 Membership::new(voters.clone(), []),
                 MemLogStore::new(),
                 network.transport(id),
+                inbox,
                 MemKv::default(),
             )
             .await
             .expect("a node starts");
-            let handle = raft.clone();
-            network.connect(id, move |message| handle.receive(message));
             nodes.push(raft);
         }
         let cluster = Self { nodes };

@@ -22,12 +22,10 @@ fn set(key: &str, value: &str) -> KvCommand {
     KvCommand::Set { key: key.into(), value: value.into() }
 }
 
-/// A running node: its handle, its transport, and the task forwarding what
-/// the transport receives to the handle.
+/// A running node: its handle and its transport.
 struct Node {
     raft: Raft<MemKv>,
     transport: QuicTransport,
-    forward: tokio::task::JoinHandle<()>,
 }
 
 impl Node {
@@ -35,7 +33,6 @@ impl Node {
     /// the runtime shuts down, the transport closes, the handle is gone.
     async fn crash(self) {
         within("a shutdown", self.raft.shutdown()).await;
-        self.forward.abort();
         self.transport.close();
     }
 }
@@ -47,7 +44,7 @@ async fn start(ca: &ClusterCa, id: NodeId, store: MemLogStore) -> Node {
 
 /// [`start`] with a protocol configuration of its own.
 async fn start_with(ca: &ClusterCa, raft_config: Config, store: MemLogStore) -> Node {
-    let (transport, mut inbox) = bind(ca, raft_config.id, config());
+    let (transport, inbox) = bind(ca, raft_config.id, config()).await;
     let membership = Membership::new([1, 2, 3], []);
     let raft = Raft::start(
         raft_config,
@@ -55,17 +52,12 @@ async fn start_with(ca: &ClusterCa, raft_config: Config, store: MemLogStore) -> 
         membership,
         store,
         transport.clone(),
+        inbox,
         MemKv::default(),
     )
     .await
     .expect("the node starts");
-    let handle = raft.clone();
-    let forward = tokio::spawn(async move {
-        while let Some(message) = inbox.recv().await {
-            handle.receive(message);
-        }
-    });
-    Node { raft, transport, forward }
+    Node { raft, transport }
 }
 
 /// Tells every node in `nodes` every other's address.

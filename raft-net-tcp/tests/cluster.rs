@@ -2,14 +2,13 @@
 //! store and state machine. Every wait is on a condition with a generous
 //! deadline; no sleep decides a verdict.
 
-use raft_core::runtime::{Raft, ReadConsistency, RuntimeConfig, Transport};
+use raft_core::runtime::{Inbox, Raft, ReadConsistency, RuntimeConfig, Transport};
 use raft_core::{Config, Membership, Message, MessageBody, NodeId, VoteRequest};
 use raft_net_tcp::handshake::{self, Channel, HandshakeError, Hello, Refusal};
 use raft_net_tcp::{TcpConfig, TcpTransport};
 use raft_storage_mem::{KvCommand, MemKv, MemLogStore};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -35,25 +34,18 @@ struct Node {
     transport: TcpTransport,
 }
 
-/// Binds node `id`'s transport on a free loopback port; its messages go to
-/// the node once it is started through the returned cell.
-async fn bind(id: NodeId, cluster: u64) -> (TcpTransport, Arc<OnceLock<Raft<MemKv>>>) {
-    let cell: Arc<OnceLock<Raft<MemKv>>> = Arc::default();
-    let inbox = cell.clone();
+/// Binds node `id`'s transport on a free loopback port, delivering to the
+/// inbox returned with it (the node's, once started).
+async fn bind(id: NodeId, cluster: u64) -> (TcpTransport, Inbox) {
+    let inbox = Inbox::default();
     let config = TcpConfig::new(id, cluster, "127.0.0.1:0".parse().unwrap());
-    let transport = TcpTransport::bind(config, move |message| {
-        if let Some(node) = inbox.get() {
-            node.receive(message);
-        }
-    })
-    .await
-    .expect("the transport binds");
-    (transport, cell)
+    let transport = TcpTransport::bind(config, inbox.clone()).await.expect("the transport binds");
+    (transport, inbox)
 }
 
 async fn start(
     transport: TcpTransport,
-    cell: Arc<OnceLock<Raft<MemKv>>>,
+    inbox: Inbox,
     peers: &BTreeMap<NodeId, SocketAddr>,
     store: MemLogStore,
 ) -> Node {
@@ -68,11 +60,11 @@ async fn start(
         membership,
         store,
         transport.clone(),
+        inbox,
         MemKv::default(),
     )
     .await
     .expect("the node starts");
-    assert!(cell.set(raft.clone()).is_ok());
     Node { raft, transport }
 }
 
@@ -85,8 +77,8 @@ async fn cluster(stores: &[MemLogStore]) -> (Vec<Node>, BTreeMap<NodeId, SocketA
     let addresses: BTreeMap<NodeId, SocketAddr> =
         bound.iter().map(|(transport, _)| (transport.id(), transport.local_addr())).collect();
     let mut nodes = Vec::new();
-    for ((transport, cell), store) in bound.into_iter().zip(stores) {
-        nodes.push(start(transport, cell, &addresses, store.clone()).await);
+    for ((transport, inbox), store) in bound.into_iter().zip(stores) {
+        nodes.push(start(transport, inbox, &addresses, store.clone()).await);
     }
     (nodes, addresses)
 }
@@ -159,14 +151,14 @@ async fn a_three_node_cluster_over_tcp_elects_replicates_and_survives_its_leader
     }
 
     // It restarts from its store on a new port; the others learn the new address.
-    let (transport, cell) = bind(crashed_id, CLUSTER).await;
+    let (transport, inbox) = bind(crashed_id, CLUSTER).await;
     addresses.insert(crashed_id, transport.local_addr());
     for node in &nodes {
         node.transport.set_peer(crashed_id, transport.local_addr());
     }
     let peers: BTreeMap<NodeId, SocketAddr> =
         addresses.iter().filter(|(&id, _)| id != crashed_id).map(|(&id, &a)| (id, a)).collect();
-    let restarted = start(transport, cell, &peers, stores[crashed_id as usize - 1].clone()).await;
+    let restarted = start(transport, inbox, &peers, stores[crashed_id as usize - 1].clone()).await;
     let target = {
         let rest: Vec<&Node> = nodes.iter().collect();
         let l = leader(&rest).await;
@@ -201,7 +193,7 @@ async fn a_node_of_another_cluster_is_refused_and_cannot_disturb_a_running_clust
 
     // An impostor: node 2 of cluster 8, with everyone's address, asking for
     // votes in a far higher term (which would depose any leader it reached).
-    let (impostor, _cell) = bind(2, CLUSTER + 1).await;
+    let (impostor, _inbox) = bind(2, CLUSTER + 1).await;
     for (&id, &addr) in &addresses {
         impostor.set_peer(id, addr);
     }

@@ -8,8 +8,8 @@ mod common;
 use common::*;
 use raft_core::runtime::Transport;
 use raft_core::runtime::{
-    Failure, InProcessNetwork, InProcessTransport, Raft, RaftError, ReadConsistency, RuntimeConfig, Task,
-    TaskEnd,
+    Failure, InProcessNetwork, InProcessTransport, Inbox, Raft, RaftError, ReadConsistency, RuntimeConfig,
+    Task, TaskEnd,
 };
 use raft_core::{Membership, Message, NodeId, Role};
 use raft_storage_mem::{MemKv, MemLogStore};
@@ -75,7 +75,7 @@ impl Cluster {
         let store = self.stores.entry(id).or_default().clone();
         let addresses = self.addresses.entry(id).or_default().clone();
         let transport = Recording { inner: self.net.transport(id), addresses };
-        let node =
+        let (node, _) =
             start_member(&self.net, config(id), self.runtime.clone(), membership, store, transport).await;
         self.nodes.insert(id, node);
     }
@@ -423,6 +423,7 @@ async fn a_state_machine_that_panics_stops_its_node_with_a_clear_error() {
         Membership::new([1], []),
         MemLogStore::new(),
         net.transport(1),
+        Inbox::default(),
         Fragile::default(),
     )
     .await

@@ -5,7 +5,7 @@ mod common;
 
 use async_trait::async_trait;
 use common::{config, set, within};
-use raft_core::runtime::{Failure, InProcessNetwork, Raft, RaftError, RuntimeConfig, StoreCall};
+use raft_core::runtime::{Failure, InProcessNetwork, Inbox, Raft, RaftError, RuntimeConfig, StoreCall};
 use raft_core::{Entry, Index, LogStore, LogWrite, Membership, Role, Snapshot, StorageError, StoredState};
 use raft_storage_mem::{MemKv, MemLogStore};
 use std::ops::Range;
@@ -51,6 +51,7 @@ async fn a_failed_write_stops_the_node_with_the_stores_own_error() {
         Membership::new([1], []),
         store.clone(),
         net.transport(1),
+        Inbox::default(),
         MemKv::default(),
     )
     .await

@@ -3,7 +3,7 @@
 //! every acknowledged write, and a restarted leader catches up. Every wait
 //! is on a condition with a deadline.
 
-use raft_core::runtime::{InProcessNetwork, Raft, RaftError, ReadConsistency, RuntimeConfig};
+use raft_core::runtime::{InProcessNetwork, Inbox, Raft, RaftError, ReadConsistency, RuntimeConfig};
 use raft_core::testing::{wait_for_leader, within};
 use raft_core::{Config, Membership, NodeId};
 use raft_storage_mem::{KvCommand, MemKv};
@@ -35,18 +35,19 @@ async fn open(path: &Path) -> RocksLogStore {
 async fn start(net: &InProcessNetwork, id: NodeId, dir: &Path) -> Raft<MemKv> {
     let store = open(&dir.join(format!("node-{id}"))).await;
     let membership = Membership::new([1, 2, 3], []);
+    let inbox = Inbox::default();
+    net.connect(id, inbox.clone());
     let raft = Raft::start(
         config(id),
         RuntimeConfig::default(),
         membership,
         store,
         net.transport(id),
+        inbox,
         MemKv::default(),
     )
     .await
     .expect("the node starts");
-    let handle = raft.clone();
-    net.connect(id, move |message| handle.receive(message));
     raft
 }
 

@@ -112,11 +112,12 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         mut self,
         tick: Duration,
         mut requests: mpsc::Receiver<Request<SM>>,
-        mut inbound: mpsc::Receiver<Message>,
+        mut inbox: super::inbox::InboxReader,
         mut events: mpsc::UnboundedReceiver<Event>,
         mut writer: tokio::task::JoinHandle<()>,
         mut applier: tokio::task::JoinHandle<()>,
     ) {
+        let inbound = inbox.receiver();
         let mut clock = Clock::new(tick, self.raw.config().election_timeout_max);
         let next_tick = tokio::time::sleep_until(clock.next_due());
         tokio::pin!(next_tick);

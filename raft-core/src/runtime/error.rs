@@ -197,4 +197,8 @@ pub enum StartError {
     /// The state machine could not restore the stored snapshot.
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    /// Another node is reading the [`Inbox`](super::Inbox) (one that has
+    /// not stopped yet): each node needs its own.
+    #[error("the inbox is in use by a node that is still running")]
+    InboxInUse,
 }

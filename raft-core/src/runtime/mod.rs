@@ -57,6 +57,7 @@ mod clock;
 mod core;
 mod error;
 mod forward;
+mod inbox;
 mod io;
 pub mod metrics;
 mod network;
@@ -66,6 +67,7 @@ use self::core::{Driver, DriverLinks};
 use self::metrics::Counters;
 use self::pause::{PauseGate, PauseSwitch};
 pub use error::{Failure, RaftError, StartError, StoreCall, Task, TaskEnd};
+pub use inbox::{Inbox, DEFAULT_INBOX_CAPACITY};
 use io::{run_writer, Applier};
 pub use metrics::{Metrics, Replication};
 pub use network::{InProcessNetwork, InProcessTransport};
@@ -99,7 +101,8 @@ pub trait StateMachine: Send + 'static {
 #[error("cannot restore the state machine: {0}")]
 pub struct RestoreError(pub String);
 
-/// Carries messages to peers.
+/// Carries messages to peers. What peers send goes the other way, into the
+/// [`Inbox`] the transport was bound to before the node started.
 pub trait Transport: Send + Sync + 'static {
     /// Queues `message` for `message.to`, in order per peer where it can. It
     /// must never block: when a peer's queue is full the message is dropped,
@@ -123,8 +126,6 @@ pub struct RuntimeConfig {
     /// every tick it missed before it acts on anything, so that timeouts and
     /// the leader's lease ([`Config::lease_reads`]) run in real time.
     pub tick: Duration,
-    /// Inbound messages queued before further ones are dropped.
-    pub inbound_capacity: usize,
     /// Requests from handles queued before callers wait.
     pub request_capacity: usize,
     /// How long a proposal forwarded to the leader may go unanswered before
@@ -144,12 +145,11 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     /// Ticks of 10 ms (so elections after 100 to 200 ms with the default
-    /// [`Config`]), queues of 4096, 10 s for forwarded proposals and 5 s for
+    /// [`Config`]), a request queue of 4096, 10 s for forwarded proposals and 5 s for
     /// reads, randomness seeded from the clock.
     fn default() -> Self {
         Self {
             tick: Duration::from_millis(10),
-            inbound_capacity: 4096,
             request_capacity: 4096,
             forward_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(5),
@@ -238,7 +238,6 @@ struct WriteJob {
 /// same node.
 pub struct Raft<SM: StateMachine> {
     requests: mpsc::Sender<Request<SM>>,
-    inbound: mpsc::Sender<Message>,
     metrics: watch::Receiver<Metrics>,
     /// Why the node stopped, if it failed (set once, before requests are
     /// refused).
@@ -257,7 +256,6 @@ impl<SM: StateMachine> Clone for Raft<SM> {
     fn clone(&self) -> Self {
         Self {
             requests: self.requests.clone(),
-            inbound: self.inbound.clone(),
             metrics: self.metrics.clone(),
             failure: self.failure.clone(),
             read_timeout: self.read_timeout,
@@ -280,14 +278,22 @@ impl<SM: StateMachine> Raft<SM> {
     /// pass it again. A node that joins an existing cluster later starts
     /// with `Membership::default()` (no members: it never campaigns) and is
     /// added by the leader with [`Raft::add_learner`].
+    ///
+    /// The node sends through `transport` and reads what peers send from
+    /// `inbox`, the one the transport was bound to (see [`Inbox`]): every
+    /// transport is set up the same way, the inbox first. An inbox that a
+    /// running node reads is refused ([`StartError::InboxInUse`]); once that
+    /// node stops, a restart may take it up again.
     pub async fn start<S: LogStore, T: Transport>(
         config: Config,
         runtime: RuntimeConfig,
         membership: Membership,
         store: S,
         transport: T,
+        inbox: Inbox,
         mut state_machine: SM,
     ) -> Result<Self, StartError> {
+        let inbox = inbox.take().ok_or(StartError::InboxInUse)?;
         let stored = store.load().await?;
         if let Some(snapshot) = &stored.snapshot {
             state_machine.restore(&snapshot.data)?;
@@ -308,7 +314,6 @@ impl<SM: StateMachine> Raft<SM> {
         transport.update_addresses(&raw.membership().addresses);
 
         let (requests, request_rx) = mpsc::channel(runtime.request_capacity);
-        let (inbound, inbound_rx) = mpsc::channel(runtime.inbound_capacity);
         let (event_tx, event_rx) = mpsc::unbounded_channel();
         let (write_tx, write_rx) = mpsc::unbounded_channel();
         let (apply_tx, apply_rx) = mpsc::unbounded_channel();
@@ -350,7 +355,7 @@ impl<SM: StateMachine> Raft<SM> {
         let core = Driver::new(raw, transport, links, &runtime, seed);
         #[cfg(feature = "testing")]
         let io_tasks = (writer.abort_handle(), applier.abort_handle());
-        let core = core.run(runtime.tick, request_rx, inbound_rx, event_rx, writer, applier);
+        let core = core.run(runtime.tick, request_rx, inbox, event_rx, writer, applier);
         let core = tokio::spawn(tracing::Instrument::instrument(core, span));
         #[cfg(feature = "testing")]
         let tasks = Arc::new([core.abort_handle(), io_tasks.0, io_tasks.1]);
@@ -358,7 +363,6 @@ impl<SM: StateMachine> Raft<SM> {
         drop(core); // detached: the task runs on
         Ok(Self {
             requests,
-            inbound,
             metrics,
             failure,
             #[cfg(feature = "testing")]
@@ -372,7 +376,7 @@ impl<SM: StateMachine> Raft<SM> {
     /// tests): until [`Raft::resume`], its core task, log writer and applier
     /// process nothing. Requests, inbound messages and the tasks' reports to
     /// each other queue (inbound messages beyond
-    /// [`RuntimeConfig::inbound_capacity`] are dropped, and callers wait once
+    /// the [`Inbox`]'s capacity are dropped, and callers wait once
     /// [`RuntimeConfig::request_capacity`] requests queue), and time goes on:
     /// timers that fall due meanwhile are seen late, on resume. An input a
     /// task has already begun to act on completes (on a current-thread
@@ -395,12 +399,6 @@ impl<SM: StateMachine> Raft<SM> {
     #[cfg(feature = "testing")]
     pub fn resume(&self) {
         self.pause.set(false);
-    }
-
-    /// Hands a message from a peer to this node (transports call this). Never
-    /// waits: when the inbound queue is full the message is dropped.
-    pub fn receive(&self, message: Message) {
-        let _ = self.inbound.try_send(message);
     }
 
     /// Proposes `command` and waits until it is applied, returning the state
@@ -575,10 +573,8 @@ impl<SM: StateMachine> Raft<SM> {
     }
 
     /// Stops the node once every write it has acknowledged is durable, and
-    /// returns once it has stopped (whichever handle asked). Handles kept
-    /// elsewhere (a transport delivering to the node holds one) do not keep
-    /// it running, but dropping every handle does not stop it either: call
-    /// this.
+    /// returns once it has stopped (whichever handle asked). Dropping every
+    /// handle does not stop it: call this.
     pub async fn shutdown(&self) {
         let mut running = self.metrics.clone();
         let (done, finished) = oneshot::channel();

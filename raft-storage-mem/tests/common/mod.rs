@@ -2,7 +2,7 @@
 //! in-process network, and waits on conditions with generous deadlines.
 #![allow(dead_code)] // each test file uses its own subset
 
-use raft_core::runtime::{InProcessNetwork, Raft, RaftError, ReadConsistency, RuntimeConfig};
+use raft_core::runtime::{InProcessNetwork, Inbox, Raft, RaftError, ReadConsistency, RuntimeConfig};
 use raft_core::{Config, Membership, NodeId};
 use raft_storage_mem::{KvCommand, MemKv, MemLogStore};
 use std::time::Duration;
@@ -51,7 +51,8 @@ pub async fn leader(nodes: &[Raft<MemKv>]) -> usize {
 }
 
 /// Starts node `config.id` with `membership` (the founding configuration,
-/// or `Membership::default()` to join later) over `transport`.
+/// or `Membership::default()` to join later) over `transport`, its
+/// messages from `net` delivered to the inbox returned with it.
 pub async fn start_member<T: raft_core::runtime::Transport>(
     net: &InProcessNetwork,
     config: Config,
@@ -59,14 +60,13 @@ pub async fn start_member<T: raft_core::runtime::Transport>(
     membership: Membership,
     store: MemLogStore,
     transport: T,
-) -> Raft<MemKv> {
-    let id = config.id;
-    let raft = Raft::start(config, runtime, membership, store, transport, MemKv::default())
+) -> (Raft<MemKv>, Inbox) {
+    let inbox = Inbox::default();
+    net.connect(config.id, inbox.clone());
+    let raft = Raft::start(config, runtime, membership, store, transport, inbox.clone(), MemKv::default())
         .await
         .expect("the node starts");
-    let handle = raft.clone();
-    net.connect(id, move |message| handle.receive(message));
-    raft
+    (raft, inbox)
 }
 
 pub async fn start_with(
@@ -78,12 +78,11 @@ pub async fn start_with(
     let id = config.id;
     let runtime = RuntimeConfig::default();
     let membership = Membership::new(voters.iter().copied(), []);
-    let raft = Raft::start(config, runtime, membership, store, net.transport(id), MemKv::default())
+    let inbox = Inbox::default();
+    net.connect(id, inbox.clone());
+    Raft::start(config, runtime, membership, store, net.transport(id), inbox, MemKv::default())
         .await
-        .expect("the node starts");
-    let handle = raft.clone();
-    net.connect(id, move |message| handle.receive(message));
-    raft
+        .expect("the node starts")
 }
 
 /// Waits until `node` has applied at least `index`.
