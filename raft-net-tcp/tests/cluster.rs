@@ -3,7 +3,7 @@
 //! deadline; no sleep decides a verdict.
 
 use raft_core::runtime::{Inbox, Raft, ReadConsistency, RuntimeConfig, Transport};
-use raft_core::{Config, Membership, Message, MessageBody, NodeId, VoteRequest};
+use raft_core::{Membership, Message, MessageBody, NodeId, VoteRequest};
 use raft_net_tcp::handshake::{self, Channel, HandshakeError, Hello, Refusal};
 use raft_net_tcp::{TcpConfig, TcpTransport};
 use raft_storage_mem::{KvCommand, MemKv, MemLogStore};
@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-const DEADLINE: Duration = Duration::from_secs(30);
+const DEADLINE: Duration = raft_core::testing::RUNTIME_DEADLINE;
 const CLUSTER: u64 = 7;
 
 /// Awaits `future`, failing the test if it takes longer than the deadline.
@@ -20,10 +20,7 @@ async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
     raft_core::testing::within(DEADLINE, what, future).await
 }
 
-/// Election timeouts of 300 to 600 ms, as in raft-storage-mem's runtime tests.
-fn config(id: NodeId) -> Config {
-    Config { election_timeout_min: 30, election_timeout_max: 60, heartbeat_interval: 3, ..Config::new(id) }
-}
+use raft_core::testing::runtime_config as config;
 
 fn set(key: &str, value: &str) -> KvCommand {
     KvCommand::Set { key: key.into(), value: value.into() }
@@ -88,13 +85,13 @@ async fn leader(nodes: &[&Node]) -> usize {
     raft_core::testing::wait_for_leader(nodes.iter().map(|n| &n.raft), DEADLINE).await
 }
 
-/// Proposes at whichever node leads, retrying where a client would (no
-/// leader, or leadership moved).
+/// Proposes at whichever node leads, retrying also when the outcome is
+/// unknown (a leader crashed under it), which a write of a value allows.
 async fn propose(nodes: &[&Node], command: KvCommand) -> Option<String> {
     within("a proposal", async {
         loop {
-            let l = leader(nodes).await;
-            match nodes[l].raft.propose(command.clone()).await {
+            let rafts = nodes.iter().map(|n| &n.raft);
+            match raft_core::testing::propose_at_leader(rafts, command.clone(), DEADLINE).await {
                 Ok(previous) => return previous,
                 Err(error) => eprintln!("retrying a proposal: {error}"),
             }
@@ -127,12 +124,7 @@ async fn a_three_node_cluster_over_tcp_elects_replicates_and_survives_its_leader
     let value = within("a read", nodes[l].raft.read(ReadConsistency::Linearizable, |kv| kv.len())).await;
     assert!(value.is_ok_and(|len| len >= committed), "every committed proposal is applied at the leader");
     let target = nodes[l].raft.metrics().borrow().commit_index;
-    for node in &nodes {
-        let mut metrics = node.raft.metrics();
-        let reached =
-            within("replication", async { metrics.wait_for(|m| m.applied_index >= target).await.is_ok() });
-        assert!(reached.await, "every node applies what the leader committed");
-    }
+    raft_core::testing::wait_all_applied(nodes.iter().map(|n| &n.raft), target, DEADLINE).await;
 
     // The leader crashes: shut down, its transport closed and dropped.
     let crashed = nodes.remove(l);
@@ -165,11 +157,7 @@ async fn a_three_node_cluster_over_tcp_elects_replicates_and_survives_its_leader
         let commit = nodes[l].raft.metrics().borrow().commit_index;
         commit
     };
-    let mut metrics = restarted.raft.metrics();
-    let caught_up = within("the restarted node catching up", async {
-        metrics.wait_for(|m| m.applied_index >= target).await.is_ok()
-    });
-    assert!(caught_up.await, "the restarted node catches up");
+    raft_core::testing::wait_applied(&restarted.raft, target, DEADLINE).await;
     let value = within(
         "a stale read",
         restarted.raft.read(ReadConsistency::Stale, |kv| kv.get("a").map(String::from)),

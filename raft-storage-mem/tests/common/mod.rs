@@ -14,10 +14,9 @@ pub async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output 
     raft_core::testing::within(DEADLINE, what, future).await
 }
 
-/// Election timeouts of 300 to 600 ms: long enough that a loaded machine does
-/// not make leaders lose their followers, short enough to keep tests quick.
+/// The runtime tests' settings (raft-core's shared harness).
 pub fn config(id: NodeId) -> Config {
-    Config { election_timeout_min: 30, election_timeout_max: 60, heartbeat_interval: 3, ..Config::new(id) }
+    raft_core::testing::runtime_config(id)
 }
 
 pub fn set(key: &str, value: &str) -> KvCommand {
@@ -61,12 +60,9 @@ pub async fn start_member<T: raft_core::runtime::Transport>(
     store: MemLogStore,
     transport: T,
 ) -> (Raft<MemKv>, Inbox) {
-    let inbox = Inbox::default();
-    net.connect(config.id, inbox.clone());
-    let raft = Raft::start(config, runtime, membership, store, transport, inbox.clone(), MemKv::default())
+    raft_core::testing::start_in_process(net, config, runtime, membership, store, transport, MemKv::default())
         .await
-        .expect("the node starts");
-    (raft, inbox)
+        .expect("the node starts")
 }
 
 pub async fn start_with(
@@ -75,20 +71,12 @@ pub async fn start_with(
     voters: &[NodeId],
     store: MemLogStore,
 ) -> Raft<MemKv> {
-    let id = config.id;
-    let runtime = RuntimeConfig::default();
+    let transport = net.transport(config.id);
     let membership = Membership::new(voters.iter().copied(), []);
-    let inbox = Inbox::default();
-    net.connect(id, inbox.clone());
-    Raft::start(config, runtime, membership, store, net.transport(id), inbox, MemKv::default())
-        .await
-        .expect("the node starts")
+    start_member(net, config, RuntimeConfig::default(), membership, store, transport).await.0
 }
 
 /// Waits until `node` has applied at least `index`.
 pub async fn applied(node: &Raft<MemKv>, index: u64) {
-    let mut metrics = node.metrics();
-    let reached =
-        within("catching up", async { metrics.wait_for(|m| m.applied_index >= index).await.is_ok() });
-    assert!(reached.await, "node {} stopped", node.metrics().borrow().id);
+    raft_core::testing::wait_applied(node, index, DEADLINE).await;
 }

@@ -17,6 +17,17 @@
 //! ```
 //!
 //! Each check panics with the rule it found broken.
+//!
+//! The harness of runtime tests is here too ([`runtime`], re-exported):
+//! the settings, start-up and waits that every test of a cluster of
+//! [`Raft`](crate::runtime::Raft) nodes shares, whatever its store and
+//! transport.
+
+pub mod runtime;
+pub use runtime::{
+    max_commit_index, propose_at_leader, runtime_config, shutdown_all, start_in_process, wait_all_applied,
+    wait_applied, RUNTIME_DEADLINE,
+};
 
 use crate::storage::{LogStore, LogWrite, StorageError, StoredState};
 use crate::{Entry, EntryPayload, HardState, Index, LogId, Membership, Snapshot, SnapshotMeta};
