@@ -6,11 +6,10 @@
 //! what differs from a cluster of processes is only that they share one
 //! tokio runtime and one address space.
 
-use raft_core::runtime::{InProcessNetwork, Raft, RuntimeConfig, Transport};
+use raft_core::runtime::{InProcessNetwork, Inbox, Raft, RuntimeConfig, Transport};
 use raft_core::{Config, Membership, NodeId, Role};
 use raft_storage_mem::{MemKv, MemLogStore};
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The log store of every node.
@@ -62,19 +61,6 @@ pub struct Cluster {
     _dir: Option<tempfile::TempDir>,
 }
 
-/// Where a node's messages go once its `Raft` exists (a transport is bound
-/// before the node it delivers to is started).
-type Cell = Arc<OnceLock<Raft<MemKv>>>;
-
-fn deliver(cell: &Cell) -> impl Fn(raft_core::Message) + Send + Sync + 'static {
-    let cell = cell.clone();
-    move |message| {
-        if let Some(node) = cell.get() {
-            node.receive(message);
-        }
-    }
-}
-
 const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 impl Cluster {
@@ -94,25 +80,27 @@ impl Cluster {
     ) -> Result<Self, ClusterError> {
         let stores = Stores::new(storage)?;
         let voters: Vec<NodeId> = (1..=n).collect();
-        let cells: Vec<Cell> = voters.iter().map(|_| Cell::default()).collect();
+        // Each node's inbox exists before its transport is bound, so messages
+        // that arrive before the node has started wait in it.
+        let inboxes: Vec<Inbox> = voters.iter().map(|_| Inbox::default()).collect();
+        let inbox = |id: NodeId| inboxes[id as usize - 1].clone();
         let start_error = |id: NodeId| move |e: String| ClusterError::Start { id, why: e };
         let mut nodes = Vec::new();
         match transport {
             TransportKind::Inproc => {
                 let network = InProcessNetwork::new();
                 for &id in &voters {
-                    let node = stores.start_node(id, &voters, network.transport(id)).await?;
-                    let handle = node.clone();
-                    network.connect(id, move |message| handle.receive(message));
-                    nodes.push(node);
+                    network.connect(id, inbox(id));
+                }
+                for &id in &voters {
+                    nodes.push(stores.start_node(id, &voters, network.transport(id), inbox(id)).await?);
                 }
             }
             TransportKind::Tcp => {
                 let mut links = Vec::new();
                 for &id in &voters {
                     let config = raft_net_tcp::TcpConfig::new(id, 1, LOOPBACK);
-                    let bound =
-                        raft_net_tcp::TcpTransport::bind(config, deliver(&cells[id as usize - 1])).await;
+                    let bound = raft_net_tcp::TcpTransport::bind(config, inbox(id)).await;
                     links.push(bound.map_err(|e| start_error(id)(e.to_string()))?);
                 }
                 for a in &links {
@@ -121,18 +109,15 @@ impl Cluster {
                     }
                 }
                 for (&id, link) in voters.iter().zip(links) {
-                    nodes.push(stores.start_node(id, &voters, link).await?);
+                    nodes.push(stores.start_node(id, &voters, link, inbox(id)).await?);
                 }
             }
             TransportKind::Quic => {
-                let links = quic_links(&voters, &cells)?;
+                let links = quic_links(&voters, &inboxes).await?;
                 for (&id, link) in voters.iter().zip(links) {
-                    nodes.push(stores.start_node(id, &voters, link).await?);
+                    nodes.push(stores.start_node(id, &voters, link, inbox(id)).await?);
                 }
             }
-        }
-        for (cell, node) in cells.iter().zip(&nodes) {
-            let _ = cell.set(node.clone());
         }
         let cluster = Self { nodes, _dir: stores.dir };
         tokio::time::timeout(Duration::from_secs(60), cluster.leader())
@@ -162,7 +147,10 @@ impl Cluster {
 
 /// QUIC transports for `voters`, each knowing the others' addresses, with a
 /// CA and node certificates made for this cluster only.
-fn quic_links(voters: &[NodeId], cells: &[Cell]) -> Result<Vec<raft_net_quic::QuicTransport>, ClusterError> {
+async fn quic_links(
+    voters: &[NodeId],
+    inboxes: &[Inbox],
+) -> Result<Vec<raft_net_quic::QuicTransport>, ClusterError> {
     let failed = |id: NodeId| move |e: &dyn std::fmt::Display| ClusterError::Start { id, why: e.to_string() };
     let validity = raft_net_tls::Validity::days_from_now(1);
     let ca = raft_net_tls::ClusterCa::generate("benches", validity).map_err(|e| failed(0)(&e))?;
@@ -176,22 +164,15 @@ fn quic_links(voters: &[NodeId], cells: &[Cell]) -> Result<Vec<raft_net_quic::Qu
             cert.key_pem.as_bytes(),
         )
         .map_err(|e| failed(id)(&e))?;
-        let (inbound, mut received) = tokio::sync::mpsc::channel(4096);
         let config = raft_net_quic::QuicConfig::new("benches", LOOPBACK);
-        let link =
-            raft_net_quic::QuicTransport::bind(&identity, config, inbound).map_err(|e| failed(id)(&e))?;
-        let to_node = deliver(&cells[id as usize - 1]);
-        tokio::spawn(async move {
-            while let Some(message) = received.recv().await {
-                to_node(message);
-            }
-        });
+        let link = raft_net_quic::QuicTransport::bind(config, &identity, inboxes[id as usize - 1].clone())
+            .await
+            .map_err(|e| failed(id)(&e))?;
         links.push(link);
     }
     for a in &links {
         for b in links.iter().filter(|b| b.id() != a.id()) {
-            let addr = b.local_addr().map_err(|e| failed(b.id())(&e))?;
-            a.set_peer(b.id(), addr);
+            a.set_peer(b.id(), b.local_addr());
         }
     }
     Ok(links)
@@ -224,24 +205,31 @@ impl Stores {
         id: NodeId,
         voters: &[NodeId],
         transport: T,
+        inbox: Inbox,
     ) -> Result<Raft<MemKv>, ClusterError> {
         let config = Config::new(id);
         let runtime = RuntimeConfig { tick: Duration::from_millis(10), ..Default::default() };
         let membership = Membership::new(voters.to_vec(), []);
         let failed = |e: &dyn std::fmt::Display| ClusterError::Start { id, why: e.to_string() };
         match self.storage {
-            StorageKind::Mem => {
-                Raft::start(config, runtime, membership, MemLogStore::new(), transport, MemKv::default())
-                    .await
-                    .map_err(|e| failed(&e))
-            }
+            StorageKind::Mem => Raft::start(
+                config,
+                runtime,
+                membership,
+                MemLogStore::new(),
+                transport,
+                inbox,
+                MemKv::default(),
+            )
+            .await
+            .map_err(|e| failed(&e)),
             #[cfg(feature = "rocksdb")]
             StorageKind::Rocksdb => {
                 let dir = self.dir.as_ref().ok_or(ClusterError::NoRocksdb)?.path().join(format!("node-{id}"));
                 let options = raft_storage_rocksdb::RocksLogStoreOptions::new(1);
                 let store =
                     raft_storage_rocksdb::RocksLogStore::open(&dir, options).await.map_err(|e| failed(&e))?;
-                Raft::start(config, runtime, membership, store, transport, MemKv::default())
+                Raft::start(config, runtime, membership, store, transport, inbox, MemKv::default())
                     .await
                     .map_err(|e| failed(&e))
             }

@@ -21,7 +21,7 @@
 //! a transport, and propose through the leader:
 //!
 //! ```
-//! use raft_core::runtime::{InProcessNetwork, Raft, ReadConsistency, RestoreError, RuntimeConfig, StateMachine};
+//! use raft_core::runtime::{InProcessNetwork, Inbox, Raft, ReadConsistency, RestoreError, RuntimeConfig, StateMachine};
 //! use raft_core::{Config, LogId, Membership, SnapshotData};
 //! use raft_storage_mem::MemLogStore;
 //!
@@ -55,9 +55,10 @@
 //! let mut nodes = Vec::new();
 //! for id in 1..=3 {
 //!     let (config, members, store) = (Config::new(id), Membership::new([1, 2, 3], []), MemLogStore::new());
-//!     let raft = Raft::start(config, RuntimeConfig::default(), members, store, network.transport(id), Counter::default()).await?;
-//!     let handle = raft.clone();
-//!     network.connect(id, move |message| handle.receive(message));
+//!     // What peers send waits in the inbox the transport delivers to.
+//!     let inbox = Inbox::default();
+//!     network.connect(id, inbox.clone());
+//!     let raft = Raft::start(config, RuntimeConfig::default(), members, store, network.transport(id), inbox, Counter::default()).await?;
 //!     nodes.push(raft);
 //! }
 //! let leader = nodes[0].metrics().wait_for(|m| m.leader.is_some()).await?.leader.unwrap();
@@ -89,7 +90,7 @@
 //!    |             +--+-----------------------+---+
 //!    |                | entries               | messages (AppendEntries)
 //!    |                v                       v
-//!    |   2 writer: LogStore::write      Transport::send -----> Raft::receive
+//!    |   2 writer: LogStore::write      Transport::send -----> Inbox
 //!    |     (one fsync for every write         |                core: RawNode::step
 //!    |      queued meanwhile)                 |                  ready(): entries,
 //!    |                |                       |                  persisted_messages

@@ -14,13 +14,13 @@ use crate::cli::{NodeArgs, Storage, TransportKind};
 use crate::member::{parse_members, parse_peer_via, Inner, KvTransport, MemberAddr};
 use crate::state::KvState;
 use crate::tls::{NodeTls, TlsListener};
-use raft_core::runtime::{Raft, RuntimeConfig};
+use raft_core::runtime::{Inbox, Raft, RuntimeConfig};
 use raft_core::{Config, LogStore, Membership, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a node could not start or stopped badly; the message says what to do.
@@ -193,13 +193,13 @@ async fn fetch_cluster(target: &str, tls: Option<&NodeTls>) -> Result<ClusterSta
     }
 }
 
-/// Binds the transport chosen by the flags; what it receives goes to the
-/// node in `cell` once started (Raft retries what arrives before).
+/// Binds the transport chosen by the flags; what it receives waits in
+/// `inbox` for the node started on it.
 async fn bind_transport(
     args: &NodeArgs,
     file: &NodeFile,
     peers: &BTreeMap<NodeId, SocketAddr>,
-    cell: Arc<OnceLock<Raft<KvState>>>,
+    inbox: &Inbox,
 ) -> Result<KvTransport, Fatal> {
     let via = match &args.peer_via {
         Some(text) => parse_peer_via(text).map_err(|e| Fatal(format!("--peer-via: {e}")))?,
@@ -217,11 +217,6 @@ async fn bind_transport(
         ),
         None => None,
     };
-    let deliver = move |message| {
-        if let Some(node) = cell.get() {
-            node.receive(message);
-        }
-    };
     let inner =
         match (args.transport, identity) {
             (TransportKind::Tcp, identity) => {
@@ -229,14 +224,14 @@ async fn bind_transport(
                     raft_net_tcp::TcpConfig::new(args.id, file.cluster_id, args.raft_addr).with_peers(peers);
                 match identity {
                     None => {
-                        Inner::Tcp(raft_net_tcp::TcpTransport::bind(tcp, deliver).await.map_err(|e| {
-                            Fatal(format!("cannot listen for Raft on {}: {e}", args.raft_addr))
-                        })?)
+                        Inner::Tcp(raft_net_tcp::TcpTransport::bind(tcp, inbox.clone()).await.map_err(
+                            |e| Fatal(format!("cannot listen for Raft on {}: {e}", args.raft_addr)),
+                        )?)
                     }
                     Some(identity) => {
                         let layer =
                             raft_net_tcp::TlsLayer::new(&identity).map_err(|e| Fatal(format!("TLS: {e}")))?;
-                        let bound = raft_net_tcp::TcpTransport::bind_with(tcp, layer, deliver).await;
+                        let bound = raft_net_tcp::TcpTransport::bind_with(tcp, layer, inbox.clone()).await;
                         Inner::TcpTls(bound.map_err(|e| {
                             Fatal(format!("cannot listen for Raft on {}: {e}", args.raft_addr))
                         })?)
@@ -250,14 +245,9 @@ async fn bind_transport(
                 let mut quic =
                     raft_net_quic::QuicConfig::new(format!("{:016x}", file.cluster_id), args.raft_addr);
                 quic.peers.extend(peers);
-                let (inbound, mut received) = tokio::sync::mpsc::channel(4096);
-                let transport = raft_net_quic::QuicTransport::bind(&identity, quic, inbound)
+                let transport = raft_net_quic::QuicTransport::bind(quic, &identity, inbox.clone())
+                    .await
                     .map_err(|e| Fatal(format!("cannot listen for Raft on {}: {e}", args.raft_addr)))?;
-                tokio::spawn(async move {
-                    while let Some(message) = received.recv().await {
-                        deliver(message);
-                    }
-                });
                 Inner::Quic(transport)
             }
         };
@@ -277,6 +267,7 @@ async fn start_raft(
     args: &NodeArgs,
     file: &NodeFile,
     transport: KvTransport,
+    inbox: Inbox,
 ) -> Result<Raft<KvState>, Fatal> {
     let membership = match &file.founding {
         Some(members) => {
@@ -293,14 +284,15 @@ async fn start_raft(
         m: Membership,
         s: S,
         t: KvTransport,
+        i: Inbox,
     ) -> Result<Raft<KvState>, Fatal> {
-        Raft::start(c, r, m, s, t, KvState::new())
+        Raft::start(c, r, m, s, t, i, KvState::new())
             .await
             .map_err(|e| Fatal(format!("cannot start the node: {e}")))
     }
     match args.storage {
         Storage::Mem => {
-            go(config, runtime, membership, raft_storage_mem::MemLogStore::new(), transport).await
+            go(config, runtime, membership, raft_storage_mem::MemLogStore::new(), transport, inbox).await
         }
         #[cfg(not(feature = "rocksdb"))]
         Storage::Rocksdb => Err(Fatal("this raft-kv was built without RocksDB: use --storage mem".into())),
@@ -311,7 +303,7 @@ async fn start_raft(
             let store = raft_storage_rocksdb::RocksLogStore::open(&path, options)
                 .await
                 .map_err(|e| Fatal(format!("cannot open the store in {}: {e}", path.display())))?;
-            go(config, runtime, membership, store, transport).await
+            go(config, runtime, membership, store, transport, inbox).await
         }
     }
 }
@@ -493,11 +485,10 @@ pub async fn run(args: NodeArgs) -> Result<(), Fatal> {
         None => None,
     };
     let plan = plan(&args, me, tls.as_ref()).await?;
-    let cell: Arc<OnceLock<Raft<KvState>>> = Arc::default();
-    let transport = bind_transport(&args, &plan.file, &plan.peers, cell.clone()).await?;
+    let inbox = Inbox::default();
+    let transport = bind_transport(&args, &plan.file, &plan.peers, &inbox).await?;
     let closer = transport.clone();
-    let raft = start_raft(&args, &plan.file, transport).await?;
-    let _ = cell.set(raft.clone());
+    let raft = start_raft(&args, &plan.file, transport, inbox).await?;
     log_changes(&raft);
     if let Some(backup) = backup {
         if let Err(error) = restore(&raft, backup).await {

@@ -12,12 +12,11 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use raft_core::codec::{encode_frame, FrameDecoder};
-use raft_core::runtime::Transport;
+use raft_core::runtime::{Inbox, Transport};
 use raft_core::{AppendEntries, Entry, EntryPayload, Message, MessageBody};
 use raft_net_quic::{QuicConfig, QuicTransport};
 use raft_net_tls::{ClusterCa, NodeIdentity, Validity};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 const ENTRIES: u64 = 64;
 const PAYLOAD: usize = 64;
@@ -49,12 +48,7 @@ fn identity(ca: &ClusterCa, node: u64) -> NodeIdentity {
 
 /// Sends `iters` copies of `message` from `one`, at most `WINDOW` ahead of
 /// what `inbox` has received; returns the time until the last arrived.
-async fn through_quic(
-    one: &QuicTransport,
-    inbox: &mut mpsc::Receiver<Message>,
-    message: &Message,
-    iters: u64,
-) -> Duration {
+async fn through_quic(one: &QuicTransport, inbox: &Inbox, message: &Message, iters: u64) -> Duration {
     let started = Instant::now();
     let (mut sent, mut received) = (0, 0);
     while received < iters {
@@ -65,9 +59,9 @@ async fn through_quic(
         tokio::time::timeout(Duration::from_secs(30), inbox.recv())
             .await
             .expect("a message within 30 s: none may be lost")
-            .expect("the inbox is open");
+            .expect("no node reads the inbox");
         received += 1;
-        while received < sent && inbox.try_recv().is_ok() {
+        while received < sent && inbox.try_recv().is_some() {
             received += 1;
         }
     }
@@ -108,20 +102,19 @@ fn throughput(c: &mut Criterion) {
     let ca = ClusterCa::generate("bench", Validity::days_from_now(1)).expect("a CA");
     let (one, two, inbox) = runtime.block_on(async {
         let listen = "127.0.0.1:0".parse().expect("an address");
-        let (inbound, inbox) = mpsc::channel(1 << 16);
-        let two =
-            QuicTransport::bind(&identity(&ca, 2), QuicConfig::new("bench", listen), inbound).expect("binds");
+        let inbox = Inbox::new(1 << 16);
+        let two = QuicTransport::bind(QuicConfig::new("bench", listen), &identity(&ca, 2), inbox.clone())
+            .await
+            .expect("binds");
         let mut config = QuicConfig::new("bench", listen);
-        config.peers.insert(2, two.local_addr().expect("an address"));
-        let (unused, _) = mpsc::channel(1);
-        let one = QuicTransport::bind(&identity(&ca, 1), config, unused).expect("binds");
+        config.peers.insert(2, two.local_addr());
+        let one = QuicTransport::bind(config, &identity(&ca, 1), Inbox::new(1)).await.expect("binds");
         (one, two, inbox)
     });
-    let inbox = std::sync::Arc::new(tokio::sync::Mutex::new(inbox));
     group.bench_function("quic_loopback", |b| {
         b.to_async(&runtime).iter_custom(|iters| {
             let (one, inbox, message) = (one.clone(), inbox.clone(), message.clone());
-            async move { through_quic(&one, &mut *inbox.lock().await, &message, iters).await }
+            async move { through_quic(&one, &inbox, &message, iters).await }
         })
     });
     group.finish();

@@ -16,7 +16,6 @@ use rustls::pki_types::CertificateDer;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 /// What every inbound connection shares.
@@ -26,7 +25,7 @@ pub(crate) struct Context {
     pub(crate) cluster_id: String,
     pub(crate) max_frame_bytes: usize,
     pub(crate) hello_timeout: Duration,
-    pub(crate) deliver: mpsc::Sender<Message>,
+    pub(crate) inbox: raft_core::runtime::Inbox,
 }
 
 /// Why a connection was cut off.
@@ -169,9 +168,9 @@ async fn read_frames(
                     us: context.id,
                 });
             }
-            if context.deliver.send(message).await.is_err() {
-                return Ok(()); // Nobody listens any more.
-            }
+            // Waits while the inbox is full: the stream is not read
+            // meanwhile, and QUIC's flow control slows the peer down.
+            context.inbox.deliver_or_wait(message).await;
         }
         // The header has passed the size check, so the buffer grows only to
         // an accepted frame's size (plus one read).

@@ -48,9 +48,15 @@
 //!
 //! # Example
 //!
+//! The transport delivers into an [`Inbox`] made before it, which the node
+//! is then started on, as with every transport:
+//!
 //! ```no_run
+//! use raft_core::runtime::{Inbox, Raft, RuntimeConfig};
+//! use raft_core::{Config, Membership};
 //! use raft_net_quic::{QuicConfig, QuicTransport};
 //! use raft_net_tls::{IdentityPaths, NodeIdentity};
+//! use raft_storage_mem::{MemKv, MemLogStore};
 //! use std::path::Path;
 //!
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -58,11 +64,11 @@
 //! let mut config = QuicConfig::new("my-cluster", "127.0.0.1:7001".parse()?);
 //! config.peers.insert(2, "127.0.0.1:7002".parse()?);
 //! config.peers.insert(3, "127.0.0.1:7003".parse()?);
-//! let (inbound, mut received) = tokio::sync::mpsc::channel(4096);
-//! let transport = QuicTransport::bind(&identity, config, inbound)?;
-//! // Hand `transport.clone()` to `Raft::start`, and forward what arrives:
-//! // while let Some(message) = received.recv().await { raft.receive(message) }
-//! # let _ = (&transport, &mut received);
+//! let inbox = Inbox::default();
+//! let transport = QuicTransport::bind(config, &identity, inbox.clone()).await?;
+//! let members = Membership::new([1, 2, 3], []);
+//! let raft = Raft::start(Config::new(1), RuntimeConfig::default(), members, MemLogStore::new(), transport.clone(), inbox, MemKv::default()).await?;
+//! # let _ = raft;
 //! # Ok(())
 //! # }
 //! ```
@@ -72,11 +78,11 @@
 mod inbound;
 mod outbound;
 
-use raft_core::runtime::Transport;
+use raft_core::runtime::{Inbox, Transport};
 use raft_core::{Message, NodeId};
 use raft_net_tls::{NodeIdentity, TlsError};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -223,6 +229,7 @@ pub struct QuicTransport {
 
 struct Shared {
     id: NodeId,
+    local_addr: SocketAddr,
     endpoint: quinn::Endpoint,
     runtime: tokio::runtime::Handle,
     outbound: Arc<outbound::Context>,
@@ -242,7 +249,7 @@ impl std::fmt::Debug for QuicTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QuicTransport")
             .field("id", &self.shared.id)
-            .field("local_addr", &self.shared.endpoint.local_addr().ok())
+            .field("local_addr", &self.shared.local_addr)
             .finish_non_exhaustive()
     }
 }
@@ -262,16 +269,12 @@ impl Drop for Shared {
 
 impl QuicTransport {
     /// Listens on `config.listen` as `identity`'s node and starts sending to
-    /// `config.peers`; messages from peers go to `inbound` (forward them to
-    /// `Raft::receive`). Must be called within a tokio runtime.
+    /// `config.peers`; messages from peers are delivered to `inbox` (the one
+    /// the node is then started on). Must be called within a tokio runtime.
     ///
-    /// When `inbound` is full, reading from peers waits: QUIC's flow control
+    /// When `inbox` is full, reading from peers waits: QUIC's flow control
     /// then slows them down.
-    pub fn bind(
-        identity: &NodeIdentity,
-        config: QuicConfig,
-        inbound: mpsc::Sender<Message>,
-    ) -> Result<Self, QuicError> {
+    pub async fn bind(config: QuicConfig, identity: &NodeIdentity, inbox: Inbox) -> Result<Self, QuicError> {
         config.validate()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| QuicError::NoRuntime)?;
         let transport = Arc::new(transport_config(&config)?);
@@ -295,6 +298,8 @@ impl QuicTransport {
             quinn::Endpoint::server(server, config.listen)
                 .map_err(|source| QuicError::Bind { addr: config.listen, source })?
         };
+        let local_addr =
+            endpoint.local_addr().map_err(|source| QuicError::Bind { addr: config.listen, source })?;
         let id = identity.node();
         let inbound = Arc::new(inbound::Context {
             id,
@@ -302,7 +307,7 @@ impl QuicTransport {
             cluster_id: config.cluster_id.clone(),
             max_frame_bytes: config.max_frame_bytes,
             hello_timeout: config.hello_timeout,
-            deliver: inbound,
+            inbox,
         });
         let accept = runtime.spawn(inbound::accept(endpoint.clone(), inbound));
         let outbound = Arc::new(outbound::Context {
@@ -316,8 +321,15 @@ impl QuicTransport {
             reconnect_min: config.reconnect_min,
             reconnect_max: config.reconnect_max,
         });
-        let shared =
-            Arc::new(Shared { id, endpoint, runtime, outbound, peers: Mutex::new(HashMap::new()), accept });
+        let shared = Arc::new(Shared {
+            id,
+            local_addr,
+            endpoint,
+            runtime,
+            outbound,
+            peers: Mutex::new(HashMap::new()),
+            accept,
+        });
         let transport = Self { shared };
         for (&peer, &address) in &config.peers {
             transport.set_peer(peer, address);
@@ -330,9 +342,10 @@ impl QuicTransport {
         self.shared.id
     }
 
-    /// The address this transport listens on (useful after binding port 0).
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.shared.endpoint.local_addr()
+    /// The address this transport listens on (with the port chosen when
+    /// [`QuicConfig::listen`] asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
     }
 
     /// Adds peer `peer` at `address`, or moves it there: an open connection
@@ -354,15 +367,16 @@ impl QuicTransport {
         peers.insert(peer, Peer { queue, address, task });
     }
 
-    /// Stops sending to `peer` and closes the connection to it. Its
-    /// connections to this node are not affected: they end when it stops.
-    pub fn remove_peer(&self, peer: NodeId) {
+    /// Stops sending to `peer` and closes the connection to it; returns
+    /// whether it was known. Its connections to this node are not affected:
+    /// they end when it stops.
+    pub fn remove_peer(&self, peer: NodeId) -> bool {
         let removed = self.lock_peers().remove(&peer);
-        drop(removed);
+        removed.is_some()
     }
 
     /// The peers this transport sends to, and their addresses.
-    pub fn peers(&self) -> HashMap<NodeId, SocketAddr> {
+    pub fn peers(&self) -> BTreeMap<NodeId, SocketAddr> {
         self.lock_peers().iter().map(|(&id, peer)| (id, *peer.address.borrow())).collect()
     }
 

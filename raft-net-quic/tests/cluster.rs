@@ -12,22 +12,16 @@ use raft_net_quic::QuicTransport;
 use raft_net_tls::ClusterCa;
 use raft_storage_mem::{KvCommand, MemKv, MemLogStore};
 
-/// Election timeouts of 300 to 600 ms: long enough that a loaded machine does
-/// not make leaders lose their followers, short enough to keep tests quick.
-fn raft_config(id: NodeId) -> Config {
-    Config { election_timeout_min: 30, election_timeout_max: 60, heartbeat_interval: 3, ..Config::new(id) }
-}
+use raft_core::testing::runtime_config as raft_config;
 
 fn set(key: &str, value: &str) -> KvCommand {
     KvCommand::Set { key: key.into(), value: value.into() }
 }
 
-/// A running node: its handle, its transport, and the task forwarding what
-/// the transport receives to the handle.
+/// A running node: its handle and its transport.
 struct Node {
     raft: Raft<MemKv>,
     transport: QuicTransport,
-    forward: tokio::task::JoinHandle<()>,
 }
 
 impl Node {
@@ -35,7 +29,6 @@ impl Node {
     /// the runtime shuts down, the transport closes, the handle is gone.
     async fn crash(self) {
         within("a shutdown", self.raft.shutdown()).await;
-        self.forward.abort();
         self.transport.close();
     }
 }
@@ -47,7 +40,7 @@ async fn start(ca: &ClusterCa, id: NodeId, store: MemLogStore) -> Node {
 
 /// [`start`] with a protocol configuration of its own.
 async fn start_with(ca: &ClusterCa, raft_config: Config, store: MemLogStore) -> Node {
-    let (transport, mut inbox) = bind(ca, raft_config.id, config());
+    let (transport, inbox) = bind(ca, raft_config.id, config()).await;
     let membership = Membership::new([1, 2, 3], []);
     let raft = Raft::start(
         raft_config,
@@ -55,17 +48,12 @@ async fn start_with(ca: &ClusterCa, raft_config: Config, store: MemLogStore) -> 
         membership,
         store,
         transport.clone(),
+        inbox,
         MemKv::default(),
     )
     .await
     .expect("the node starts");
-    let handle = raft.clone();
-    let forward = tokio::spawn(async move {
-        while let Some(message) = inbox.recv().await {
-            handle.receive(message);
-        }
-    });
-    Node { raft, transport, forward }
+    Node { raft, transport }
 }
 
 /// Tells every node in `nodes` every other's address.
@@ -85,17 +73,11 @@ async fn leader(nodes: &[&Node]) -> usize {
 /// Proposes at whoever leads among `nodes`, retrying where a client would
 /// (the leader changed under it).
 async fn propose(nodes: &[&Node], command: KvCommand) -> Option<String> {
-    within("a proposal", async {
-        loop {
-            let l = leader(nodes).await;
-            match nodes[l].raft.propose(command.clone()).await {
-                Ok(previous) => return previous,
-                Err(RaftError::NotLeader { .. } | RaftError::NotApplied) => continue,
-                Err(other) => panic!("the proposal failed: {other}"),
-            }
-        }
-    })
-    .await
+    let rafts = nodes.iter().map(|n| &n.raft);
+    match raft_core::testing::propose_at_leader(rafts, command, DEADLINE).await {
+        Ok(previous) => previous,
+        Err(other) => panic!("the proposal failed: {other}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,12 +109,7 @@ async fn a_cluster_over_quic_elects_replicates_and_survives_its_leader() {
     assert!(committed > 0, "proposals commit over QUIC");
     // Every node applies what the leader committed.
     let target = nodes[l].raft.metrics().borrow().commit_index;
-    for node in &nodes {
-        let mut metrics = node.raft.metrics();
-        let caught_up =
-            within("replication", async { metrics.wait_for(|m| m.applied_index >= target).await.is_ok() });
-        assert!(caught_up.await, "every node applies the committed entries");
-    }
+    raft_core::testing::wait_all_applied(nodes.iter().map(|n| &n.raft), target, DEADLINE).await;
 
     // The leader crashes; the others elect a new one, which has every entry.
     let old_id = l as NodeId + 1;
@@ -171,12 +148,7 @@ async fn a_cluster_over_quic_elects_replicates_and_survives_its_leader() {
 
 /// The highest commit index among the nodes other than `except`.
 fn rest_commit(nodes: &[Node], except: NodeId) -> u64 {
-    nodes
-        .iter()
-        .filter(|n| n.transport.id() != except)
-        .map(|n| n.raft.metrics().borrow().commit_index)
-        .max()
-        .unwrap_or(0)
+    raft_core::testing::max_commit_index(nodes.iter().filter(|n| n.transport.id() != except).map(|n| &n.raft))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

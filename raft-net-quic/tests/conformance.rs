@@ -4,12 +4,12 @@
 mod common;
 
 use common::{addr, bind, ca, config};
+use raft_core::runtime::Inbox;
 use raft_core::testing::{transport_conformance, TransportHarness};
-use raft_core::{Message, NodeId};
+use raft_core::NodeId;
 use raft_net_quic::QuicTransport;
 use raft_net_tls::ClusterCa;
 use std::collections::HashMap;
-use tokio::sync::mpsc;
 
 /// Nodes on loopback; starting one tells every running node its address,
 /// as an operator (or a membership change) would.
@@ -22,8 +22,8 @@ struct Harness {
 impl TransportHarness for Harness {
     type Transport = QuicTransport;
 
-    async fn start(&mut self, id: NodeId) -> (QuicTransport, mpsc::Receiver<Message>) {
-        let (transport, inbox) = bind(&self.ca, id, config());
+    async fn start(&mut self, id: NodeId) -> (QuicTransport, Inbox) {
+        let (transport, inbox) = bind(&self.ca, id, config()).await;
         for (&other, running) in &self.running {
             running.set_peer(id, addr(&transport));
             transport.set_peer(other, addr(running));

@@ -6,25 +6,24 @@ mod common;
 
 use common::*;
 use raft_core::codec::encode_frame;
-use raft_core::runtime::Transport;
-use raft_core::{Message, NodeId};
+use raft_core::runtime::{Inbox, Transport};
+use raft_core::NodeId;
 use raft_net_quic::{Hello, QuicTransport, CLOSE_PROTOCOL, CLOSE_REFUSED};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Node 2 listening, node 1 sending to it.
-fn pair(ca: &raft_net_tls::ClusterCa) -> (QuicTransport, QuicTransport, mpsc::Receiver<Message>) {
+async fn pair(ca: &raft_net_tls::ClusterCa) -> (QuicTransport, QuicTransport, Inbox) {
     let mut server_config = config();
     server_config.hello_timeout = Duration::from_secs(2);
-    let (two, inbox) = bind(ca, 2, server_config);
-    let (one, _) = bind(ca, 1, config());
+    let (two, inbox) = bind(ca, 2, server_config).await;
+    let (one, _) = bind(ca, 1, config()).await;
     one.set_peer(2, addr(&two));
     (one, two, inbox)
 }
 
 /// Node 1 can still reach node 2: a fresh heartbeat arrives, and every
 /// message in between came from node 1.
-async fn still_hears_node_one(one: &QuicTransport, inbox: &mut mpsc::Receiver<Message>, round: u64) {
+async fn still_hears_node_one(one: &QuicTransport, inbox: &Inbox, round: u64) {
     within("hearing node 1", async {
         loop {
             one.send(heartbeat(1, 2, round));
@@ -49,8 +48,8 @@ fn hello(from: NodeId, to: NodeId, cluster: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_without_a_certificate_of_the_cluster_ca_are_refused_and_disturb_nothing() {
     let ca = ca();
-    let (one, two, mut inbox) = pair(&ca);
-    still_hears_node_one(&one, &mut inbox, 1).await;
+    let (one, two, inbox) = pair(&ca).await;
+    still_hears_node_one(&one, &inbox, 1).await;
 
     // Another CA, even under the same cluster name and a member's node id.
     let other =
@@ -83,26 +82,26 @@ async fn peers_without_a_certificate_of_the_cluster_ca_are_refused_and_disturb_n
             ),
             "{what}: the handshake must fail, got {outcome:?}"
         );
-        still_hears_node_one(&one, &mut inbox, 2).await;
+        still_hears_node_one(&one, &inbox, 2).await;
     }
 
     // A whole transport of another CA, sending votes and heartbeats to node
     // 2: refused both ways (it does not trust node 2 either).
-    let (intruder, _) = bind(&other, 3, config());
+    let (intruder, _) = bind(&other, 3, config()).await;
     intruder.set_peer(2, addr(&two));
     for round in 0..100 {
         intruder.send(heartbeat(3, 2, round));
     }
     for round in 3..20 {
-        still_hears_node_one(&one, &mut inbox, round).await;
+        still_hears_node_one(&one, &inbox, round).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certified_peer_that_misbehaves_is_cut_off_while_good_peers_are_heard() {
     let ca = ca();
-    let (one, two, mut inbox) = pair(&ca);
-    still_hears_node_one(&one, &mut inbox, 1).await;
+    let (one, two, inbox) = pair(&ca).await;
+    still_hears_node_one(&one, &inbox, 1).await;
     let three = ca.issue(3, raft_net_tls::Validity::days_from_now(30)).unwrap();
     let endpoint = raw_client(client_tls(&ca, Some(&three)));
 
@@ -148,7 +147,7 @@ async fn a_certified_peer_that_misbehaves_is_cut_off_while_good_peers_are_heard(
         })
         .await;
         assert_eq!(close_code(&outcome), Some(code), "{what}: {outcome:?}");
-        still_hears_node_one(&one, &mut inbox, round).await;
+        still_hears_node_one(&one, &inbox, round).await;
     }
 
     // Garbage on a snapshot chunk stream, after a good hello.
@@ -162,6 +161,6 @@ async fn a_certified_peer_that_misbehaves_is_cut_off_while_good_peers_are_heard(
     })
     .await;
     assert_eq!(close_code(&outcome), Some(CLOSE_PROTOCOL), "garbage on a chunk stream: {outcome:?}");
-    still_hears_node_one(&one, &mut inbox, 100).await;
+    still_hears_node_one(&one, &inbox, 100).await;
     drop(two);
 }

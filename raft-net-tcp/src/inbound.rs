@@ -12,9 +12,10 @@
 
 use crate::handshake::{self, Channel, Hello};
 use crate::layer::StreamLayer;
-use crate::{Deliver, TcpConfig};
+use crate::TcpConfig;
 use bytes::BytesMut;
 use raft_core::codec::{FrameDecoder, FrameError};
+use raft_core::runtime::Inbox;
 use raft_core::{Message, NodeId};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -108,7 +109,7 @@ impl Registry {
 struct Inbound<L> {
     config: TcpConfig,
     layer: Arc<L>,
-    deliver: Deliver,
+    inbox: Inbox,
     registry: Arc<Registry>,
 }
 
@@ -118,11 +119,11 @@ pub(crate) async fn listen<L: StreamLayer>(
     listener: TcpListener,
     config: TcpConfig,
     layer: Arc<L>,
-    deliver: Deliver,
+    inbox: Inbox,
     registry: Arc<Registry>,
 ) {
     let limit = Arc::new(Semaphore::new(config.max_inbound_connections));
-    let inbound = Arc::new(Inbound { config, layer, deliver, registry });
+    let inbound = Arc::new(Inbound { config, layer, inbox, registry });
     let mut connections = JoinSet::new();
     let mut number = 0u64;
     loop {
@@ -183,7 +184,7 @@ async fn serve<L: StreamLayer>(
         return;
     };
     let outcome = tokio::select! {
-        outcome = read_messages(stream, buffer, &hello, config, &inbound.deliver) => outcome,
+        outcome = read_messages(stream, buffer, &hello, config, &inbound.inbox) => outcome,
         () = close.notified() => {
             tracing::debug!(%addr, peer = hello.from, "closed a connection replaced by a newer one, or of a removed peer");
             Ok(())
@@ -202,7 +203,7 @@ async fn read_messages<S: AsyncRead + Unpin>(
     mut buffer: BytesMut,
     hello: &Hello,
     config: &TcpConfig,
-    deliver: &Deliver,
+    inbox: &Inbox,
 ) -> Result<(), ReadError> {
     let decoder = FrameDecoder::new(config.max_frame_bytes);
     loop {
@@ -210,7 +211,9 @@ async fn read_messages<S: AsyncRead + Unpin>(
             if message.from != hello.from || message.to != config.id {
                 return Err(ReadError::Misaddressed { from: message.from, to: message.to, peer: hello.from });
             }
-            deliver(message);
+            // Never waits: a node that falls behind loses messages (Raft
+            // retries) rather than stall this connection's reads.
+            inbox.deliver(message);
         }
         if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
             buffer.reserve(READ_CHUNK);

@@ -62,37 +62,29 @@
 //! ## Example
 //!
 //! The transport exists before the node does (it is passed to
-//! [`Raft::start`](raft_core::runtime::Raft::start)), so inbound messages go
-//! through a cell the node's handle is put in once started; messages that
-//! arrive before that are dropped, and Raft retries them.
+//! [`Raft::start`](raft_core::runtime::Raft::start)), so it delivers into an
+//! [`Inbox`] made first and handed to the node as it starts; messages that
+//! arrive before that wait in it.
 //!
 //! ```
-//! use raft_core::runtime::{Raft, RuntimeConfig};
+//! use raft_core::runtime::{Inbox, Raft, RuntimeConfig};
 //! use raft_core::{Config, Membership};
 //! use raft_net_tcp::{TcpConfig, TcpTransport};
 //! use raft_storage_mem::{MemKv, MemLogStore};
-//! use std::sync::{Arc, OnceLock};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! const CLUSTER: u64 = 0x5eed;
-//! let node: Arc<OnceLock<Raft<MemKv>>> = Arc::default();
-//! let inbox = node.clone();
+//! let inbox = Inbox::default();
 //! let config = TcpConfig::new(1, CLUSTER, "127.0.0.1:0".parse()?);
-//! let transport = TcpTransport::bind(config, move |message| {
-//!     if let Some(node) = inbox.get() {
-//!         node.receive(message);
-//!     }
-//! })
-//! .await?;
+//! let transport = TcpTransport::bind(config, inbox.clone()).await?;
 //! println!("node 1 listens on {}", transport.local_addr());
 //! // Peers' addresses: given in `TcpConfig::peers`, or set at any time.
 //! transport.set_peer(2, "127.0.0.1:7002".parse()?);
 //! transport.set_peer(3, "127.0.0.1:7003".parse()?);
 //!
 //! let members = Membership::new([1, 2, 3], []);
-//! let raft = Raft::start(Config::new(1), RuntimeConfig::default(), members, MemLogStore::new(), transport.clone(), MemKv::default()).await?;
-//! let _ = node.set(raft.clone());
+//! let raft = Raft::start(Config::new(1), RuntimeConfig::default(), members, MemLogStore::new(), transport.clone(), inbox, MemKv::default()).await?;
 //! // ... propose, read ...
 //! raft.shutdown().await;
 //! transport.close();
@@ -114,7 +106,7 @@ pub use layer::{PeerRejected, PlainTcp, StreamLayer};
 pub use tls::TlsLayer;
 
 use outbound::{Links, PeerLink};
-use raft_core::runtime::Transport;
+use raft_core::runtime::{Inbox, Transport};
 use raft_core::{Message, MessageBody, NodeId};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -123,9 +115,6 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::task::AbortHandle;
-
-/// Where inbound messages go.
-type Deliver = Arc<dyn Fn(Message) + Send + Sync>;
 
 /// Settings of a [`TcpTransport`]. Both ends of a connection should agree on
 /// [`TcpConfig::max_frame_bytes`]: a frame over the receiver's limit ends the
@@ -293,25 +282,18 @@ impl<L> Drop for Shared<L> {
 
 impl TcpTransport<PlainTcp> {
     /// Listens on `config.listen` and starts the links to `config.peers`;
-    /// every message a peer sends is passed to `deliver` (which must not
-    /// block: hand it to [`raft_core::runtime::Raft::receive`], or
-    /// `try_send` it into a channel). Must be called within a tokio runtime.
-    pub async fn bind(
-        config: TcpConfig,
-        deliver: impl Fn(Message) + Send + Sync + 'static,
-    ) -> Result<Self, TcpError> {
-        Self::bind_with(config, PlainTcp, deliver).await
+    /// every message a peer sends is delivered to `inbox` (the one the node
+    /// is then started on), or dropped if it is full. Must be called within
+    /// a tokio runtime.
+    pub async fn bind(config: TcpConfig, inbox: Inbox) -> Result<Self, TcpError> {
+        Self::bind_with(config, PlainTcp, inbox).await
     }
 }
 
 impl<L: StreamLayer> TcpTransport<L> {
     /// [`TcpTransport::bind`], with `layer` wrapping every connection (TLS,
     /// for instance) before the handshake.
-    pub async fn bind_with(
-        config: TcpConfig,
-        layer: L,
-        deliver: impl Fn(Message) + Send + Sync + 'static,
-    ) -> Result<Self, TcpError> {
+    pub async fn bind_with(config: TcpConfig, layer: L, inbox: Inbox) -> Result<Self, TcpError> {
         config.validate()?;
         if let Some(layer_node) = layer.node().filter(|&node| node != config.id) {
             return Err(TcpError::LayerForAnotherNode { config: config.id, layer: layer_node });
@@ -323,10 +305,9 @@ impl<L: StreamLayer> TcpTransport<L> {
         let local_addr =
             listener.local_addr().map_err(|source| TcpError::Bind { addr: config.listen, source })?;
         let layer = Arc::new(layer);
-        let deliver: Deliver = Arc::new(deliver);
         let registry = Arc::new(inbound::Registry::default());
         let listener = runtime
-            .spawn(inbound::listen(listener, config.clone(), layer.clone(), deliver, registry.clone()))
+            .spawn(inbound::listen(listener, config.clone(), layer.clone(), inbox, registry.clone()))
             .abort_handle();
         tracing::info!(node = config.id, cluster = config.cluster_id, %local_addr, "listening");
         let peers = config.peers.clone();

@@ -36,6 +36,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 /// [`TcpError::LayerForAnotherNode`](crate::TcpError::LayerForAnotherNode)).
 ///
 /// ```no_run
+/// use raft_core::runtime::Inbox;
 /// use raft_net_tcp::{TcpConfig, TcpTransport, TlsLayer};
 /// use raft_net_tls::{IdentityPaths, NodeIdentity};
 /// use std::path::Path;
@@ -45,7 +46,8 @@ use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 /// let identity = NodeIdentity::load(&IdentityPaths::in_dir(Path::new("certs"), 1), 1)?;
 /// let config = TcpConfig::new(1, 0x5eed, "0.0.0.0:7001".parse()?)
 ///     .with_peers([(2, "10.0.0.2:7001".parse()?), (3, "10.0.0.3:7001".parse()?)]);
-/// let transport = TcpTransport::bind_with(config, TlsLayer::new(&identity)?, |_message| {}).await?;
+/// let inbox = Inbox::default(); // then `Raft::start(.., transport.clone(), inbox, ..)`
+/// let transport = TcpTransport::bind_with(config, TlsLayer::new(&identity)?, inbox.clone()).await?;
 /// # Ok(())
 /// # }
 /// ```

@@ -2,18 +2,17 @@
 //! store and state machine. Every wait is on a condition with a generous
 //! deadline; no sleep decides a verdict.
 
-use raft_core::runtime::{Raft, ReadConsistency, RuntimeConfig, Transport};
-use raft_core::{Config, Membership, Message, MessageBody, NodeId, VoteRequest};
+use raft_core::runtime::{Inbox, Raft, ReadConsistency, RuntimeConfig, Transport};
+use raft_core::{Membership, Message, MessageBody, NodeId, VoteRequest};
 use raft_net_tcp::handshake::{self, Channel, HandshakeError, Hello, Refusal};
 use raft_net_tcp::{TcpConfig, TcpTransport};
 use raft_storage_mem::{KvCommand, MemKv, MemLogStore};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-const DEADLINE: Duration = Duration::from_secs(30);
+const DEADLINE: Duration = raft_core::testing::RUNTIME_DEADLINE;
 const CLUSTER: u64 = 7;
 
 /// Awaits `future`, failing the test if it takes longer than the deadline.
@@ -21,10 +20,7 @@ async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
     raft_core::testing::within(DEADLINE, what, future).await
 }
 
-/// Election timeouts of 300 to 600 ms, as in raft-storage-mem's runtime tests.
-fn config(id: NodeId) -> Config {
-    Config { election_timeout_min: 30, election_timeout_max: 60, heartbeat_interval: 3, ..Config::new(id) }
-}
+use raft_core::testing::runtime_config as config;
 
 fn set(key: &str, value: &str) -> KvCommand {
     KvCommand::Set { key: key.into(), value: value.into() }
@@ -35,25 +31,18 @@ struct Node {
     transport: TcpTransport,
 }
 
-/// Binds node `id`'s transport on a free loopback port; its messages go to
-/// the node once it is started through the returned cell.
-async fn bind(id: NodeId, cluster: u64) -> (TcpTransport, Arc<OnceLock<Raft<MemKv>>>) {
-    let cell: Arc<OnceLock<Raft<MemKv>>> = Arc::default();
-    let inbox = cell.clone();
+/// Binds node `id`'s transport on a free loopback port, delivering to the
+/// inbox returned with it (the node's, once started).
+async fn bind(id: NodeId, cluster: u64) -> (TcpTransport, Inbox) {
+    let inbox = Inbox::default();
     let config = TcpConfig::new(id, cluster, "127.0.0.1:0".parse().unwrap());
-    let transport = TcpTransport::bind(config, move |message| {
-        if let Some(node) = inbox.get() {
-            node.receive(message);
-        }
-    })
-    .await
-    .expect("the transport binds");
-    (transport, cell)
+    let transport = TcpTransport::bind(config, inbox.clone()).await.expect("the transport binds");
+    (transport, inbox)
 }
 
 async fn start(
     transport: TcpTransport,
-    cell: Arc<OnceLock<Raft<MemKv>>>,
+    inbox: Inbox,
     peers: &BTreeMap<NodeId, SocketAddr>,
     store: MemLogStore,
 ) -> Node {
@@ -68,11 +57,11 @@ async fn start(
         membership,
         store,
         transport.clone(),
+        inbox,
         MemKv::default(),
     )
     .await
     .expect("the node starts");
-    assert!(cell.set(raft.clone()).is_ok());
     Node { raft, transport }
 }
 
@@ -85,8 +74,8 @@ async fn cluster(stores: &[MemLogStore]) -> (Vec<Node>, BTreeMap<NodeId, SocketA
     let addresses: BTreeMap<NodeId, SocketAddr> =
         bound.iter().map(|(transport, _)| (transport.id(), transport.local_addr())).collect();
     let mut nodes = Vec::new();
-    for ((transport, cell), store) in bound.into_iter().zip(stores) {
-        nodes.push(start(transport, cell, &addresses, store.clone()).await);
+    for ((transport, inbox), store) in bound.into_iter().zip(stores) {
+        nodes.push(start(transport, inbox, &addresses, store.clone()).await);
     }
     (nodes, addresses)
 }
@@ -96,13 +85,13 @@ async fn leader(nodes: &[&Node]) -> usize {
     raft_core::testing::wait_for_leader(nodes.iter().map(|n| &n.raft), DEADLINE).await
 }
 
-/// Proposes at whichever node leads, retrying where a client would (no
-/// leader, or leadership moved).
+/// Proposes at whichever node leads, retrying also when the outcome is
+/// unknown (a leader crashed under it), which a write of a value allows.
 async fn propose(nodes: &[&Node], command: KvCommand) -> Option<String> {
     within("a proposal", async {
         loop {
-            let l = leader(nodes).await;
-            match nodes[l].raft.propose(command.clone()).await {
+            let rafts = nodes.iter().map(|n| &n.raft);
+            match raft_core::testing::propose_at_leader(rafts, command.clone(), DEADLINE).await {
                 Ok(previous) => return previous,
                 Err(error) => eprintln!("retrying a proposal: {error}"),
             }
@@ -135,12 +124,7 @@ async fn a_three_node_cluster_over_tcp_elects_replicates_and_survives_its_leader
     let value = within("a read", nodes[l].raft.read(ReadConsistency::Linearizable, |kv| kv.len())).await;
     assert!(value.is_ok_and(|len| len >= committed), "every committed proposal is applied at the leader");
     let target = nodes[l].raft.metrics().borrow().commit_index;
-    for node in &nodes {
-        let mut metrics = node.raft.metrics();
-        let reached =
-            within("replication", async { metrics.wait_for(|m| m.applied_index >= target).await.is_ok() });
-        assert!(reached.await, "every node applies what the leader committed");
-    }
+    raft_core::testing::wait_all_applied(nodes.iter().map(|n| &n.raft), target, DEADLINE).await;
 
     // The leader crashes: shut down, its transport closed and dropped.
     let crashed = nodes.remove(l);
@@ -159,25 +143,21 @@ async fn a_three_node_cluster_over_tcp_elects_replicates_and_survives_its_leader
     }
 
     // It restarts from its store on a new port; the others learn the new address.
-    let (transport, cell) = bind(crashed_id, CLUSTER).await;
+    let (transport, inbox) = bind(crashed_id, CLUSTER).await;
     addresses.insert(crashed_id, transport.local_addr());
     for node in &nodes {
         node.transport.set_peer(crashed_id, transport.local_addr());
     }
     let peers: BTreeMap<NodeId, SocketAddr> =
         addresses.iter().filter(|(&id, _)| id != crashed_id).map(|(&id, &a)| (id, a)).collect();
-    let restarted = start(transport, cell, &peers, stores[crashed_id as usize - 1].clone()).await;
+    let restarted = start(transport, inbox, &peers, stores[crashed_id as usize - 1].clone()).await;
     let target = {
         let rest: Vec<&Node> = nodes.iter().collect();
         let l = leader(&rest).await;
         let commit = nodes[l].raft.metrics().borrow().commit_index;
         commit
     };
-    let mut metrics = restarted.raft.metrics();
-    let caught_up = within("the restarted node catching up", async {
-        metrics.wait_for(|m| m.applied_index >= target).await.is_ok()
-    });
-    assert!(caught_up.await, "the restarted node catches up");
+    raft_core::testing::wait_applied(&restarted.raft, target, DEADLINE).await;
     let value = within(
         "a stale read",
         restarted.raft.read(ReadConsistency::Stale, |kv| kv.get("a").map(String::from)),
@@ -201,7 +181,7 @@ async fn a_node_of_another_cluster_is_refused_and_cannot_disturb_a_running_clust
 
     // An impostor: node 2 of cluster 8, with everyone's address, asking for
     // votes in a far higher term (which would depose any leader it reached).
-    let (impostor, _cell) = bind(2, CLUSTER + 1).await;
+    let (impostor, _inbox) = bind(2, CLUSTER + 1).await;
     for (&id, &addr) in &addresses {
         impostor.set_peer(id, addr);
     }

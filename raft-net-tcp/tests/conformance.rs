@@ -1,15 +1,15 @@
 //! The TCP transport keeps the whole `Transport` contract, hostile peers
 //! included.
 
+use raft_core::runtime::Inbox;
 use raft_core::testing::{transport_conformance, TransportHarness};
-use raft_core::{Message, NodeId};
+use raft_core::NodeId;
 use raft_net_tcp::handshake::{self, Channel, Hello};
 use raft_net_tcp::{TcpConfig, TcpTransport};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
 const CLUSTER: u64 = 42;
 
@@ -45,19 +45,15 @@ impl Drop for AbortOnDrop {
 impl TransportHarness for Harness {
     type Transport = TcpTransport;
 
-    async fn start(&mut self, id: NodeId) -> (TcpTransport, mpsc::Receiver<Message>) {
-        let (inbox, received) = mpsc::channel(1 << 16);
+    async fn start(&mut self, id: NodeId) -> (TcpTransport, Inbox) {
+        let inbox = Inbox::new(1 << 16);
         let config = TcpConfig::new(id, CLUSTER, "127.0.0.1:0".parse().unwrap())
             .with_peers(self.addresses.iter().filter(|(&other, _)| other != id).map(|(&i, &a)| (i, a)));
-        let transport = TcpTransport::bind(config, move |message| {
-            let _ = inbox.try_send(message);
-        })
-        .await
-        .expect("the transport binds");
+        let transport = TcpTransport::bind(config, inbox.clone()).await.expect("the transport binds");
         self.addresses.insert(id, transport.local_addr());
         self.transports.insert(id, transport.clone());
         self.announce(id, transport.local_addr());
-        (transport, received)
+        (transport, inbox)
     }
 
     async fn stop(&mut self, id: NodeId) {

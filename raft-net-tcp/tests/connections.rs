@@ -4,6 +4,7 @@
 
 use bytes::BytesMut;
 use raft_core::codec::FrameDecoder;
+use raft_core::runtime::Inbox;
 use raft_core::runtime::Transport;
 use raft_core::{Heartbeat, InstallSnapshot, LogId, Membership, Message, MessageBody, NodeId, SnapshotMeta};
 use raft_net_tcp::handshake::{self, Channel, Handshake, Hello, Refusal};
@@ -29,14 +30,10 @@ fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-async fn node(config: TcpConfig) -> (TcpTransport, mpsc::Receiver<Message>) {
-    let (inbox, received) = mpsc::channel(1 << 16);
-    let transport = TcpTransport::bind(config, move |message| {
-        let _ = inbox.try_send(message);
-    })
-    .await
-    .expect("the transport binds");
-    (transport, received)
+async fn node(config: TcpConfig) -> (TcpTransport, Inbox) {
+    let inbox = Inbox::new(1 << 16);
+    let transport = TcpTransport::bind(config, inbox.clone()).await.expect("the transport binds");
+    (transport, inbox)
 }
 
 /// Reads until the peer closes; returns what it sent.
@@ -62,7 +59,7 @@ async fn an_inbound_connection_that_sends_nothing_is_closed_after_the_handshake_
 
 #[tokio::test]
 async fn garbage_instead_of_a_handshake_is_refused_and_closed() {
-    let (transport, mut inbox) = node(TcpConfig::new(1, CLUSTER, loopback())).await;
+    let (transport, inbox) = node(TcpConfig::new(1, CLUSTER, loopback())).await;
     for garbage in [&b"GET / HTTP/1.1\r\n\r\n"[..], &[0xFF; 64][..], &u32::MAX.to_le_bytes()[..]] {
         let mut stream = TcpStream::connect(transport.local_addr()).await.expect("connect");
         stream.write_all(garbage).await.expect("write");
@@ -70,7 +67,7 @@ async fn garbage_instead_of_a_handshake_is_refused_and_closed() {
         let decoded = handshake::decode(&mut BytesMut::from(&answer[..])).expect("a valid refusal");
         assert_eq!(decoded, Some(Handshake::Refused(Refusal::NotRaft)), "answer to {garbage:?}");
     }
-    assert!(inbox.try_recv().is_err(), "nothing was delivered");
+    assert!(inbox.try_recv().is_none(), "nothing was delivered");
 }
 
 /// A fake peer: answers every handshake as `answer_as` would, then reads
@@ -193,7 +190,7 @@ async fn inbound_connections_beyond_the_limit_are_refused() {
 async fn addresses_from_the_configuration_make_members_known_peers() {
     use raft_core::runtime::Transport;
     let (one, _one_inbox) = node(TcpConfig::new(1, CLUSTER, loopback())).await;
-    let (two, mut two_inbox) =
+    let (two, two_inbox) =
         node(TcpConfig::new(2, CLUSTER, loopback()).with_peers([(1, one.local_addr())])).await;
     let recorded = std::collections::BTreeMap::from([
         (1, "127.0.0.1:1".to_string()), // itself: ignored
@@ -212,7 +209,7 @@ async fn addresses_from_the_configuration_make_members_known_peers() {
 #[tokio::test]
 async fn peers_are_added_moved_and_removed_at_runtime_and_close_stops_everything() {
     let (one, _one_inbox) = node(TcpConfig::new(1, CLUSTER, loopback())).await;
-    let (two, mut two_inbox) =
+    let (two, two_inbox) =
         node(TcpConfig::new(2, CLUSTER, loopback()).with_peers([(1, one.local_addr())])).await;
     one.send(heartbeat(1, 2, 0));
     assert_eq!(one.dropped(), 1, "no address yet: dropped");
@@ -223,7 +220,7 @@ async fn peers_are_added_moved_and_removed_at_runtime_and_close_stops_everything
 
     // Node 2 moves to a new address.
     two.close();
-    let (moved, mut moved_inbox) =
+    let (moved, moved_inbox) =
         node(TcpConfig::new(2, CLUSTER, loopback()).with_peers([(1, one.local_addr())])).await;
     one.set_peer(2, moved.local_addr());
     let mut round = 2;
@@ -270,7 +267,7 @@ async fn invalid_configurations_are_errors() {
         TcpConfig { handshake_timeout: Duration::ZERO, ..TcpConfig::new(1, CLUSTER, loopback()) },
     ];
     for config in cases {
-        let result = TcpTransport::bind(config.clone(), |_| {}).await;
+        let result = TcpTransport::bind(config.clone(), Inbox::default()).await;
         assert!(matches!(result, Err(TcpError::InvalidConfig(_))), "{config:?}");
     }
 }
@@ -278,7 +275,7 @@ async fn invalid_configurations_are_errors() {
 #[tokio::test]
 async fn frames_over_the_senders_limit_are_dropped_not_sent() {
     let config = |id| TcpConfig { max_frame_bytes: 1024, ..TcpConfig::new(id, CLUSTER, loopback()) };
-    let (two, mut two_inbox) = node(config(2)).await;
+    let (two, two_inbox) = node(config(2)).await;
     let (one, _inbox) = node(config(1).with_peers([(2, two.local_addr())])).await;
     two.set_peer(1, one.local_addr());
     let mut big = heartbeat(1, 2, 0);
@@ -303,7 +300,7 @@ async fn frames_over_the_senders_limit_are_dropped_not_sent() {
 
 #[tokio::test]
 async fn only_known_peers_are_accepted_and_a_removed_peer_is_disconnected() {
-    let (transport, mut inbox) = node(TcpConfig::new(1, CLUSTER, loopback())).await;
+    let (transport, inbox) = node(TcpConfig::new(1, CLUSTER, loopback())).await;
     let addr = transport.local_addr();
     let dial = |from: NodeId| async move {
         let mut stream = TcpStream::connect(addr).await.expect("connect");

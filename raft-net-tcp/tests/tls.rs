@@ -4,6 +4,7 @@
 //! node than the one dialed, no TLS at all; and a node configured with
 //! another node's identity, refused at start.
 
+use raft_core::runtime::Inbox;
 use raft_core::runtime::Transport;
 use raft_core::testing::{transport_conformance, TransportHarness};
 use raft_core::{Heartbeat, Message, MessageBody, NodeId};
@@ -16,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
 const CLUSTER: u64 = 77;
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -48,14 +48,10 @@ async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
 }
 
 /// A node whose inbox is a channel.
-async fn node<L: StreamLayer>(config: TcpConfig, layer: L) -> (TcpTransport<L>, mpsc::Receiver<Message>) {
-    let (inbox, received) = mpsc::channel(1 << 16);
-    let transport = TcpTransport::bind_with(config, layer, move |message| {
-        let _ = inbox.try_send(message);
-    })
-    .await
-    .expect("the transport binds");
-    (transport, received)
+async fn node<L: StreamLayer>(config: TcpConfig, layer: L) -> (TcpTransport<L>, Inbox) {
+    let inbox = Inbox::new(1 << 16);
+    let transport = TcpTransport::bind_with(config, layer, inbox.clone()).await.expect("the transport binds");
+    (transport, inbox)
 }
 
 /// Waits until `transport` has dropped at least `count` messages: every one
@@ -76,7 +72,7 @@ async fn all_dropped<L: StreamLayer>(transport: &TcpTransport<L>, count: u64) {
 async fn good_peer_delivers<L: StreamLayer>(
     from: &TcpTransport<L>,
     to: NodeId,
-    inbox: &mut mpsc::Receiver<Message>,
+    inbox: &Inbox,
     marker: u64,
     intruder: NodeId,
 ) {
@@ -124,7 +120,7 @@ impl Drop for AbortOnDrop {
 impl TransportHarness for Harness {
     type Transport = TcpTransport<TlsLayer>;
 
-    async fn start(&mut self, id: NodeId) -> (TcpTransport<TlsLayer>, mpsc::Receiver<Message>) {
+    async fn start(&mut self, id: NodeId) -> (TcpTransport<TlsLayer>, Inbox) {
         let config = config(id)
             .with_peers(self.addresses.iter().filter(|(&other, _)| other != id).map(|(&i, &a)| (i, a)));
         let (transport, inbox) = node(config, layer(&self.ca, id)).await;
@@ -188,18 +184,17 @@ async fn tls_conforms() {
 #[tokio::test]
 async fn a_certificate_of_another_ca_is_refused_both_ways_and_the_good_peer_keeps_delivering() {
     let ca = cluster_ca();
-    let (two, mut two_inbox) = node(config(2), layer(&ca, 2)).await;
+    let (two, two_inbox) = node(config(2), layer(&ca, 2)).await;
     let (one, _one_inbox) = node(config(1).with_peers([(2, two.local_addr())]), layer(&ca, 1)).await;
     // Node 3's certificate is well-formed and names node 3, but another CA
     // signed it.
     let stranger = cluster_ca();
-    let (three, mut three_inbox) =
-        node(config(3).with_peers([(2, two.local_addr())]), layer(&stranger, 3)).await;
+    let (three, three_inbox) = node(config(3).with_peers([(2, two.local_addr())]), layer(&stranger, 3)).await;
     two.set_peer(1, one.local_addr());
     two.set_peer(3, three.local_addr());
 
     // The link works before the stranger tries: the check is not vacuous.
-    good_peer_delivers(&one, 2, &mut two_inbox, 1, 3).await;
+    good_peer_delivers(&one, 2, &two_inbox, 1, 3).await;
     for round in 0..20 {
         three.send(heartbeat(3, 2, round));
         two.send(heartbeat(2, 3, round));
@@ -225,8 +220,8 @@ async fn a_certificate_of_another_ca_is_refused_both_ways_and_the_good_peer_keep
     .await;
     assert!(outcome.is_err(), "the acceptor took a certificate of another CA");
 
-    good_peer_delivers(&one, 2, &mut two_inbox, 2, 3).await;
-    assert!(three_inbox.try_recv().is_err(), "node 2 reached the stranger");
+    good_peer_delivers(&one, 2, &two_inbox, 2, 3).await;
+    assert!(three_inbox.try_recv().is_none(), "node 2 reached the stranger");
 }
 
 /// A client configuration trusting `ca` and presenting `cert`, whoever
@@ -271,7 +266,7 @@ impl StreamLayer for Impostor {
 #[tokio::test]
 async fn a_valid_certificate_claiming_another_node_is_refused() {
     let ca = cluster_ca();
-    let (two, mut two_inbox) = node(config(2), layer(&ca, 2)).await;
+    let (two, two_inbox) = node(config(2), layer(&ca, 2)).await;
     let (one, _one_inbox) = node(config(1).with_peers([(2, two.local_addr())]), layer(&ca, 1)).await;
     two.set_peer(1, one.local_addr());
     two.set_peer(3, "127.0.0.1:9".parse().unwrap());
@@ -331,8 +326,8 @@ async fn a_valid_certificate_claiming_another_node_is_refused() {
 #[tokio::test]
 async fn a_plain_tcp_peer_cannot_talk_to_a_tls_node() {
     let ca = cluster_ca();
-    let (tls, mut tls_inbox) = node(config(2), layer(&ca, 2)).await;
-    let (plain, mut plain_inbox) =
+    let (tls, tls_inbox) = node(config(2), layer(&ca, 2)).await;
+    let (plain, plain_inbox) =
         node(config(1).with_peers([(2, tls.local_addr())]), raft_net_tcp::PlainTcp).await;
     tls.set_peer(1, plain.local_addr());
     for round in 0..20 {
@@ -341,8 +336,8 @@ async fn a_plain_tcp_peer_cannot_talk_to_a_tls_node() {
     }
     all_dropped(&plain, 20).await;
     all_dropped(&tls, 20).await;
-    assert!(tls_inbox.try_recv().is_err(), "a plain message reached the TLS node");
-    assert!(plain_inbox.try_recv().is_err(), "a TLS node's message reached the plain node");
+    assert!(tls_inbox.try_recv().is_none(), "a plain message reached the TLS node");
+    assert!(plain_inbox.try_recv().is_none(), "a TLS node's message reached the plain node");
 }
 
 async fn write_frame<S: tokio::io::AsyncWrite + Unpin>(
@@ -358,7 +353,7 @@ async fn write_frame<S: tokio::io::AsyncWrite + Unpin>(
 #[tokio::test]
 async fn a_configuration_for_another_node_than_the_certificate_is_refused_at_bind() {
     let ca = cluster_ca();
-    let refused = TcpTransport::bind_with(config(1), layer(&ca, 2), |_| {}).await;
+    let refused = TcpTransport::bind_with(config(1), layer(&ca, 2), Inbox::default()).await;
     assert!(
         matches!(refused, Err(TcpError::LayerForAnotherNode { config: 1, layer: 2 })),
         "expected a refusal, got {refused:?}"

@@ -4,7 +4,7 @@
 use crate::kv::{Recorder, SimKv};
 use crate::net::SimNetwork;
 use crate::store::SimStore;
-use raft_core::runtime::{Raft, RuntimeConfig};
+use raft_core::runtime::{Inbox, Raft, RuntimeConfig};
 use raft_core::{Config, Membership, NodeId, Role};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -168,12 +168,16 @@ impl Cluster {
         };
         let state_machine = SimKv::new(id, incarnation, self.recorder.clone());
         let members = Membership::new(self.ids(), []);
+        // A fresh inbox per incarnation: what was sent to the crashed one is
+        // lost with it, as with a process's socket buffers.
+        let inbox = Inbox::default();
         let raft = Raft::start(
             self.config(id),
             self.runtime_config(id, incarnation),
             members,
             store,
             self.network.transport(id),
+            inbox.clone(),
             state_machine,
         )
         .await;
@@ -186,7 +190,7 @@ impl Cluster {
                 return Err(format!("node {id} did not start: {error}"));
             }
         };
-        self.network.connect(id, raft.clone());
+        self.network.connect(id, inbox);
         if let Some(slot) = self.slots().get_mut(&id) {
             slot.raft = Some(raft);
             slot.starting = false;

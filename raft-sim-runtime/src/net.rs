@@ -8,8 +8,7 @@
 //! is not used: its loss is drawn from a counter shared by every run, not from
 //! the seed, and its delays spawn a task per message.
 
-use crate::kv::SimKv;
-use raft_core::runtime::{Raft, Transport};
+use raft_core::runtime::{Inbox, Transport};
 use raft_core::{Message, NodeId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -62,7 +61,7 @@ struct State {
     rng: ChaCha8Rng,
     faults: Faults,
     /// Receivers that are up.
-    nodes: BTreeMap<NodeId, Raft<SimKv>>,
+    nodes: BTreeMap<NodeId, Inbox>,
     /// Messages in flight, by delivery time and send order.
     in_flight: BTreeMap<(Instant, u64), Message>,
     sequence: u64,
@@ -93,9 +92,9 @@ impl SimNetwork {
         network
     }
 
-    /// Delivers messages to `node` from now on.
-    pub fn connect(&self, id: NodeId, node: Raft<SimKv>) {
-        self.lock().nodes.insert(id, node);
+    /// Delivers messages to `id` in `inbox` (its running node's) from now on.
+    pub fn connect(&self, id: NodeId, inbox: Inbox) {
+        self.lock().nodes.insert(id, inbox);
     }
 
     /// Stops delivering to `id` (it crashed): its messages are dropped.
@@ -174,7 +173,7 @@ impl SimNetwork {
                 (due, state.in_flight.keys().next().map(|&(at, _)| at))
             };
             for (receiver, message) in due {
-                receiver.receive(message);
+                receiver.deliver(message);
             }
             match next {
                 Some(at) => {

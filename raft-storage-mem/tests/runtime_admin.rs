@@ -8,7 +8,8 @@ mod common;
 use common::*;
 use raft_core::runtime::Transport;
 use raft_core::runtime::{
-    InProcessNetwork, InProcessTransport, Raft, RaftError, ReadConsistency, RuntimeConfig,
+    Failure, InProcessNetwork, InProcessTransport, Inbox, Raft, RaftError, ReadConsistency, RuntimeConfig,
+    Task, TaskEnd,
 };
 use raft_core::{Membership, Message, NodeId, Role};
 use raft_storage_mem::{MemKv, MemLogStore};
@@ -74,7 +75,7 @@ impl Cluster {
         let store = self.stores.entry(id).or_default().clone();
         let addresses = self.addresses.entry(id).or_default().clone();
         let transport = Recording { inner: self.net.transport(id), addresses };
-        let node =
+        let (node, _) =
             start_member(&self.net, config(id), self.runtime.clone(), membership, store, transport).await;
         self.nodes.insert(id, node);
     }
@@ -422,6 +423,7 @@ async fn a_state_machine_that_panics_stops_its_node_with_a_clear_error() {
         Membership::new([1], []),
         MemLogStore::new(),
         net.transport(1),
+        Inbox::default(),
         Fragile::default(),
     )
     .await
@@ -436,7 +438,7 @@ async fn a_state_machine_that_panics_stops_its_node_with_a_clear_error() {
     within("the node stopping", async { while metrics.changed().await.is_ok() {} }).await;
     let after = within("a request after the failure", node.propose(set("b", "2"))).await;
     assert!(
-        matches!(after, Err(RaftError::Storage(ref e)) if e.contains("applier task panicked")),
+        after == Err(RaftError::Failed(Failure::TaskEnded { task: Task::Applier, end: TaskEnd::Panicked })),
         "later requests learn why the node stopped: {after:?}"
     );
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use raft_core::runtime::{InProcessNetwork, InProcessTransport, Raft, RuntimeConfig, Transport};
+use raft_core::runtime::{InProcessNetwork, InProcessTransport, Inbox, Raft, RuntimeConfig, Transport};
 use raft_core::{Forward, Membership, Message, MessageBody, NodeId, Role};
 use raft_storage_mem::{MemKv, MemLogStore};
 use std::sync::{Arc, Mutex};
@@ -31,7 +31,7 @@ async fn start(
     id: NodeId,
     store: MemLogStore,
     forwards: &Arc<Mutex<Vec<Message>>>,
-) -> Raft<MemKv> {
+) -> (Raft<MemKv>, Inbox) {
     let transport = Recording { inner: net.transport(id), forwards: forwards.clone() };
     start_member(net, config(id), RuntimeConfig::default(), Membership::new([1, 2, 3], []), store, transport)
         .await
@@ -52,9 +52,11 @@ async fn a_forward_delivered_again_after_the_leader_restarted_is_not_applied_twi
     let net = InProcessNetwork::new();
     let forwards = Arc::new(Mutex::new(Vec::new()));
     let stores: Vec<MemLogStore> = (0..3).map(|_| MemLogStore::new()).collect();
-    let mut nodes = Vec::new();
+    let (mut nodes, mut inboxes) = (Vec::new(), Vec::new());
     for id in 1..=3 {
-        nodes.push(start(&net, id, stores[id as usize - 1].clone(), &forwards).await);
+        let (node, inbox) = start(&net, id, stores[id as usize - 1].clone(), &forwards).await;
+        nodes.push(node);
+        inboxes.push(inbox);
     }
     let l = leader(&nodes).await;
     let f = (l + 1) % 3;
@@ -71,7 +73,7 @@ async fn a_forward_delivered_again_after_the_leader_restarted_is_not_applied_twi
     let old_term = nodes[l].metrics().borrow().term;
     within("a shutdown", nodes[l].shutdown()).await;
     net.disconnect(l as NodeId + 1);
-    nodes[l] = start(&net, l as NodeId + 1, stores[l].clone(), &forwards).await;
+    (nodes[l], inboxes[l]) = start(&net, l as NodeId + 1, stores[l].clone(), &forwards).await;
     within("leadership back at the restarted node", async {
         loop {
             let current = leader(&nodes).await;
@@ -88,8 +90,8 @@ async fn a_forward_delivered_again_after_the_leader_restarted_is_not_applied_twi
 
     // The transport delivers the forward again, to the restarted leader and
     // (for good measure) to every other node.
-    for node in &nodes {
-        node.receive(copy.clone());
+    for inbox in &inboxes {
+        inbox.deliver(copy.clone());
     }
     // Two writes after it: had the copy been proposed, one of their
     // responses (the previous value) would be 1, or x would end as 1.

@@ -44,7 +44,7 @@ async fn not_applied_is_never_said_of_a_proposal_that_is_applied() {
     let config = Config { pre_vote: false, check_quorum: false, ..config(1) };
     let net = raft_core::runtime::InProcessNetwork::new();
     let membership = Membership::new([1, 2, 3, 4, 5], []);
-    let node =
+    let (node, inbox) =
         start_member(&net, config, RuntimeConfig::default(), membership, MemLogStore::new(), Sink).await;
     let mut metrics = node.metrics();
     let wait = |metrics: &mut tokio::sync::watch::Receiver<raft_core::runtime::Metrics>,
@@ -59,8 +59,8 @@ async fn not_applied_is_never_said_of_a_proposal_that_is_applied() {
     // x (1,2) and p (1,3). Its appends reach only node 2 (scripted: node 2
     // stores them; no acks reach node 1). Nothing commits.
     wait(&mut metrics, "candidate in term 1", |m| m.role == Role::Candidate && m.term == 1).await;
-    node.receive(vote(2, 1));
-    node.receive(vote(3, 1));
+    inbox.deliver(vote(2, 1));
+    inbox.deliver(vote(3, 1));
     wait(&mut metrics, "leader of term 1", |m| m.role == Role::Leader && m.term == 1).await;
     let (x, p) = (set("x", "1"), set("p", "1"));
     let _x = tokio::spawn({
@@ -74,7 +74,7 @@ async fn not_applied_is_never_said_of_a_proposal_that_is_applied() {
     wait(&mut metrics, "x and p appended", |m| m.last_log_index == 3).await;
     // Term 2: node 3, elected by 3, 4, 5 (empty logs), appends its blank
     // (2,1); its append reaches node 1 only. Node 1 truncates x and p.
-    node.receive(append(3, 2, vec![Entry { term: 2, index: 1, payload: EntryPayload::Blank }], 0));
+    inbox.deliver(append(3, 2, vec![Entry { term: 2, index: 1, payload: EntryPayload::Blank }], 0));
     wait(&mut metrics, "follower in term 2", |m| {
         m.role == Role::Follower && m.term == 2 && m.last_log_index == 1
     })
@@ -83,8 +83,8 @@ async fn not_applied_is_never_said_of_a_proposal_that_is_applied() {
     // goes to index 2, a new proposal r to index 3: where p was. None of
     // its appends reach anyone.
     wait(&mut metrics, "candidate in term 3", |m| m.role == Role::Candidate && m.term == 3).await;
-    node.receive(vote(4, 3));
-    node.receive(vote(5, 3));
+    inbox.deliver(vote(4, 3));
+    inbox.deliver(vote(5, 3));
     wait(&mut metrics, "leader of term 3", |m| m.role == Role::Leader && m.term == 3).await;
     let r = tokio::spawn({
         let node = node.clone();
@@ -104,7 +104,7 @@ async fn not_applied_is_never_said_of_a_proposal_that_is_applied() {
         command(1, 3, &p),
         Entry { term: 4, index: 4, payload: EntryPayload::Blank },
     ];
-    node.receive(append(2, 4, entries, 4));
+    inbox.deliver(append(2, 4, entries, 4));
     applied(&node, 4).await;
     let p_value =
         within("a stale read", node.read(ReadConsistency::Stale, |kv| kv.get("p").map(String::from)))
@@ -137,13 +137,13 @@ async fn a_proposal_overtaken_by_a_committed_later_term_is_not_applied_in_an_idl
     let runtime = RuntimeConfig::default();
     let patience = runtime.forward_timeout / 2;
     let net = raft_core::runtime::InProcessNetwork::new();
-    let node =
+    let (node, inbox) =
         start_member(&net, config, runtime, Membership::new([1, 2, 3], []), MemLogStore::new(), Sink).await;
     let mut metrics = node.metrics();
     within("candidate in term 1", metrics.wait_for(|m| m.role == Role::Candidate && m.term == 1))
         .await
         .unwrap();
-    node.receive(vote(2, 1));
+    inbox.deliver(vote(2, 1));
     within("leader of term 1", metrics.wait_for(|m| m.role == Role::Leader && m.last_log_index == 1))
         .await
         .unwrap();
@@ -152,8 +152,8 @@ async fn a_proposal_overtaken_by_a_committed_later_term_is_not_applied_in_an_idl
             MessageBody::AppendEntriesResponse(raft_core::AppendEntriesResponse::Success { match_index: 1 });
         Message { from, to: 1, term: 1, body }
     };
-    node.receive(ack(2));
-    node.receive(ack(3));
+    inbox.deliver(ack(2));
+    inbox.deliver(ack(3));
     within("the blank committed", metrics.wait_for(|m| m.commit_index == 1)).await.unwrap();
     let spawn = |key: &'static str| {
         let node = node.clone();
@@ -170,7 +170,7 @@ async fn a_proposal_overtaken_by_a_committed_later_term_is_not_applied_in_an_idl
         entries: vec![blank],
         leader_commit: 2,
     });
-    node.receive(Message { from: 2, to: 1, term: 2, body });
+    inbox.deliver(Message { from: 2, to: 1, term: 2, body });
     let p = within("p's outcome", p).await.expect("the task completes");
     assert_eq!(p, Err(RaftError::NotApplied), "(2,2) committed where p was");
 
@@ -180,7 +180,7 @@ async fn a_proposal_overtaken_by_a_committed_later_term_is_not_applied_in_an_idl
         let mut q = q;
         loop {
             let heartbeat = MessageBody::Heartbeat(raft_core::Heartbeat { commit: 2, round: 0 });
-            node.receive(Message { from: 2, to: 1, term: 2, body: heartbeat });
+            inbox.deliver(Message { from: 2, to: 1, term: 2, body: heartbeat });
             tokio::select! {
                 outcome = &mut q => return outcome.expect("the task completes"),
                 _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}

@@ -68,6 +68,7 @@ async fn a_read_waiting_for_a_stuck_applier_times_out() {
         Membership::new([1], []),
         MemLogStore::new(),
         net.transport(1),
+        raft_core::runtime::Inbox::default(),
         Stuck { applied: 0, gate: gate.clone() },
     )
     .await

@@ -61,14 +61,15 @@ async fn a_leader_that_removes_itself_answers_what_it_can_no_longer_see_decided(
     let net = raft_core::runtime::InProcessNetwork::new();
     let (outbox, mut sent) = mpsc::unbounded_channel();
     let membership = Membership::new([1, 2, 3], []);
-    let node = start_member(&net, config, runtime, membership, MemLogStore::new(), Outbox(outbox)).await;
+    let (node, inbox) =
+        start_member(&net, config, runtime, membership, MemLogStore::new(), Outbox(outbox)).await;
 
     // Term 1: node 1 is elected by node 2; nodes 2 and 3 store its blank.
     until(&node, "candidate in term 1", |m| m.role == Role::Candidate && m.term == 1).await;
-    node.receive(vote(2, 1));
+    inbox.deliver(vote(2, 1));
     until(&node, "leader of term 1", |m| m.role == Role::Leader && m.last_log_index == 1).await;
-    node.receive(ack(2, 1));
-    node.receive(ack(3, 1));
+    inbox.deliver(ack(2, 1));
+    inbox.deliver(ack(3, 1));
     until(&node, "the blank committed", |m| m.commit_index == 1).await;
 
     // Node 1 removes itself: the joint configuration at 2, stored by 2 and 3,
@@ -78,8 +79,8 @@ async fn a_leader_that_removes_itself_answers_what_it_can_no_longer_see_decided(
         async move { node.remove_node(1).await }
     });
     until(&node, "the joint configuration appended", |m| m.last_log_index == 2).await;
-    node.receive(ack(2, 2));
-    node.receive(ack(3, 2));
+    inbox.deliver(ack(2, 2));
+    inbox.deliver(ack(3, 2));
     until(&node, "the configuration {2, 3} appended", |m| {
         m.last_log_index == 3 && !m.membership.is_joint() && !m.membership.contains(1)
     })
@@ -93,13 +94,13 @@ async fn a_leader_that_removes_itself_answers_what_it_can_no_longer_see_decided(
     });
     let command = raft_core::codec::encode(&set("forwarded", "1")).expect("encodes");
     let forward = Forward::Proposal { id: 7, command: command.into() };
-    node.receive(Message { from: 2, to: 1, term: 1, body: MessageBody::Forward(forward) });
+    inbox.deliver(Message { from: 2, to: 1, term: 1, body: MessageBody::Forward(forward) });
     until(&node, "both proposals appended", |m| m.role == Role::Leader && m.last_log_index == 5).await;
 
     // Nodes 2 and 3 store {2, 3} (and, as far as node 1 ever learns, no
     // more): it commits, and node 1 steps down.
-    node.receive(ack(2, 3));
-    node.receive(ack(3, 3));
+    inbox.deliver(ack(2, 3));
+    inbox.deliver(ack(3, 3));
     until(&node, "stepped down", |m| m.role == Role::Follower && m.commit_index == 3).await;
     let removed = within("the removal", removal).await.expect("the task completes");
     assert!(removed.is_ok(), "the removal completed: {removed:?}");
@@ -145,13 +146,14 @@ async fn a_leader_deposed_while_removing_itself_answers_its_proposals() {
     let net = raft_core::runtime::InProcessNetwork::new();
     let (outbox, _sent) = mpsc::unbounded_channel();
     let membership = Membership::new([1, 2, 3], []);
-    let node = start_member(&net, config, runtime, membership, MemLogStore::new(), Outbox(outbox)).await;
+    let (node, inbox) =
+        start_member(&net, config, runtime, membership, MemLogStore::new(), Outbox(outbox)).await;
 
     until(&node, "candidate in term 1", |m| m.role == Role::Candidate && m.term == 1).await;
-    node.receive(vote(2, 1));
+    inbox.deliver(vote(2, 1));
     until(&node, "leader of term 1", |m| m.role == Role::Leader && m.last_log_index == 1).await;
-    node.receive(ack(2, 1));
-    node.receive(ack(3, 1));
+    inbox.deliver(ack(2, 1));
+    inbox.deliver(ack(3, 1));
     until(&node, "the blank committed", |m| m.commit_index == 1).await;
 
     // The joint configuration at 2, then a proposal at 3; neither is
@@ -176,7 +178,7 @@ async fn a_leader_deposed_while_removing_itself_answers_its_proposals() {
         entries: vec![blank],
         leader_commit: 1,
     };
-    node.receive(Message { from: 2, to: 1, term: 2, body: MessageBody::AppendEntries(append) });
+    inbox.deliver(Message { from: 2, to: 1, term: 2, body: MessageBody::AppendEntries(append) });
     until(&node, "follower of node 2 in term 2", |m| m.role == Role::Follower && m.last_log_index == 4).await;
     let removed = within("the removal", removal).await.expect("the task completes");
     assert_eq!(removed, Err(RaftError::OutcomeUnknown), "node 1 lost its term before the change completed");

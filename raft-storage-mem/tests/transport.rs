@@ -1,9 +1,8 @@
 //! The in-process network keeps the whole `Transport` contract.
 
-use raft_core::runtime::{InProcessNetwork, InProcessTransport};
+use raft_core::runtime::{InProcessNetwork, InProcessTransport, Inbox};
 use raft_core::testing::{transport_conformance, TransportHarness};
 use raft_core::{Message, NodeId};
-use tokio::sync::mpsc;
 
 struct Harness(InProcessNetwork);
 
@@ -11,12 +10,10 @@ struct Harness(InProcessNetwork);
 impl TransportHarness for Harness {
     type Transport = InProcessTransport;
 
-    async fn start(&mut self, id: NodeId) -> (InProcessTransport, mpsc::Receiver<Message>) {
-        let (inbox, received) = mpsc::channel(1 << 16);
-        self.0.connect(id, move |message| {
-            let _ = inbox.try_send(message);
-        });
-        (self.0.transport(id), received)
+    async fn start(&mut self, id: NodeId) -> (InProcessTransport, Inbox) {
+        let inbox = Inbox::new(1 << 16);
+        self.0.connect(id, inbox.clone());
+        (self.0.transport(id), inbox)
     }
 
     async fn stop(&mut self, id: NodeId) {
@@ -46,7 +43,7 @@ struct LossyHarness(Harness);
 impl TransportHarness for LossyHarness {
     type Transport = Lossy;
 
-    async fn start(&mut self, id: NodeId) -> (Lossy, mpsc::Receiver<Message>) {
+    async fn start(&mut self, id: NodeId) -> (Lossy, Inbox) {
         let (transport, received) = self.0.start(id).await;
         (Lossy(transport, std::sync::atomic::AtomicBool::new(false)), received)
     }

@@ -4,8 +4,8 @@
 //! is on a condition with a deadline.
 
 use raft_core::runtime::{InProcessNetwork, Raft, RaftError, ReadConsistency, RuntimeConfig};
-use raft_core::testing::{wait_for_leader, within};
-use raft_core::{Config, Membership, NodeId};
+use raft_core::testing::{propose_at_leader, start_in_process, wait_applied, wait_for_leader, within};
+use raft_core::{Membership, NodeId};
 use raft_storage_mem::{KvCommand, MemKv};
 use raft_storage_rocksdb::{RocksLogStore, RocksLogStoreOptions};
 use std::path::{Path, PathBuf};
@@ -14,9 +14,7 @@ use std::time::Duration;
 const DEADLINE: Duration = Duration::from_secs(30);
 const CLUSTER: u64 = 42;
 
-fn config(id: NodeId) -> Config {
-    Config { election_timeout_min: 30, election_timeout_max: 60, heartbeat_interval: 3, ..Config::new(id) }
-}
+use raft_core::testing::runtime_config as config;
 
 /// Opens the store at `path`, retrying while the previous incarnation's
 /// RocksDB lock is still held (it is released once its last handle drops).
@@ -35,29 +33,27 @@ async fn open(path: &Path) -> RocksLogStore {
 async fn start(net: &InProcessNetwork, id: NodeId, dir: &Path) -> Raft<MemKv> {
     let store = open(&dir.join(format!("node-{id}"))).await;
     let membership = Membership::new([1, 2, 3], []);
-    let raft = Raft::start(
+    let transport = net.transport(id);
+    let started = start_in_process(
+        net,
         config(id),
         RuntimeConfig::default(),
         membership,
         store,
-        net.transport(id),
+        transport,
         MemKv::default(),
-    )
-    .await
-    .expect("the node starts");
-    let handle = raft.clone();
-    net.connect(id, move |message| handle.receive(message));
-    raft
+    );
+    started.await.expect("the node starts").0
 }
 
 async fn propose(nodes: &[Raft<MemKv>], key: &str) {
     within(DEADLINE, "a proposal", async {
         loop {
-            let leader = &nodes[wait_for_leader(nodes, DEADLINE).await];
+            // An unknown outcome is retried too: a write of a value allows it.
             let command = KvCommand::Set { key: key.into(), value: "v".into() };
-            match leader.propose(command).await {
+            match propose_at_leader(nodes, command, DEADLINE).await {
                 Ok(_) => return,
-                Err(RaftError::NotLeader { .. } | RaftError::NotApplied | RaftError::OutcomeUnknown) => {}
+                Err(RaftError::OutcomeUnknown) => {}
                 Err(other) => panic!("{other}"),
             }
         }
@@ -66,8 +62,7 @@ async fn propose(nodes: &[Raft<MemKv>], key: &str) {
 }
 
 async fn state(node: &Raft<MemKv>, index: u64) -> MemKv {
-    let mut metrics = node.metrics();
-    within(DEADLINE, "catching up", metrics.wait_for(|m| m.applied_index >= index)).await.expect("running");
+    wait_applied(node, index, DEADLINE).await;
     node.read(ReadConsistency::Stale, |kv| kv.clone()).await.expect("a read")
 }
 

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 enum Wake<SM: StateMachine> {
     Tick,
     /// An I/O task ended on its own (its name, and how).
-    Ended(&'static str, Result<(), tokio::task::JoinError>),
+    Ended(Task, Result<(), tokio::task::JoinError>),
     Message(Message),
     /// A request, or `None` once every handle is gone.
     Request(Option<Request<SM>>),
@@ -28,7 +28,7 @@ pub(super) struct DriverLinks<SM: StateMachine> {
     pub apply: mpsc::UnboundedSender<ApplyJob<SM>>,
     pub metrics: watch::Sender<Metrics>,
     pub counters: Counters,
-    pub failure: Arc<std::sync::OnceLock<String>>,
+    pub failure: Arc<std::sync::OnceLock<Failure>>,
     pub gate: PauseGate,
 }
 
@@ -70,7 +70,7 @@ pub(super) struct Driver<SM: StateMachine, T: Transport> {
     /// The configuration version whose addresses the transport was last told.
     addresses_version: u64,
     /// Where the handles read why the node stopped.
-    failure: Arc<std::sync::OnceLock<String>>,
+    failure: Arc<std::sync::OnceLock<Failure>>,
     /// What the applier last reported applied.
     applied: Index,
     /// Where the task waits while the node is paused (tests only).
@@ -120,11 +120,12 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         mut self,
         tick: Duration,
         mut requests: mpsc::Receiver<Request<SM>>,
-        mut inbound: mpsc::Receiver<Message>,
+        mut inbox: super::inbox::InboxReader,
         mut events: mpsc::UnboundedReceiver<Event>,
         mut writer: tokio::task::JoinHandle<()>,
         mut applier: tokio::task::JoinHandle<()>,
     ) {
+        let inbound = inbox.receiver();
         let mut clock = Clock::new(tick, self.raw.config().election_timeout_max);
         let next_tick = tokio::time::sleep_until(clock.next_due());
         tokio::pin!(next_tick);
@@ -145,13 +146,13 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                 if !writer_ended {
                     if let Poll::Ready(ended) = Pin::new(&mut writer).poll(cx) {
                         writer_ended = true;
-                        return Poll::Ready(Wake::Ended("log writer", ended));
+                        return Poll::Ready(Wake::Ended(Task::LogWriter, ended));
                     }
                 }
                 if !applier_ended {
                     if let Poll::Ready(ended) = Pin::new(&mut applier).poll(cx) {
                         applier_ended = true;
-                        return Poll::Ready(Wake::Ended("applier", ended));
+                        return Poll::Ready(Wake::Ended(Task::Applier, ended));
                     }
                 }
                 for turn in 0..3 {
@@ -249,7 +250,7 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
             Some(error) => {
                 tracing::error!(%error, "stopping");
                 let _ = self.failure.set(error.clone());
-                RaftError::Storage(error)
+                RaftError::Failed(error)
             }
             None => RaftError::ShutDown,
         };
@@ -708,17 +709,18 @@ fn fail_request<SM: StateMachine>(request: Request<SM>, error: &RaftError) {
 }
 
 /// Why an I/O task that ended on its own stopped the node.
-fn task_failure(task: &str, ended: Result<(), tokio::task::JoinError>) -> String {
-    match ended {
-        Err(error) if error.is_panic() => format!("the {task} task panicked"),
-        Err(error) => format!("the {task} task was cancelled: {error}"),
-        Ok(()) => format!("the {task} task stopped"),
-    }
+fn task_failure(task: Task, ended: Result<(), tokio::task::JoinError>) -> Failure {
+    let end = match ended {
+        Err(error) if error.is_panic() => TaskEnd::Panicked,
+        Err(_) => TaskEnd::Cancelled,
+        Ok(()) => TaskEnd::Stopped,
+    };
+    Failure::TaskEnded { task, end }
 }
 
 /// The failure a task reported before it ended, if it did (a storage error
 /// says more than "the task stopped").
-fn reported_failure(events: &mut mpsc::UnboundedReceiver<Event>) -> Option<String> {
+fn reported_failure(events: &mut mpsc::UnboundedReceiver<Event>) -> Option<Failure> {
     while let Ok(event) = events.try_recv() {
         if let Event::Failed(error) = event {
             return Some(error);

@@ -43,7 +43,7 @@ pub(super) async fn run_writer<S: LogStore, T: Transport, SM: StateMachine>(
                 counters.log_write_entries.record(entries as f64);
                 counters.log_write_seconds.record(started.elapsed().as_secs_f64());
                 if let Err(error) = result {
-                    let _ = events.send(Event::Failed(error.to_string()));
+                    let _ = events.send(Event::Failed(Failure::store(StoreCall::Write, error)));
                     return;
                 }
             }
@@ -129,7 +129,7 @@ impl<SM: StateMachine, S: LogStore, T: Transport> Applier<SM, S, T> {
             }
             ApplyJob::Restore(snapshot) => {
                 if let Err(error) = self.state_machine.restore(&snapshot.data) {
-                    let _ = self.events.send(Event::Failed(error.to_string()));
+                    let _ = self.events.send(Event::Failed(Failure::Restore(error)));
                     return false;
                 }
                 self.last = snapshot.meta.last;
@@ -163,10 +163,11 @@ impl<SM: StateMachine, S: LogStore, T: Transport> Applier<SM, S, T> {
                 true
             }
             Err(error) => {
-                let _ = self.events.send(Event::Failed(error.to_string()));
+                let failure = Failure::store(StoreCall::SaveSnapshot, error);
                 if let Some(reply) = reply {
-                    let _ = reply.send(Err(RaftError::Storage(error.to_string())));
+                    let _ = reply.send(Err(RaftError::Failed(failure.clone())));
                 }
+                let _ = self.events.send(Event::Failed(failure));
                 false
             }
         }

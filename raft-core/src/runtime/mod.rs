@@ -30,7 +30,8 @@
 //! read was taken from its queue.
 //!
 //! A storage error stops the node: every waiting request fails with
-//! [`RaftError::Storage`] rather than run on a broken disk.
+//! [`RaftError::Failed`] (its [`Failure`] says which call failed and how)
+//! rather than run on a broken disk.
 //!
 //! Client requests a follower forwards to its leader
 //! ([`Raft::propose_or_forward`]) travel over the same transport as
@@ -40,9 +41,8 @@
 //! [`metrics`].
 
 use crate::{
-    Config, Entry, EntryPayload, Index, InitError, LogId, LogStore, LogWrite, Membership,
-    MembershipChangeError, Message, NodeId, RawNode, ReadError, ReadMode, Role, Snapshot, SnapshotData,
-    SnapshotMeta, StorageError, Term, TransferError,
+    Config, Entry, EntryPayload, Index, LogId, LogStore, LogWrite, Membership, MembershipChangeError,
+    Message, NodeId, RawNode, ReadError, ReadMode, Role, Snapshot, SnapshotData, SnapshotMeta, Term,
 };
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -55,7 +55,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 mod clock;
 mod core;
+mod error;
 mod forward;
+mod inbox;
 mod io;
 pub mod metrics;
 mod network;
@@ -64,6 +66,8 @@ mod pause;
 use self::core::{Driver, DriverLinks};
 use self::metrics::Counters;
 use self::pause::{PauseGate, PauseSwitch};
+pub use error::{Failure, RaftError, StartError, StoreCall, Task, TaskEnd};
+pub use inbox::{Inbox, DEFAULT_INBOX_CAPACITY};
 use io::{run_writer, Applier};
 pub use metrics::{Metrics, Replication};
 pub use network::{InProcessNetwork, InProcessTransport};
@@ -97,7 +101,8 @@ pub trait StateMachine: Send + 'static {
 #[error("cannot restore the state machine: {0}")]
 pub struct RestoreError(pub String);
 
-/// Carries messages to peers.
+/// Carries messages to peers. What peers send goes the other way, into the
+/// [`Inbox`] the transport was bound to before the node started.
 pub trait Transport: Send + Sync + 'static {
     /// Queues `message` for `message.to`, in order per peer where it can. It
     /// must never block: when a peer's queue is full the message is dropped,
@@ -121,8 +126,6 @@ pub struct RuntimeConfig {
     /// every tick it missed before it acts on anything, so that timeouts and
     /// the leader's lease ([`Config::lease_reads`]) run in real time.
     pub tick: Duration,
-    /// Inbound messages queued before further ones are dropped.
-    pub inbound_capacity: usize,
     /// Requests from handles queued before callers wait.
     pub request_capacity: usize,
     /// How long a proposal forwarded to the leader may go unanswered before
@@ -144,84 +147,17 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     /// Ticks of 10 ms (so elections after 100 to 200 ms with the default
-    /// [`Config`]), queues of 4096, 10 s for forwarded proposals and 5 s for
+    /// [`Config`]), a request queue of 4096, 10 s for forwarded proposals and 5 s for
     /// reads, randomness seeded from the clock.
     fn default() -> Self {
         Self {
             tick: Duration::from_millis(10),
-            inbound_capacity: 4096,
             request_capacity: 4096,
             forward_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(5),
             rng_seed: None,
         }
     }
-}
-
-/// Why a request failed. Each variant says what the caller knows.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum RaftError {
-    /// This node does not lead: retry at `leader`, if known, which can be
-    /// reached at `address` if the configuration records one. Nothing
-    /// happened.
-    #[error("not the leader (leader: {leader:?} at {address:?})")]
-    NotLeader {
-        /// The leader this node knows of.
-        leader: Option<NodeId>,
-        /// The leader's address, from the configuration.
-        address: Option<String>,
-    },
-    /// The proposal was definitely not applied: a new leader replaced it.
-    #[error("the proposal was not applied")]
-    NotApplied,
-    /// The proposal may or may not have been applied (the node stopped, a
-    /// snapshot covered it, the node left the cluster, or it lost its
-    /// leadership and then heard from no leader for
-    /// [`RuntimeConfig::forward_timeout`], before its outcome was seen here).
-    #[error("the outcome of the proposal is unknown")]
-    OutcomeUnknown,
-    /// The node is shut down.
-    #[error("the node is shut down")]
-    ShutDown,
-    /// The node stopped on a storage error (or its state machine or store
-    /// panicked): requests waiting then, and every request after, get this.
-    /// A proposal waiting then may or may not have been applied.
-    #[error("the node stopped on a storage error: {0}")]
-    Storage(String),
-    /// The command could not be encoded.
-    #[error("the command could not be encoded: {0}")]
-    Encode(String),
-    /// A membership change was refused.
-    #[error(transparent)]
-    Membership(#[from] MembershipChangeError),
-    /// A leadership transfer was refused.
-    #[error(transparent)]
-    Transfer(#[from] TransferError),
-    /// A read could not be served as asked (a lease read with lease reads
-    /// off). Nothing happened.
-    #[error(transparent)]
-    Read(ReadError),
-    /// A read was not confirmed in time. Nothing happened; retry.
-    #[error("the read was not confirmed in time")]
-    Timeout,
-    /// The command was applied, but its response could not be relayed (it
-    /// did not encode at the leader, or decode here).
-    #[error("the command was applied, but its response was lost: {0}")]
-    Response(String),
-}
-
-/// Why a node could not start.
-#[derive(Debug, Error)]
-pub enum StartError {
-    /// The store could not be loaded.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The stored state or the configuration is invalid.
-    #[error(transparent)]
-    Init(#[from] InitError),
-    /// The state machine could not restore the stored snapshot.
-    #[error(transparent)]
-    Restore(#[from] RestoreError),
 }
 
 /// How a read is served.
@@ -280,7 +216,7 @@ enum Event {
     Persisted(u64),
     Applied(Index),
     SnapshotBuilt(Snapshot),
-    Failed(String),
+    Failed(Failure),
 }
 
 /// Work for the applier task.
@@ -304,11 +240,10 @@ struct WriteJob {
 /// same node.
 pub struct Raft<SM: StateMachine> {
     requests: mpsc::Sender<Request<SM>>,
-    inbound: mpsc::Sender<Message>,
     metrics: watch::Receiver<Metrics>,
     /// Why the node stopped, if it failed (set once, before requests are
     /// refused).
-    failure: Arc<std::sync::OnceLock<String>>,
+    failure: Arc<std::sync::OnceLock<Failure>>,
     /// How long a read may take, end to end.
     read_timeout: Duration,
     /// The node's tasks (core, writer, applier), for [`Raft::crash`].
@@ -323,7 +258,6 @@ impl<SM: StateMachine> Clone for Raft<SM> {
     fn clone(&self) -> Self {
         Self {
             requests: self.requests.clone(),
-            inbound: self.inbound.clone(),
             metrics: self.metrics.clone(),
             failure: self.failure.clone(),
             read_timeout: self.read_timeout,
@@ -346,14 +280,22 @@ impl<SM: StateMachine> Raft<SM> {
     /// pass it again. A node that joins an existing cluster later starts
     /// with `Membership::default()` (no members: it never campaigns) and is
     /// added by the leader with [`Raft::add_learner`].
+    ///
+    /// The node sends through `transport` and reads what peers send from
+    /// `inbox`, the one the transport was bound to (see [`Inbox`]): every
+    /// transport is set up the same way, the inbox first. An inbox that a
+    /// running node reads is refused ([`StartError::InboxInUse`]); once that
+    /// node stops, a restart may take it up again.
     pub async fn start<S: LogStore, T: Transport>(
         config: Config,
         runtime: RuntimeConfig,
         membership: Membership,
         store: S,
         transport: T,
+        inbox: Inbox,
         mut state_machine: SM,
     ) -> Result<Self, StartError> {
+        let inbox = inbox.take().ok_or(StartError::InboxInUse)?;
         let stored = store.load().await?;
         if let Some(snapshot) = &stored.snapshot {
             state_machine.restore(&snapshot.data)?;
@@ -374,7 +316,6 @@ impl<SM: StateMachine> Raft<SM> {
         transport.update_addresses(&raw.membership().addresses);
 
         let (requests, request_rx) = mpsc::channel(runtime.request_capacity);
-        let (inbound, inbound_rx) = mpsc::channel(runtime.inbound_capacity);
         let (event_tx, event_rx) = mpsc::unbounded_channel();
         let (write_tx, write_rx) = mpsc::unbounded_channel();
         let (apply_tx, apply_rx) = mpsc::unbounded_channel();
@@ -416,7 +357,7 @@ impl<SM: StateMachine> Raft<SM> {
         let core = Driver::new(raw, transport, links, &runtime, seed);
         #[cfg(feature = "testing")]
         let io_tasks = (writer.abort_handle(), applier.abort_handle());
-        let core = core.run(runtime.tick, request_rx, inbound_rx, event_rx, writer, applier);
+        let core = core.run(runtime.tick, request_rx, inbox, event_rx, writer, applier);
         let core = tokio::spawn(tracing::Instrument::instrument(core, span));
         #[cfg(feature = "testing")]
         let tasks = Arc::new([core.abort_handle(), io_tasks.0, io_tasks.1]);
@@ -424,7 +365,6 @@ impl<SM: StateMachine> Raft<SM> {
         drop(core); // detached: the task runs on
         Ok(Self {
             requests,
-            inbound,
             metrics,
             failure,
             #[cfg(feature = "testing")]
@@ -438,7 +378,7 @@ impl<SM: StateMachine> Raft<SM> {
     /// tests): until [`Raft::resume`], its core task, log writer and applier
     /// process nothing. Requests, inbound messages and the tasks' reports to
     /// each other queue (inbound messages beyond
-    /// [`RuntimeConfig::inbound_capacity`] are dropped, and callers wait once
+    /// the [`Inbox`]'s capacity are dropped, and callers wait once
     /// [`RuntimeConfig::request_capacity`] requests queue), and time goes on:
     /// timers that fall due meanwhile are seen late, on resume. An input a
     /// task has already begun to act on completes (on a current-thread
@@ -461,12 +401,6 @@ impl<SM: StateMachine> Raft<SM> {
     #[cfg(feature = "testing")]
     pub fn resume(&self) {
         self.pause.set(false);
-    }
-
-    /// Hands a message from a peer to this node (transports call this). Never
-    /// waits: when the inbound queue is full the message is dropped.
-    pub fn receive(&self, message: Message) {
-        let _ = self.inbound.try_send(message);
     }
 
     /// Proposes `command` and waits until it is applied, returning the state
@@ -641,10 +575,8 @@ impl<SM: StateMachine> Raft<SM> {
     }
 
     /// Stops the node once every write it has acknowledged is durable, and
-    /// returns once it has stopped (whichever handle asked). Handles kept
-    /// elsewhere (a transport delivering to the node holds one) do not keep
-    /// it running, but dropping every handle does not stop it either: call
-    /// this.
+    /// returns once it has stopped (whichever handle asked). Dropping every
+    /// handle does not stop it: call this.
     pub async fn shutdown(&self) {
         let mut running = self.metrics.clone();
         let (done, finished) = oneshot::channel();
@@ -670,7 +602,7 @@ impl<SM: StateMachine> Raft<SM> {
 
     async fn request(&self, request: Request<SM>) -> Result<(), RaftError> {
         self.requests.send(request).await.map_err(|_| match self.failure.get() {
-            Some(error) => RaftError::Storage(error.clone()),
+            Some(failure) => RaftError::Failed(failure.clone()),
             None => RaftError::ShutDown,
         })
     }

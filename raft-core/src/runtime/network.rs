@@ -4,8 +4,6 @@ use super::Transport;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Deliver = Arc<dyn Fn(crate::Message) + Send + Sync>;
-
 /// An in-process network for tests and benchmarks: every node's transport
 /// delivers straight into the other nodes' inbound queues, with fault hooks:
 /// cut one link or every link of a node, lose a share of all messages, delay
@@ -21,7 +19,7 @@ pub struct InProcessNetwork {
 
 #[derive(Default)]
 struct NetworkInner {
-    nodes: std::collections::HashMap<crate::NodeId, Deliver>,
+    nodes: std::collections::HashMap<crate::NodeId, super::Inbox>,
     cut: std::collections::HashSet<(crate::NodeId, crate::NodeId)>,
     /// Messages lost, per 2^32 sent.
     loss: u64,
@@ -34,10 +32,10 @@ impl InProcessNetwork {
         Self::default()
     }
 
-    /// Connects node `id`: messages to it are handed to `deliver` (usually
-    /// [`super::Raft::receive`] of its handle).
-    pub fn connect(&self, id: crate::NodeId, deliver: impl Fn(crate::Message) + Send + Sync + 'static) {
-        self.lock().nodes.insert(id, Arc::new(deliver));
+    /// Connects node `id`: messages to it go to `inbox` (the one its node
+    /// is started on), replacing the inbox it had.
+    pub fn connect(&self, id: crate::NodeId, inbox: super::Inbox) {
+        self.lock().nodes.insert(id, inbox);
     }
 
     /// Disconnects node `id` (as when it stops); messages to it are dropped.
@@ -119,11 +117,11 @@ impl Transport for InProcessTransport {
             (deliver.clone(), inner.delay)
         };
         if delay.is_zero() {
-            deliver(message);
+            deliver.deliver(message);
         } else {
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                deliver(message);
+                deliver.deliver(message);
             });
         }
     }

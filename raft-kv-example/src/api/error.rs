@@ -119,9 +119,7 @@ impl From<RaftError> for ApiError {
             | RaftError::NotApplied
             | RaftError::ShutDown
             | RaftError::Timeout => Code::Unavailable,
-            RaftError::OutcomeUnknown | RaftError::Storage(_) | RaftError::Response(_) => {
-                Code::OutcomeUnknown
-            }
+            RaftError::OutcomeUnknown | RaftError::Failed(_) | RaftError::Response(_) => Code::OutcomeUnknown,
             RaftError::Encode(_) | RaftError::Read(_) => Code::BadRequest,
             RaftError::Transfer(TransferError::NotLeader { .. }) => Code::Unavailable,
             RaftError::Transfer(TransferError::UnknownNode(_)) => Code::NotFound,

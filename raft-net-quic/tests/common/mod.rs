@@ -3,13 +3,13 @@
 
 #![allow(dead_code)] // Each test file uses its own part.
 
+use raft_core::runtime::Inbox;
 use raft_core::{Heartbeat, Message, MessageBody, NodeId};
 use raft_net_quic::{QuicConfig, QuicTransport};
 use raft_net_tls::{ClusterCa, NodeIdentity, Validity};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// How long a test waits for what should happen.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -41,14 +41,15 @@ pub fn config() -> QuicConfig {
 }
 
 /// Node `node`'s transport, bound on loopback, and its inbox.
-pub fn bind(ca: &ClusterCa, node: NodeId, config: QuicConfig) -> (QuicTransport, mpsc::Receiver<Message>) {
-    let (inbound, inbox) = mpsc::channel(1 << 16);
-    let transport = QuicTransport::bind(&identity(ca, node), config, inbound).expect("the transport binds");
+pub async fn bind(ca: &ClusterCa, node: NodeId, config: QuicConfig) -> (QuicTransport, Inbox) {
+    let inbox = Inbox::new(1 << 16);
+    let transport =
+        QuicTransport::bind(config, &identity(ca, node), inbox.clone()).await.expect("the transport binds");
     (transport, inbox)
 }
 
 pub fn addr(transport: &QuicTransport) -> SocketAddr {
-    transport.local_addr().expect("a local address")
+    transport.local_addr()
 }
 
 pub fn heartbeat(from: NodeId, to: NodeId, round: u64) -> Message {
@@ -56,8 +57,8 @@ pub fn heartbeat(from: NodeId, to: NodeId, round: u64) -> Message {
 }
 
 /// The next message in `inbox`, within the deadline.
-pub async fn receive(inbox: &mut mpsc::Receiver<Message>) -> Message {
-    within("a message", inbox.recv()).await.expect("the inbox is open")
+pub async fn receive(inbox: &Inbox) -> Message {
+    within("a message", inbox.recv()).await.expect("no node reads the inbox")
 }
 
 /// A bare QUIC client endpoint speaking with `tls`: what an intruder uses.

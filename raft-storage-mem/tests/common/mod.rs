@@ -2,7 +2,7 @@
 //! in-process network, and waits on conditions with generous deadlines.
 #![allow(dead_code)] // each test file uses its own subset
 
-use raft_core::runtime::{InProcessNetwork, Raft, RaftError, ReadConsistency, RuntimeConfig};
+use raft_core::runtime::{InProcessNetwork, Inbox, Raft, RaftError, ReadConsistency, RuntimeConfig};
 use raft_core::{Config, Membership, NodeId};
 use raft_storage_mem::{KvCommand, MemKv, MemLogStore};
 use std::time::Duration;
@@ -14,10 +14,9 @@ pub async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output 
     raft_core::testing::within(DEADLINE, what, future).await
 }
 
-/// Election timeouts of 300 to 600 ms: long enough that a loaded machine does
-/// not make leaders lose their followers, short enough to keep tests quick.
+/// The runtime tests' settings (raft-core's shared harness).
 pub fn config(id: NodeId) -> Config {
-    Config { election_timeout_min: 30, election_timeout_max: 60, heartbeat_interval: 3, ..Config::new(id) }
+    raft_core::testing::runtime_config(id)
 }
 
 pub fn set(key: &str, value: &str) -> KvCommand {
@@ -51,7 +50,8 @@ pub async fn leader(nodes: &[Raft<MemKv>]) -> usize {
 }
 
 /// Starts node `config.id` with `membership` (the founding configuration,
-/// or `Membership::default()` to join later) over `transport`.
+/// or `Membership::default()` to join later) over `transport`, its
+/// messages from `net` delivered to the inbox returned with it.
 pub async fn start_member<T: raft_core::runtime::Transport>(
     net: &InProcessNetwork,
     config: Config,
@@ -59,14 +59,10 @@ pub async fn start_member<T: raft_core::runtime::Transport>(
     membership: Membership,
     store: MemLogStore,
     transport: T,
-) -> Raft<MemKv> {
-    let id = config.id;
-    let raft = Raft::start(config, runtime, membership, store, transport, MemKv::default())
+) -> (Raft<MemKv>, Inbox) {
+    raft_core::testing::start_in_process(net, config, runtime, membership, store, transport, MemKv::default())
         .await
-        .expect("the node starts");
-    let handle = raft.clone();
-    net.connect(id, move |message| handle.receive(message));
-    raft
+        .expect("the node starts")
 }
 
 pub async fn start_with(
@@ -75,21 +71,12 @@ pub async fn start_with(
     voters: &[NodeId],
     store: MemLogStore,
 ) -> Raft<MemKv> {
-    let id = config.id;
-    let runtime = RuntimeConfig::default();
+    let transport = net.transport(config.id);
     let membership = Membership::new(voters.iter().copied(), []);
-    let raft = Raft::start(config, runtime, membership, store, net.transport(id), MemKv::default())
-        .await
-        .expect("the node starts");
-    let handle = raft.clone();
-    net.connect(id, move |message| handle.receive(message));
-    raft
+    start_member(net, config, RuntimeConfig::default(), membership, store, transport).await.0
 }
 
 /// Waits until `node` has applied at least `index`.
 pub async fn applied(node: &Raft<MemKv>, index: u64) {
-    let mut metrics = node.metrics();
-    let reached =
-        within("catching up", async { metrics.wait_for(|m| m.applied_index >= index).await.is_ok() });
-    assert!(reached.await, "node {} stopped", node.metrics().borrow().id);
+    raft_core::testing::wait_applied(node, index, DEADLINE).await;
 }

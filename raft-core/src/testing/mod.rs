@@ -17,6 +17,17 @@
 //! ```
 //!
 //! Each check panics with the rule it found broken.
+//!
+//! The harness of runtime tests is here too ([`runtime`], re-exported):
+//! the settings, start-up and waits that every test of a cluster of
+//! [`Raft`](crate::runtime::Raft) nodes shares, whatever its store and
+//! transport.
+
+pub mod runtime;
+pub use runtime::{
+    max_commit_index, propose_at_leader, runtime_config, shutdown_all, start_in_process, wait_all_applied,
+    wait_applied, RUNTIME_DEADLINE,
+};
 
 use crate::storage::{LogStore, LogWrite, StorageError, StoredState};
 use crate::{Entry, EntryPayload, HardState, Index, LogId, Membership, Snapshot, SnapshotMeta};
@@ -262,11 +273,9 @@ pub trait TransportHarness: Send {
     /// The transport under test.
     type Transport: crate::runtime::Transport;
     /// Starts node `id` (again, after [`TransportHarness::stop`]): its
-    /// transport, and the receiver of what peers send it.
-    async fn start(
-        &mut self,
-        id: crate::NodeId,
-    ) -> (Self::Transport, tokio::sync::mpsc::Receiver<crate::Message>);
+    /// transport, and the [`Inbox`](crate::runtime::Inbox) it was bound to,
+    /// which the suite reads with [`Inbox::recv`](crate::runtime::Inbox::recv).
+    async fn start(&mut self, id: crate::NodeId) -> (Self::Transport, crate::runtime::Inbox);
     /// Stops node `id`: nothing reaches it until it starts again.
     async fn stop(&mut self, id: crate::NodeId);
 
@@ -302,21 +311,21 @@ const TRANSPORT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2
 pub async fn transport_conformance<H: TransportHarness>(harness: &mut H) {
     use crate::runtime::Transport;
     let (one, _one_inbox) = harness.start(1).await;
-    let (_two, mut two_inbox) = harness.start(2).await;
+    let (_two, two_inbox) = harness.start(2).await;
 
     // Delivery, in order per peer.
     for round in 0..100 {
         one.send(heartbeat(1, 2, round));
     }
     for round in 0..100 {
-        let message = receive(&mut two_inbox).await;
+        let message = receive(&two_inbox).await;
         assert_eq!(message, heartbeat(1, 2, round), "messages to a peer must arrive in order, intact");
     }
 
     // A large snapshot chunk arrives intact.
     let chunk = snapshot_chunk(1, 2, 256 * 1024);
     one.send(chunk.clone());
-    assert_eq!(receive(&mut two_inbox).await, chunk, "a large snapshot chunk must arrive intact");
+    assert_eq!(receive(&two_inbox).await, chunk, "a large snapshot chunk must arrive intact");
 
     // Sending to a peer that is down (or never existed) does not block.
     harness.stop(2).await;
@@ -328,7 +337,7 @@ pub async fn transport_conformance<H: TransportHarness>(harness: &mut H) {
     assert!(started.elapsed() < TRANSPORT_DEADLINE, "send must never block on an absent peer");
 
     // A peer that restarts receives again.
-    let (_two, mut two_inbox) = harness.start(2).await;
+    let (_two, two_inbox) = harness.start(2).await;
     let delivered = tokio::time::timeout(TRANSPORT_DEADLINE, async {
         let mut round = 1_000_000;
         loop {
@@ -346,8 +355,8 @@ pub async fn transport_conformance<H: TransportHarness>(harness: &mut H) {
     .await;
     assert!(delivered.is_ok(), "a restarted peer must receive again");
 
-    a_peer_that_never_answers_blocks_nobody(harness, &one, &mut two_inbox).await;
-    hostile_bytes_end_their_connection_not_the_node(harness, &one, &mut two_inbox).await;
+    a_peer_that_never_answers_blocks_nobody(harness, &one, &two_inbox).await;
+    hostile_bytes_end_their_connection_not_the_node(harness, &one, &two_inbox).await;
 }
 
 /// Issue 4: a peer that accepts nothing and reads nothing must not block
@@ -355,7 +364,7 @@ pub async fn transport_conformance<H: TransportHarness>(harness: &mut H) {
 async fn a_peer_that_never_answers_blocks_nobody<H: TransportHarness>(
     harness: &mut H,
     one: &H::Transport,
-    two_inbox: &mut tokio::sync::mpsc::Receiver<crate::Message>,
+    two_inbox: &crate::runtime::Inbox,
 ) {
     use crate::runtime::Transport;
     let _silent = harness.start_unresponsive(3).await;
@@ -385,7 +394,7 @@ async fn a_peer_that_never_answers_blocks_nobody<H: TransportHarness>(
 async fn hostile_bytes_end_their_connection_not_the_node<H: TransportHarness>(
     harness: &mut H,
     one: &H::Transport,
-    two_inbox: &mut tokio::sync::mpsc::Receiver<crate::Message>,
+    two_inbox: &crate::runtime::Inbox,
 ) {
     use crate::codec::{encode_frame, FORMAT_VERSION, MAX_VALUE_BYTES};
     use crate::runtime::Transport;
@@ -454,7 +463,7 @@ async fn hostile_bytes_end_their_connection_not_the_node<H: TransportHarness>(
                         panic!("a message after {what} was delivered: {message:?}")
                     }
                     Ok(Some(message)) if message == heartbeat(1, 2, marker) => return,
-                    Ok(None) => panic!("the inbox closed"),
+                    Ok(None) => panic!("a node reads the inbox"),
                     _ => {}
                 }
             }
@@ -470,7 +479,7 @@ async fn hostile_bytes_end_their_connection_not_the_node<H: TransportHarness>(
     }
     // Whatever a hostile connection's last frame became, it is not delivered late.
     tokio::task::yield_now().await;
-    while let Ok(message) = two_inbox.try_recv() {
+    while let Some(message) = two_inbox.try_recv() {
         assert_ne!(message.from, HOSTILE, "a message after hostile bytes was delivered: {message:?}");
     }
 }
@@ -517,10 +526,7 @@ fn append_entries(from: crate::NodeId, to: crate::NodeId, round: u64, payload: B
 
 /// The next message that is not a heartbeat of a round below `min_round`
 /// (a straggler of an earlier check that retried).
-async fn receive_fresh(
-    inbox: &mut tokio::sync::mpsc::Receiver<crate::Message>,
-    min_round: u64,
-) -> crate::Message {
+async fn receive_fresh(inbox: &crate::runtime::Inbox, min_round: u64) -> crate::Message {
     loop {
         let message = receive(inbox).await;
         match &message.body {
@@ -532,10 +538,7 @@ async fn receive_fresh(
 
 /// The next message from `from`, skipping others (stragglers of earlier
 /// checks that retried).
-async fn receive_from(
-    inbox: &mut tokio::sync::mpsc::Receiver<crate::Message>,
-    from: crate::NodeId,
-) -> crate::Message {
+async fn receive_from(inbox: &crate::runtime::Inbox, from: crate::NodeId) -> crate::Message {
     loop {
         let message = receive(inbox).await;
         if message.from == from {
@@ -544,9 +547,9 @@ async fn receive_from(
     }
 }
 
-async fn receive(inbox: &mut tokio::sync::mpsc::Receiver<crate::Message>) -> crate::Message {
+async fn receive(inbox: &crate::runtime::Inbox) -> crate::Message {
     tokio::time::timeout(TRANSPORT_DEADLINE, inbox.recv())
         .await
         .expect("a message must arrive within the deadline")
-        .expect("the inbox is open")
+        .expect("no node reads the inbox")
 }
