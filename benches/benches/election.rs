@@ -120,39 +120,47 @@ async fn on_runtime(trials: usize) -> Vec<f64> {
     times
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+/// The order statistics of one set of trials.
+struct Summary {
+    trials: usize,
+    min: f64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
 }
 
-fn sorted(values: &[f64]) -> Vec<f64> {
-    let mut values = values.to_vec();
-    values.sort_by(f64::total_cmp);
-    values
+impl Summary {
+    fn of(values: &[f64]) -> Self {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let at = |p: f64| {
+            let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+            sorted[rank.clamp(1, sorted.len()) - 1]
+        };
+        Self {
+            trials: sorted.len(),
+            min: at(0.0),
+            p50: at(50.0),
+            p90: at(90.0),
+            p99: at(99.0),
+            max: at(100.0),
+        }
+    }
 }
 
 fn print_row(name: &str, values: &[f64]) {
-    let s = sorted(values);
+    let s = Summary::of(values);
     println!(
         "{name:<28} {:>8} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
-        s.len(),
-        s[0],
-        percentile(&s, 50.0),
-        percentile(&s, 90.0),
-        percentile(&s, 99.0),
-        s[s.len() - 1]
+        s.trials, s.min, s.p50, s.p90, s.p99, s.max
     );
 }
 
 fn json(values: &[f64]) -> String {
-    let s = sorted(values);
+    let s = Summary::of(values);
     format!(
         "{{\"trials\":{},\"min\":{:.1},\"p50\":{:.1},\"p90\":{:.1},\"p99\":{:.1},\"max\":{:.1}}}",
-        s.len(),
-        s[0],
-        percentile(&s, 50.0),
-        percentile(&s, 90.0),
-        percentile(&s, 99.0),
-        s[s.len() - 1]
+        s.trials, s.min, s.p50, s.p90, s.p99, s.max
     )
 }

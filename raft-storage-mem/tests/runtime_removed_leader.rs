@@ -16,7 +16,7 @@
 mod common;
 
 use common::*;
-use raft_core::runtime::{Metrics, Raft, RaftError, RuntimeConfig, Transport};
+use raft_core::runtime::{Inbox, Metrics, Raft, RaftError, RuntimeConfig, Transport};
 use raft_core::{
     AppendEntriesResponse, Config, Forward, ForwardOutcome, Membership, Message, MessageBody, Role,
     VoteResponse,
@@ -48,6 +48,27 @@ async fn until(node: &Raft<MemKv>, what: &str, condition: impl Fn(&Metrics) -> b
     within(what, metrics.wait_for(condition)).await.expect("running");
 }
 
+/// Node 1 of {1, 2, 3}, a real runtime node whose peers are scripted: it is
+/// elected in term 1 by node 2, and its blank, stored by 2 and 3, commits.
+/// Returns the node, its inbox and what it sends.
+async fn leader_of_term_one(
+    config: Config,
+    runtime: RuntimeConfig,
+) -> (Raft<MemKv>, Inbox, mpsc::UnboundedReceiver<Message>) {
+    let net = raft_core::runtime::InProcessNetwork::new();
+    let (outbox, sent) = mpsc::unbounded_channel();
+    let membership = Membership::new([1, 2, 3], []);
+    let (node, inbox) =
+        start_member(&net, config, runtime, membership, MemLogStore::new(), Outbox(outbox)).await;
+    until(&node, "candidate in term 1", |m| m.role == Role::Candidate && m.term == 1).await;
+    inbox.deliver(vote(2, 1));
+    until(&node, "leader of term 1", |m| m.role == Role::Leader && m.last_log_index == 1).await;
+    inbox.deliver(ack(2, 1));
+    inbox.deliver(ack(3, 1));
+    until(&node, "the blank committed", |m| m.commit_index == 1).await;
+    (node, inbox, sent)
+}
+
 /// Section 4.2.2 of the thesis: a leader outside the new configuration
 /// manages the cluster until it commits, then steps down. What it appended
 /// after that entry may still be committed by the members that hold it, so
@@ -58,19 +79,7 @@ async fn a_leader_that_removes_itself_answers_what_it_can_no_longer_see_decided(
     let config = Config { pre_vote: false, check_quorum: false, ..config(1) };
     let runtime = RuntimeConfig::default();
     let patience = runtime.forward_timeout / 2;
-    let net = raft_core::runtime::InProcessNetwork::new();
-    let (outbox, mut sent) = mpsc::unbounded_channel();
-    let membership = Membership::new([1, 2, 3], []);
-    let (node, inbox) =
-        start_member(&net, config, runtime, membership, MemLogStore::new(), Outbox(outbox)).await;
-
-    // Term 1: node 1 is elected by node 2; nodes 2 and 3 store its blank.
-    until(&node, "candidate in term 1", |m| m.role == Role::Candidate && m.term == 1).await;
-    inbox.deliver(vote(2, 1));
-    until(&node, "leader of term 1", |m| m.role == Role::Leader && m.last_log_index == 1).await;
-    inbox.deliver(ack(2, 1));
-    inbox.deliver(ack(3, 1));
-    until(&node, "the blank committed", |m| m.commit_index == 1).await;
+    let (node, inbox, mut sent) = leader_of_term_one(config, runtime).await;
 
     // Node 1 removes itself: the joint configuration at 2, stored by 2 and 3,
     // commits, and node 1 appends the configuration {2, 3} at 3.
@@ -143,18 +152,7 @@ async fn a_leader_deposed_while_removing_itself_answers_its_proposals() {
     let config = Config { pre_vote: false, check_quorum: false, ..config(1) };
     let runtime = RuntimeConfig::default();
     let patience = runtime.forward_timeout * 3;
-    let net = raft_core::runtime::InProcessNetwork::new();
-    let (outbox, _sent) = mpsc::unbounded_channel();
-    let membership = Membership::new([1, 2, 3], []);
-    let (node, inbox) =
-        start_member(&net, config, runtime, membership, MemLogStore::new(), Outbox(outbox)).await;
-
-    until(&node, "candidate in term 1", |m| m.role == Role::Candidate && m.term == 1).await;
-    inbox.deliver(vote(2, 1));
-    until(&node, "leader of term 1", |m| m.role == Role::Leader && m.last_log_index == 1).await;
-    inbox.deliver(ack(2, 1));
-    inbox.deliver(ack(3, 1));
-    until(&node, "the blank committed", |m| m.commit_index == 1).await;
+    let (node, inbox, _sent) = leader_of_term_one(config, runtime).await;
 
     // The joint configuration at 2, then a proposal at 3; neither is
     // acknowledged to node 1.

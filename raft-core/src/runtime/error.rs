@@ -30,8 +30,9 @@ pub enum RaftError {
     NotApplied,
     /// The proposal may or may not have been applied (the node stopped, a
     /// snapshot covered it, the node left the cluster, or it lost its
-    /// leadership and then heard from no leader for
-    /// [`RuntimeConfig::forward_timeout`], before its outcome was seen here).
+    /// leadership and then heard from no leader for the runtime's
+    /// [`forward_timeout`](super::RuntimeConfig::forward_timeout), before its
+    /// outcome was seen here).
     #[error("the outcome of the proposal is unknown")]
     OutcomeUnknown,
     /// The node is shut down.
