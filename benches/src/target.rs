@@ -81,6 +81,11 @@ pub struct HttpClient {
 impl HttpClient {
     /// Client number `client` of `api` at `endpoints` (taken in turn).
     pub fn new(api: Api, endpoints: &[String], client: usize) -> Result<Self, TargetError> {
+        // A build of the whole workspace enables more than one rustls crypto
+        // backend, and reqwest then finds no process default and panics:
+        // install ring's (the transports' own). An error only means one is
+        // set already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(1)
