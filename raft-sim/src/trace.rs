@@ -228,10 +228,6 @@ pub(crate) fn message(m: &Message) -> String {
         MessageBody::InstallSnapshotResponse(r) => {
             format!("last={} next={} installed={}", log_id(r.last), r.next_offset, r.installed)
         }
-        MessageBody::Forward(raft_core::Forward::Proposal { id, command }) => {
-            format!("id={id} len={}", command.len())
-        }
-        MessageBody::Forward(raft_core::Forward::Response { id, outcome }) => format!("id={id} {outcome:?}"),
     };
     let line = format!("{}->{} {} term={}", m.from, m.to, m.body.kind(), m.term);
     if detail.is_empty() {

@@ -3,9 +3,9 @@
 //! the protocol state, so nothing here takes a lock.
 
 use super::clock::Clock;
+use super::envelope::{Envelope, Forward, ForwardOutcome, Forwarded};
 use super::forward::{ForwardFilter, ForwardIds, Refusal, Verdict};
 use super::*;
-use crate::{Forward, ForwardOutcome, MessageBody};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -16,7 +16,7 @@ enum Wake<SM: StateMachine> {
     Tick,
     /// An I/O task ended on its own (its name, and how).
     Ended(Task, Result<(), tokio::task::JoinError>),
-    Message(Message),
+    Envelope(Envelope),
     /// A request, or `None` once every handle is gone.
     Request(Option<Request<SM>>),
     Event(Event),
@@ -162,7 +162,7 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                             _ => None,
                         },
                         1 => match inbound.poll_recv(cx) {
-                            Poll::Ready(Some(message)) => Some(Wake::Message(message)),
+                            Poll::Ready(Some(envelope)) => Some(Wake::Envelope(envelope)),
                             _ => None,
                         },
                         _ => match requests.poll_recv(cx) {
@@ -191,17 +191,17 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                         Some(reported_failure(&mut events).unwrap_or_else(|| task_failure(task, ended)));
                     break None;
                 }
-                Wake::Message(message) => {
-                    self.receive(message);
+                Wake::Envelope(envelope) => {
+                    self.receive(envelope);
                     // Batch what is queued, but never so much that requests,
                     // ticks and completions wait behind a busy network.
                     for _ in 0..MAX_BATCH {
                         if self.gate.is_paused() {
                             break;
                         }
-                        let Ok(message) = inbound.try_recv() else { break };
+                        let Ok(envelope) = inbound.try_recv() else { break };
                         self.catch_up(&mut clock);
-                        self.receive(message);
+                        self.receive(envelope);
                     }
                 }
                 Wake::Request(request) => {
@@ -289,19 +289,33 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         self.expire_waiting();
     }
 
-    /// Steps a peer's message, or handles it here if it is a forwarded
-    /// request (the protocol does not see those).
-    fn receive(&mut self, message: Message) {
+    /// Steps a peer's Raft message, or handles a forwarded request here
+    /// (the protocol does not see those).
+    fn receive(&mut self, envelope: Envelope) {
         self.counters.messages_received.increment(1);
-        tracing::trace!(from = message.from, term = message.term, kind = message.body.kind(), "receive");
-        match message.body {
-            MessageBody::Forward(Forward::Proposal { id, command }) => {
-                self.receive_forward(message.from, message.term, id, command);
-            }
-            MessageBody::Forward(Forward::Response { id, outcome }) => {
+        tracing::trace!(from = envelope.from(), term = envelope.term(), kind = envelope.kind(), "receive");
+        let message = match envelope {
+            Envelope::Raft(message) => message,
+            Envelope::Forward(forwarded) => return self.handle_forwarded(forwarded),
+        };
+        let from = message.from;
+        if let Err(error) = self.raw.step(message) {
+            // A refused message changes nothing; peers cannot hurt us.
+            tracing::debug!(%error, "message refused");
+        } else if self.raw.leader() == Some(from) {
+            self.quiet_since = None;
+        }
+    }
+
+    /// Handles a forwarded proposal, or the answer to one this node forwarded.
+    fn handle_forwarded(&mut self, forwarded: Forwarded) {
+        let Forwarded { from, term, body, .. } = forwarded;
+        match body {
+            Forward::Proposal { id, command } => self.receive_forward(from, term, id, command),
+            Forward::Response { id, outcome } => {
                 // Only the node the forward went to can answer it; an answer
                 // from anyone else leaves it waiting for the real one.
-                let from_target = self.forwarded.get(&id).is_some_and(|&(_, to, _)| to == message.from);
+                let from_target = self.forwarded.get(&id).is_some_and(|&(_, to, _)| to == from);
                 if let Some((_, _, reply)) = from_target.then(|| self.forwarded.remove(&id)).flatten() {
                     let result = outcome_to_result(outcome).map_err(|error| match error {
                         RaftError::NotLeader { leader, .. } => {
@@ -311,15 +325,6 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                         other => other,
                     });
                     let _ = reply.send(result);
-                }
-            }
-            _ => {
-                let from = message.from;
-                if let Err(error) = self.raw.step(message) {
-                    // A refused message changes nothing; peers cannot hurt us.
-                    tracing::debug!(%error, "message refused");
-                } else if self.raw.leader() == Some(from) {
-                    self.quiet_since = None;
                 }
             }
         }
@@ -382,12 +387,12 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         let id = self.forward_ids.next_id();
         self.forwarded.insert(id, (Instant::now() + self.forward_timeout, leader, reply));
         self.counters.forwarded.increment(1);
-        self.send(Message {
+        self.send(Envelope::Forward(Forwarded {
             from: self.raw.id(),
             to: leader,
             term: self.raw.term(),
-            body: MessageBody::Forward(Forward::Proposal { id, command }),
-        });
+            body: Forward::Proposal { id, command },
+        }));
     }
 
     /// Proposes a forwarded proposal if it is valid here and the first copy
@@ -478,10 +483,10 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         respond(&*self.transport, self.raw.id(), responder, result);
     }
 
-    fn send(&self, message: Message) {
+    fn send(&self, envelope: Envelope) {
         self.counters.messages_sent.increment(1);
-        tracing::trace!(to = message.to, term = message.term, kind = message.body.kind(), "send");
-        self.transport.send(message);
+        tracing::trace!(to = envelope.to(), term = envelope.term(), kind = envelope.kind(), "send");
+        self.transport.send(envelope);
     }
 
     /// Hands everything the node produced to the tasks that act on it.
@@ -489,7 +494,7 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         while self.raw.has_ready() {
             let ready = self.raw.ready();
             for message in ready.messages {
-                self.send(message);
+                self.send(Envelope::Raft(message));
             }
             if let Some(snapshot) = &ready.snapshot {
                 // Proposals the snapshot covers were decided elsewhere, unseen here.
@@ -670,8 +675,8 @@ pub(super) fn respond<R: Serialize>(
                 Err(RaftError::Encode(reason)) => ForwardOutcome::Refused(reason),
                 Err(_) => ForwardOutcome::OutcomeUnknown,
             };
-            let body = MessageBody::Forward(Forward::Response { id, outcome });
-            transport.send(Message { from, to: node, term: 0, body });
+            let body = Forward::Response { id, outcome };
+            transport.send(Envelope::Forward(Forwarded { from, to: node, term: 0, body }));
         }
     }
 }

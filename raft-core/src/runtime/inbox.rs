@@ -1,4 +1,4 @@
-//! The queue a node's inbound messages wait in ([`Inbox`]). It exists
+//! The queue a node's inbound [`Envelope`]s wait in ([`Inbox`]). It exists
 //! before the node does, so the order of start-up is the same for every
 //! transport: make the inbox, bind the transport to it, start the node on
 //! both.
@@ -33,25 +33,25 @@
 //! it, so a node restarted in the same process can keep its transport: the
 //! messages that arrived meanwhile are delivered late, which Raft allows.
 
-use crate::Message;
+use super::Envelope;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::mpsc;
 
-/// How many messages an [`Inbox::default`] holds.
+/// How many envelopes an [`Inbox::default`] holds.
 pub const DEFAULT_INBOX_CAPACITY: usize = 4096;
 
-/// Where a transport delivers what peers send, for the node started on it
-/// ([`super::Raft::start`]). Cheap to clone: every clone is the same queue.
-/// Messages delivered before the node starts wait in it.
+/// Where a transport delivers the [`Envelope`]s peers send, for the node
+/// started on it ([`super::Raft::start`]). Cheap to clone: every clone is
+/// the same queue. Envelopes delivered before the node starts wait in it.
 #[derive(Clone)]
 pub struct Inbox {
-    sender: mpsc::Sender<Message>,
+    sender: mpsc::Sender<Envelope>,
     /// The reading end while no node reads it.
-    receiver: Arc<Mutex<Option<mpsc::Receiver<Message>>>>,
+    receiver: Arc<Mutex<Option<mpsc::Receiver<Envelope>>>>,
 }
 
 impl Default for Inbox {
-    /// An inbox of [`DEFAULT_INBOX_CAPACITY`] messages.
+    /// An inbox of [`DEFAULT_INBOX_CAPACITY`] envelopes.
     fn default() -> Self {
         Self::new(DEFAULT_INBOX_CAPACITY)
     }
@@ -67,39 +67,39 @@ impl std::fmt::Debug for Inbox {
 }
 
 impl Inbox {
-    /// An inbox that holds up to `capacity` messages (at least one) before
+    /// An inbox that holds up to `capacity` envelopes (at least one) before
     /// [`Inbox::deliver`] drops and [`Inbox::deliver_or_wait`] waits.
     pub fn new(capacity: usize) -> Self {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         Self { sender, receiver: Arc::new(Mutex::new(Some(receiver))) }
     }
 
-    /// Queues `message` for the node, never waiting: when the inbox is full
-    /// the message is dropped (Raft retries) and this returns false. What a
+    /// Queues `envelope` for the node, never waiting: when the inbox is full
+    /// the envelope is dropped (Raft retries) and this returns false. What a
     /// transport without flow control calls.
-    pub fn deliver(&self, message: Message) -> bool {
-        self.sender.try_send(message).is_ok()
+    pub fn deliver(&self, envelope: Envelope) -> bool {
+        self.sender.try_send(envelope).is_ok()
     }
 
-    /// Queues `message`, waiting while the inbox is full: what a transport
+    /// Queues `envelope`, waiting while the inbox is full: what a transport
     /// with flow control calls, so that a node that falls behind slows its
     /// peers down (QUIC's streams stop being read). Never fails: the inbox
     /// holds its own reading end while no node reads it.
-    pub async fn deliver_or_wait(&self, message: Message) {
-        let _ = self.sender.send(message).await;
+    pub async fn deliver_or_wait(&self, envelope: Envelope) {
+        let _ = self.sender.send(envelope).await;
     }
 
-    /// The next message in the inbox, waiting for one: for a program that
+    /// The next envelope in the inbox, waiting for one: for a program that
     /// reads an inbox without a node (a transport's tests or benchmarks).
     /// `None` while a node reads this inbox.
-    pub async fn recv(&self) -> Option<Message> {
+    pub async fn recv(&self) -> Option<Envelope> {
         let mut reader = self.take()?;
         reader.receiver().recv().await
     }
 
-    /// The next message if one is queued, without waiting (see
+    /// The next envelope if one is queued, without waiting (see
     /// [`Inbox::recv`]). `None` if none is, or while a node reads this inbox.
-    pub fn try_recv(&self) -> Option<Message> {
+    pub fn try_recv(&self) -> Option<Envelope> {
         self.take()?.receiver().try_recv().ok()
     }
 
@@ -109,7 +109,7 @@ impl Inbox {
         Some(InboxReader { receiver, slot: self.receiver.clone() })
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<mpsc::Receiver<Message>>> {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<mpsc::Receiver<Envelope>>> {
         self.receiver.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -117,12 +117,12 @@ impl Inbox {
 /// A node's reading end of its [`Inbox`], handed back when dropped (the
 /// node stopped, or its task was aborted), so the inbox can be read again.
 pub(super) struct InboxReader {
-    receiver: mpsc::Receiver<Message>,
-    slot: Arc<Mutex<Option<mpsc::Receiver<Message>>>>,
+    receiver: mpsc::Receiver<Envelope>,
+    slot: Arc<Mutex<Option<mpsc::Receiver<Envelope>>>>,
 }
 
 impl InboxReader {
-    pub(super) fn receiver(&mut self) -> &mut mpsc::Receiver<Message> {
+    pub(super) fn receiver(&mut self) -> &mut mpsc::Receiver<Envelope> {
         &mut self.receiver
     }
 }

@@ -33,10 +33,12 @@
 //! [`RaftError::Failed`] (its [`Failure`] says which call failed and how)
 //! rather than run on a broken disk.
 //!
-//! Client requests a follower forwards to its leader
-//! ([`Raft::propose_or_forward`]) travel over the same transport as
-//! [`crate::MessageBody::Forward`] messages, which the protocol ignores; the
-//! leader answers them from the applier task. What the node reports about
+//! What the runtime sends and receives through its transport is an
+//! [`Envelope`]: a protocol [`Message`] ([`Envelope::Raft`]), stepped into
+//! the `RawNode`, or a client request a follower forwards to its leader
+//! ([`Raft::propose_or_forward`]) and its answer ([`Envelope::Forward`]),
+//! which the runtime handles itself, the protocol never seeing it; the
+//! leader answers those from the applier task. What the node reports about
 //! itself (a watch, counters and histograms, tracing) is described in
 //! [`metrics`].
 
@@ -55,6 +57,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 mod clock;
 mod core;
+mod envelope;
 mod error;
 mod forward;
 mod inbox;
@@ -66,6 +69,7 @@ mod pause;
 use self::core::{Driver, DriverLinks};
 use self::metrics::Counters;
 use self::pause::{PauseGate, PauseSwitch};
+pub use envelope::{Envelope, Forward, ForwardOutcome, Forwarded};
 pub use error::{Failure, RaftError, StartError, StoreCall, Task, TaskEnd};
 pub use inbox::{Inbox, DEFAULT_INBOX_CAPACITY};
 use io::{run_writer, Applier};
@@ -101,13 +105,17 @@ pub trait StateMachine: Send + 'static {
 #[error("cannot restore the state machine: {0}")]
 pub struct RestoreError(pub String);
 
-/// Carries messages to peers. What peers send goes the other way, into the
-/// [`Inbox`] the transport was bound to before the node started.
+/// Carries [`Envelope`]s to peers. What peers send goes the other way, into
+/// the [`Inbox`] the transport was bound to before the node started.
 pub trait Transport: Send + Sync + 'static {
-    /// Queues `message` for `message.to`, in order per peer where it can. It
-    /// must never block: when a peer's queue is full the message is dropped,
-    /// and Raft retries.
-    fn send(&self, message: Message);
+    /// Queues `envelope` for [`Envelope::to`], in order per peer where it
+    /// can, and delivers it to that peer's inbox as it was sent (both kinds:
+    /// a transport does not look inside but for [`Envelope::to`],
+    /// [`Envelope::from`] and [`Envelope::kind`]). It must never block: when
+    /// a peer's queue is full the envelope is dropped: Raft retries its
+    /// messages, and the caller of a lost forward hears that its outcome is
+    /// unknown once [`RuntimeConfig::forward_timeout`] passes.
+    fn send(&self, envelope: Envelope);
 
     /// Told the members' addresses whenever the configuration in force
     /// changes (see [`Membership::addresses`]), so that a transport can reach
