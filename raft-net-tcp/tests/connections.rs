@@ -236,7 +236,7 @@ async fn peers_are_added_moved_and_removed_at_runtime_and_close_stops_everything
             if let Ok(Some(message)) =
                 tokio::time::timeout(Duration::from_millis(100), moved_inbox.recv()).await
             {
-                assert_eq!(message.from, 1);
+                assert_eq!(message.from(), 1);
                 return;
             }
         }
