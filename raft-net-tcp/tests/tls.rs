@@ -80,7 +80,7 @@ async fn good_peer_delivers<L: StreamLayer>(
         loop {
             from.send(heartbeat(from.id(), to, marker));
             if let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(100), inbox.recv()).await {
-                assert_ne!(message.from, intruder, "the intruder's message was delivered: {message:?}");
+                assert_ne!(message.from(), intruder, "the intruder's message was delivered: {message:?}");
                 if message == heartbeat(from.id(), to, marker) {
                     return;
                 }
