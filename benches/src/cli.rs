@@ -224,6 +224,7 @@ async fn http(args: &Args, api: Api, list: &str) -> Result<(Report, Outcome), Ru
         .await?;
     }
     let (value, reads) = (args.value(), args.reads);
+    let before = if api == Api::RaftKv { crate::target::scrape(&endpoints).await } else { Vec::new() };
     let outcome = closed_loop(args.clients, args.until(), args.progress(), move |c, n| {
         let (client, value) = (clients[c].clone(), value.clone());
         async move {
@@ -235,7 +236,11 @@ async fn http(args: &Args, api: Api, list: &str) -> Result<(Report, Outcome), Ru
         }
     })
     .await;
-    Ok((outcome.report(args.workload(api.name())), outcome))
+    let mut report = outcome.report(args.workload(api.name()));
+    if api == Api::RaftKv {
+        report.group_commit = crate::target::group_commit(&before, &crate::target::scrape(&endpoints).await);
+    }
+    Ok((report, outcome))
 }
 
 /// Writes each client's key 0 (untimed), so reads find it.

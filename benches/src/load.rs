@@ -56,9 +56,18 @@ impl Outcome {
             p99_us: self.quantile_us(0.99),
             p999_us: self.quantile_us(0.999),
             max_us: self.latencies.max() as f64 / 1000.0,
+            latency_cdf: CDF_QUANTILES.iter().map(|&q| [q, self.quantile_us(q)]).collect(),
+            group_commit: None,
         }
     }
 }
+
+/// The quantiles a [`Report`]'s latency CDF gives: deciles for its body,
+/// then ever finer steps into the tail, where the differences are.
+pub const CDF_QUANTILES: [f64; 19] = [
+    0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999,
+    1.0,
+];
 
 /// What was measured against what: the fields of the `--json` line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,13 +110,25 @@ pub struct Report {
     pub p999_us: f64,
     /// Slowest operation, microseconds.
     pub max_us: f64,
+    /// The latency distribution: `[quantile, microseconds]` at each of
+    /// [`CDF_QUANTILES`] (empty in lines written before it existed).
+    #[serde(default)]
+    pub latency_cdf: Vec<[f64; 2]>,
+    /// Against a running raft-kv: how many proposals the leader made
+    /// durable per log write (group commit), from its `/metrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_commit: Option<crate::target::GroupCommit>,
 }
 
 impl Report {
     /// The result line: `result: R ops/s  p50 A us  p99 B us  p99.9 C us  (...)`.
     pub fn line(&self) -> String {
+        let group_commit = match &self.group_commit {
+            Some(g) => format!(", {:.1} proposals per leader log write", g.proposals_per_write),
+            None => String::new(),
+        };
         format!(
-            "result: {:.0} ops/s  p50 {:.1} us  p99 {:.1} us  p99.9 {:.1} us  ({} ops, {} errors, {:.2} s)",
+            "result: {:.0} ops/s  p50 {:.1} us  p99 {:.1} us  p99.9 {:.1} us  ({} ops, {} errors, {:.2} s{group_commit})",
             self.ops_per_sec,
             self.p50_us,
             self.p99_us,

@@ -191,7 +191,13 @@ fn raft_kv(seen: Shared, fail: bool) -> Router {
         }
         (StatusCode::OK, "x".repeat(64))
     };
-    Router::new().route("/kv/{key}", get(read).put(put)).with_state(seen)
+    // raft-core's counters as a leader that writes its log once per four
+    // proposals would show them.
+    let metrics = |State(seen): State<Shared>| async move {
+        let puts = seen.puts.load(Ordering::Relaxed);
+        format!("# TYPE raft_proposals_total counter\nraft_proposals_total{{node=\"1\"}} {puts}\nraft_log_writes_total{{node=\"1\"}} {}\n", puts / 4)
+    };
+    Router::new().route("/kv/{key}", get(read).put(put)).route("/metrics", get(metrics)).with_state(seen)
 }
 
 /// etcd's `POST /v3/kv/put` and `POST /v3/kv/range`, base64 in JSON.
@@ -242,6 +248,16 @@ fn drives_raft_kv_and_etcd_apis_with_the_same_client_loop() {
         assert_eq!(puts - 4 + gets, 100, "{system}");
         assert!((50..=52).contains(&gets), "{system}: {gets} reads");
         assert_eq!(seen.malformed.load(Ordering::Relaxed), 0, "{system}");
+        // Group commit is read from raft-kv's /metrics around the measurement.
+        match (system, &report.group_commit) {
+            ("etcd", None) => {}
+            ("raft-kv", Some(g)) => {
+                assert_eq!(g.proposals, puts - 4, "the measurement's writes, not the preload's");
+                assert!((3.0..=5.0).contains(&g.proposals_per_write), "{g:?}");
+                assert!(report.line().contains("proposals per leader log write"), "{}", report.line());
+            }
+            (system, other) => panic!("{system}: group commit {other:?}"),
+        }
     }
 }
 
