@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use benches::cli::{run, Args, RunError};
+use benches::cli::{run, run_on, Args, RunError};
 use benches::cluster::{StorageKind, TransportKind};
 use benches::load::Report;
 use clap::Parser;
@@ -152,6 +152,30 @@ fn the_binary_ends_with_the_result_then_the_json_line() {
         .collect();
     assert_eq!(ports.len(), 6);
     assert_eq!(ports.iter().collect::<std::collections::BTreeSet<_>>().len(), 6);
+}
+
+#[test]
+fn in_process_clients_can_run_on_a_runtime_of_their_own() {
+    // The clients' runtime counts how often its worker wakes: it only has
+    // work if the clients run there.
+    let wakes = Arc::new(AtomicU64::new(0));
+    let clients = {
+        let wakes = wakes.clone();
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .on_thread_unpark(move || {
+                wakes.fetch_add(1, Ordering::Relaxed);
+            })
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let flags = ["--clients", "4", "--ops", "200", "--no-baseline", "--client-threads", "1"];
+    let report = runtime().block_on(run_on(&args(&flags), Some(clients.handle().clone()))).unwrap();
+    assert_eq!((report.operations, report.errors), (200, 0));
+    let wakes = wakes.load(Ordering::Relaxed);
+    assert!(wakes >= 20, "the clients' runtime woke {wakes} times for 200 operations");
+    drop(clients);
 }
 
 /// What a stand-in server saw.
