@@ -48,7 +48,7 @@ fn drain(node: &mut RawNode, out: &mut Vec<Message>) -> Option<Snapshot> {
         out.extend(ready.messages);
         node.on_persisted(ready.number);
         out.extend(ready.persisted_messages);
-        installed = installed.or(ready.snapshot);
+        installed = installed.or(ready.snapshot.map(|install| install.snapshot));
     }
     installed
 }
