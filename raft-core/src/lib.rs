@@ -366,7 +366,7 @@ mod storage;
 pub mod testing;
 mod types;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, MAX_MESSAGE_BYTES};
 pub use errors::{
     InitError, MembershipChangeError, ProposeError, ReadError, SnapshotError, StepError, TransferError,
 };
