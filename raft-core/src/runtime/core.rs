@@ -491,10 +491,10 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
             for message in ready.messages {
                 self.send(message);
             }
-            if let Some(snapshot) = &ready.snapshot {
+            if let Some(install) = &ready.snapshot {
                 // Proposals the snapshot covers were decided elsewhere, unseen here.
                 while let Some(first) = self.proposals.first_entry() {
-                    if first.key().0 > snapshot.meta.last.index {
+                    if first.key().0 > install.last().index {
                         break;
                     }
                     let responder = first.remove();
