@@ -246,6 +246,9 @@ pub struct Raft<SM: StateMachine> {
     failure: Arc<std::sync::OnceLock<Failure>>,
     /// How long a read may take, end to end.
     read_timeout: Duration,
+    /// Marks the inbox's reader as stopping, for [`Raft::crash`].
+    #[cfg(feature = "testing")]
+    release: inbox::InboxRelease,
     /// The node's tasks (core, writer, applier), for [`Raft::crash`].
     #[cfg(feature = "testing")]
     tasks: Arc<[tokio::task::AbortHandle; 3]>,
@@ -260,6 +263,8 @@ impl<SM: StateMachine> Clone for Raft<SM> {
             requests: self.requests.clone(),
             metrics: self.metrics.clone(),
             failure: self.failure.clone(),
+            #[cfg(feature = "testing")]
+            release: self.release.clone(),
             read_timeout: self.read_timeout,
             #[cfg(feature = "testing")]
             tasks: self.tasks.clone(),
@@ -285,7 +290,9 @@ impl<SM: StateMachine> Raft<SM> {
     /// `inbox`, the one the transport was bound to (see [`Inbox`]): every
     /// transport is set up the same way, the inbox first. An inbox that a
     /// running node reads is refused ([`StartError::InboxInUse`]); once that
-    /// node stops, a restart may take it up again.
+    /// node stops, a restart may take it up again. A restart while it is
+    /// still stopping (right after [`Raft::crash`], or after a caller heard
+    /// [`RaftError::Failed`]) waits until it has.
     pub async fn start<S: LogStore, T: Transport>(
         config: Config,
         runtime: RuntimeConfig,
@@ -295,7 +302,7 @@ impl<SM: StateMachine> Raft<SM> {
         inbox: Inbox,
         mut state_machine: SM,
     ) -> Result<Self, StartError> {
-        let inbox = inbox.take().ok_or(StartError::InboxInUse)?;
+        let inbox = inbox.take().await.ok_or(StartError::InboxInUse)?;
         let stored = store.load().await?;
         if let Some(snapshot) = &stored.snapshot {
             state_machine.restore(&snapshot.data)?;
@@ -357,6 +364,8 @@ impl<SM: StateMachine> Raft<SM> {
         let core = Driver::new(raw, transport, links, &runtime, seed);
         #[cfg(feature = "testing")]
         let io_tasks = (writer.abort_handle(), applier.abort_handle());
+        #[cfg(feature = "testing")]
+        let release = inbox.release();
         let core = core.run(runtime.tick, request_rx, inbox, event_rx, writer, applier);
         let core = tokio::spawn(tracing::Instrument::instrument(core, span));
         #[cfg(feature = "testing")]
@@ -367,6 +376,8 @@ impl<SM: StateMachine> Raft<SM> {
             requests,
             metrics,
             failure,
+            #[cfg(feature = "testing")]
+            release,
             #[cfg(feature = "testing")]
             tasks,
             read_timeout: runtime.read_timeout,
@@ -595,6 +606,9 @@ impl<SM: StateMachine> Raft<SM> {
     /// Restart it with [`Raft::start`] on the same store.
     #[cfg(feature = "testing")]
     pub fn crash(&self) {
+        // Its inbox comes free once the aborted core task is dropped; a
+        // restart asked for before then waits for that.
+        self.release.stopping();
         for task in self.tasks.iter() {
             task.abort();
         }
