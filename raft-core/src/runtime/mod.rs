@@ -477,7 +477,7 @@ impl<SM: StateMachine> Raft<SM> {
         });
         let read = async {
             self.request(Request::Read(consistency, deadline, job)).await?;
-            response.await.unwrap_or(Err(RaftError::ShutDown))
+            self.answer(response).await
         };
         tokio::time::timeout_at(deadline, read).await.unwrap_or(Err(RaftError::Timeout))
     }
@@ -539,7 +539,7 @@ impl<SM: StateMachine> Raft<SM> {
     async fn reconfigure(&self, change: MembershipChange) -> Result<LogId, RaftError> {
         let (reply, response) = oneshot::channel();
         self.request(Request::Reconfigure(change, reply)).await?;
-        let started = response.await.unwrap_or(Err(RaftError::ShutDown))?;
+        let started = self.answer(response).await?;
         // Complete once a plain configuration at or after the change's entry
         // is committed in the same term. If the term moves on, or this node
         // stops leading, first, the change may or may not survive.
@@ -563,7 +563,7 @@ impl<SM: StateMachine> Raft<SM> {
     pub async fn transfer_leadership(&self, target: NodeId) -> Result<(), RaftError> {
         let (reply, response) = oneshot::channel();
         self.request(Request::Transfer(target, reply)).await?;
-        response.await.unwrap_or(Err(RaftError::ShutDown))
+        self.answer(response).await
     }
 
     /// Builds a snapshot of the state machine now (rather than after
@@ -573,7 +573,7 @@ impl<SM: StateMachine> Raft<SM> {
     pub async fn trigger_snapshot(&self) -> Result<LogId, RaftError> {
         let (reply, response) = oneshot::channel();
         self.request(Request::Snapshot(reply)).await?;
-        response.await.unwrap_or(Err(RaftError::ShutDown))
+        self.answer(response).await
     }
 
     /// The node's latest metrics, and a way to wait for changes. Do not
@@ -615,10 +615,35 @@ impl<SM: StateMachine> Raft<SM> {
     }
 
     async fn request(&self, request: Request<SM>) -> Result<(), RaftError> {
-        self.requests.send(request).await.map_err(|_| match self.failure.get() {
+        // A closed queue means the core task has left its loop, after it
+        // recorded any failure.
+        self.requests.send(request).await.map_err(|_| self.stopped_error())
+    }
+
+    /// The answer to a request; but if its reply was dropped unanswered (a
+    /// task that held it ended) or said "shut down" (the applier says so to
+    /// the reads it holds as it stops, whatever stopped the node), why the
+    /// node stopped. The core task records a failure before it finishes, so
+    /// waiting for it to finish tells a failure (an applier that panicked
+    /// with the request in its queue, a store that failed while a read
+    /// waited to be applied) from a shutdown or a crash.
+    async fn answer<R>(&self, reply: oneshot::Receiver<Result<R, RaftError>>) -> Result<R, RaftError> {
+        match reply.await {
+            Ok(Err(RaftError::ShutDown)) | Err(_) => {
+                let mut running = self.metrics.clone();
+                while running.changed().await.is_ok() {}
+                Err(self.stopped_error())
+            }
+            Ok(answer) => answer,
+        }
+    }
+
+    /// Why a node that has stopped did: its failure, if it failed.
+    fn stopped_error(&self) -> RaftError {
+        match self.failure.get() {
             Some(failure) => RaftError::Failed(failure.clone()),
             None => RaftError::ShutDown,
-        })
+        }
     }
 
     /// Waits until `decide` returns an outcome for the metrics.
@@ -633,7 +658,7 @@ impl<SM: StateMachine> Raft<SM> {
                 return outcome;
             }
             if metrics.changed().await.is_err() {
-                return Err(RaftError::ShutDown);
+                return Err(self.stopped_error());
             }
         }
     }
