@@ -246,6 +246,8 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                 next_tick.as_mut().reset(clock.next_due());
             }
         };
+        // Nothing more is read: a restart on this inbox waits for it.
+        inbox.stopping();
         let error = match failure {
             Some(error) => {
                 tracing::error!(%error, "stopping");

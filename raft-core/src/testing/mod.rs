@@ -58,8 +58,10 @@ pub async fn within<F: std::future::Future>(
     tokio::time::timeout(deadline, future).await.unwrap_or_else(|_| panic!("{what} did not finish in time"))
 }
 
-/// Waits until one of `nodes` reports itself leader, and returns its
-/// position; panics after `deadline`.
+/// Waits until one of `nodes` that runs reports itself leader, and
+/// returns its position; panics after `deadline`, or once every node has
+/// stopped. A stopped node is never the answer, though its last metrics
+/// may say it leads (they are what it reported as it stopped).
 pub async fn wait_for_leader<'a, SM: crate::runtime::StateMachine>(
     nodes: impl IntoIterator<Item = &'a crate::runtime::Raft<SM>>,
     deadline: std::time::Duration,
@@ -68,11 +70,18 @@ pub async fn wait_for_leader<'a, SM: crate::runtime::StateMachine>(
     let mut metrics: Vec<_> = nodes.into_iter().map(|node| node.metrics()).collect();
     within(deadline, "electing a leader", async {
         loop {
-            // Receivers first, then the check: a change in between still wakes us.
-            if let Some(i) = metrics.iter().position(|m| m.borrow().role == crate::Role::Leader) {
+            // Receivers first, then the check: a change in between still
+            // wakes us. A closed receiver is a node that stopped.
+            let running = |m: &tokio::sync::watch::Receiver<_>| m.has_changed().is_ok();
+            let leads = |m: &tokio::sync::watch::Receiver<crate::runtime::Metrics>| {
+                running(m) && m.borrow().role == crate::Role::Leader
+            };
+            if let Some(i) = metrics.iter().position(leads) {
                 return i;
             }
-            let mut changes: Vec<_> = metrics.iter_mut().map(|m| Box::pin(m.changed())).collect();
+            assert!(metrics.iter().any(running), "no leader: every node stopped");
+            let mut changes: Vec<_> =
+                metrics.iter_mut().filter(|m| running(m)).map(|m| Box::pin(m.changed())).collect();
             std::future::poll_fn(|cx| {
                 let any = changes.iter_mut().any(|change| change.as_mut().poll(cx).is_ready());
                 if any {
