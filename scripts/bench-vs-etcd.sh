@@ -11,6 +11,7 @@
 #   scripts/bench-vs-etcd.sh                    # 10 s per point
 #   scripts/bench-vs-etcd.sh --seconds 3 --clients "1 16" --reads 50
 #   scripts/bench-vs-etcd.sh --raft-kv target/release/raft-kv   # no build of raft-kv
+#   scripts/bench-vs-etcd.sh --json-out results.jsonl   # then: bench-plot results.jsonl
 #
 # --raft-kv PATH and --cluster-bench PATH use binaries built already instead
 # of building them (raft-kv's RocksDB takes many minutes to compile).
@@ -29,6 +30,7 @@ reads=0
 keep=0
 raft_kv=""
 bench=
+json_out=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds="$2"; shift 2 ;;
@@ -37,7 +39,8 @@ while [ $# -gt 0 ]; do
         --keep) keep=1; shift ;;
         --raft-kv) raft_kv="$2"; shift 2 ;;
         --cluster-bench) bench="$2"; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --json-out) json_out="$2"; shift 2 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -110,12 +113,17 @@ load() {
     # What ran and its result line, for the reader; the JSON line for the table.
     echo "$out" | sed -n '1p' >&2
     echo "$out" | tail -n 2 | sed -n '1p' >&2
+    if [ -n "$json_out" ]; then
+        echo "$out" | tail -n 1 >>"$json_out"
+    fi
     echo "$out" | tail -n 1
 }
 
-# The value of numeric field `$1` of the JSON object `$2`.
+# The value of numeric field `$1` of the JSON object `$2` (0 if it has none).
 field() {
-    sed -E "s/.*\"$1\":([-0-9.e+]+).*/\1/" <<<"$2"
+    local value
+    value="$(grep -oE "\"$1\":[-0-9.e+]+" <<<"$2" | head -n 1 | sed 's/.*://')" || true
+    echo "${value:-0}"
 }
 
 # The floors, measured just before each system's run (the disk of a shared
@@ -127,6 +135,9 @@ floors() {
         'BEGIN { printf "%.1f %.1f\n", s, r }'
 }
 
+if [ -n "$json_out" ]; then
+    : >"$json_out"
+fi
 echo "== data in $work"
 read -r etcd_sync etcd_rtt <<<"$(floors)"
 echo "floors before etcd: fdatasync 4 KiB $etcd_sync us, loopback round trip $etcd_rtt us"
@@ -184,8 +195,8 @@ echo
 echo "floors (p50), before etcd: fdatasync 4 KiB $etcd_sync us, loopback round trip $etcd_rtt us;" \
     "before raft-kv: $kv_sync us, $kv_rtt us. $seconds s per point, ${reads} % reads, 16 B keys, 64 B values"
 echo
-echo "| connections | etcd ops/s | raft-kv ops/s | raft-kv / etcd | etcd p50 us | raft-kv p50 us | p50 raft-kv / etcd | etcd p99 us | raft-kv p99 us | p50 / its fdatasync: etcd, raft-kv | failed ops: etcd, raft-kv |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| connections | etcd ops/s | raft-kv ops/s | raft-kv / etcd | etcd p50 us | raft-kv p50 us | p50 raft-kv / etcd | etcd p99 us | raft-kv p99 us | p50 / its fdatasync: etcd, raft-kv | raft-kv proposals per leader log write | failed ops: etcd, raft-kv |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in $clients; do
     e="${etcd_result[$n]}"
     k="${kv_result[$n]}"
@@ -193,7 +204,7 @@ for n in $clients; do
         -v eo="$(field ops_per_sec "$e")" -v ko="$(field ops_per_sec "$k")" \
         -v e50="$(field p50_us "$e")" -v k50="$(field p50_us "$k")" \
         -v e99="$(field p99_us "$e")" -v k99="$(field p99_us "$k")" \
-        -v ee="$(field errors "$e")" -v ke="$(field errors "$k")" \
-        'BEGIN { printf "| %d | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.0f | %.0f | %.1f, %.1f | %d, %d |\n",
-                 n, eo, ko, ko / eo, e50, k50, k50 / e50, e99, k99, e50 / es, k50 / ks, ee, ke }'
+        -v ee="$(field errors "$e")" -v ke="$(field errors "$k")" -v kg="$(field proposals_per_write "$k")" \
+        'BEGIN { printf "| %d | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.0f | %.0f | %.1f, %.1f | %.1f | %d, %d |\n",
+                 n, eo, ko, ko / eo, e50, k50, k50 / e50, e99, k99, e50 / es, k50 / ks, kg, ee, ke }'
 done

@@ -12,6 +12,8 @@ if [ -d raft-storage-rocksdb ]; then
     # Asked of dpkg: a libclang-cpp library alone does not serve bindgen.
     dpkg -s libclang-dev >/dev/null 2>&1 || need_apt+=(libclang-dev)
 fi
+# bench-plot draws its text in DejaVu Sans, read at run time (its tests too).
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -5,8 +5,10 @@
 # feature), that the benchmarks compile, and the mutation tests that prove the
 # simulators' checkers catch deliberate bugs (the protocol simulator's and
 # the runtime simulator's, raft-sim-runtime, whose 1,000-seed sweep is part
-# of the workspace tests), and raft-chaos's fault runs of real raft-kv
-# processes over TCP and QUIC.
+# of the workspace tests), raft-chaos's fault runs of real raft-kv
+# processes over TCP and QUIC, and a few seconds each of the load generator,
+# the side-by-side run against etcd (installed from apt if missing) and the
+# plots drawn from their results.
 #
 #   RAFT_SIM_SEEDS=100000 scripts/test.sh    # a longer sweep
 set -euo pipefail
@@ -50,6 +52,17 @@ step "benchmarks compile"
 # would double CI's time to show the same thing. `cargo bench` builds them
 # optimised when they are run.
 cargo test --workspace --benches --no-run --locked --quiet
+
+step "the load generator, the etcd comparison and the plots run (a few seconds each)"
+# The debug binaries the test build made: what is checked is that the
+# commands BENCHMARKS.md gives work end to end, not their figures.
+bench_out="$(mktemp -d "${TMPDIR:-/tmp}/raft-bench-ci.XXXXXX")"
+"$target/debug/cluster-bench" --members 3 --clients 16 --seconds 2 --transport tcp --progress 0 \
+    --json >"$bench_out/inproc.jsonl"
+scripts/bench-vs-etcd.sh --seconds 2 --clients "1 8" --raft-kv "$target/debug/raft-kv" \
+    --cluster-bench "$target/debug/cluster-bench" --json-out "$bench_out/vs-etcd.jsonl"
+"$target/debug/bench-plot" --out "$bench_out" "$bench_out/inproc.jsonl" "$bench_out/vs-etcd.jsonl"
+rm -rf "$bench_out"
 
 step "mutation tests: the simulator must catch deliberately broken cores"
 # A separate target directory: the cfg changes every crate's build.

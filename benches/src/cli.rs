@@ -71,6 +71,12 @@ pub struct Args {
     /// cluster).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// In process: run the clients on a tokio runtime of their own with
+    /// this many worker threads, apart from the cluster's `--threads` (0,
+    /// the default: one runtime for both). openraft's benchmark has the
+    /// same shape (`--client-workers`, `--server-workers`).
+    #[arg(long, default_value_t = 0, conflicts_with_all = ["target", "etcd"])]
+    pub client_threads: usize,
     /// Skip the echo baseline of an in-process run.
     #[arg(long)]
     pub no_baseline: bool,
@@ -127,6 +133,9 @@ pub enum RunError {
         /// The first failure.
         first: String,
     },
+    /// The clients' own runtime lost them (a client panicked).
+    #[error("the clients' runtime failed: {0}")]
+    Clients(String),
     /// Measuring the floors failed.
     #[error("measuring the floors: {0}")]
     Floors(#[from] std::io::Error),
@@ -190,10 +199,16 @@ fn flag_name<V: clap::ValueEnum>(value: &V) -> String {
 /// Runs the measurement `args` asks for (not `--floors`), printing progress
 /// and, in process, the echo baseline; returns the result.
 pub async fn run(args: &Args) -> Result<Report, RunError> {
+    run_on(args, None).await
+}
+
+/// [`run`], with the in-process clients on the runtime `clients` if given
+/// (see [`Args::client_threads`]).
+pub async fn run_on(args: &Args, clients: Option<tokio::runtime::Handle>) -> Result<Report, RunError> {
     let (report, outcome) = match (&args.target, &args.etcd) {
         (Some(list), _) => http(args, Api::RaftKv, list).await?,
         (_, Some(list)) => http(args, Api::Etcd, list).await?,
-        _ => in_process(args).await?,
+        _ => in_process(args, clients).await?,
     };
     if outcome.errors > 0 && !args.allow_errors {
         return Err(RunError::Failed {
@@ -224,6 +239,7 @@ async fn http(args: &Args, api: Api, list: &str) -> Result<(Report, Outcome), Ru
         .await?;
     }
     let (value, reads) = (args.value(), args.reads);
+    let before = if api == Api::RaftKv { crate::target::scrape(&endpoints).await } else { Vec::new() };
     let outcome = closed_loop(args.clients, args.until(), args.progress(), move |c, n| {
         let (client, value) = (clients[c].clone(), value.clone());
         async move {
@@ -235,7 +251,11 @@ async fn http(args: &Args, api: Api, list: &str) -> Result<(Report, Outcome), Ru
         }
     })
     .await;
-    Ok((outcome.report(args.workload(api.name())), outcome))
+    let mut report = outcome.report(args.workload(api.name()));
+    if api == Api::RaftKv {
+        report.group_commit = crate::target::group_commit(&before, &crate::target::scrape(&endpoints).await);
+    }
+    Ok((report, outcome))
 }
 
 /// Writes each client's key 0 (untimed), so reads find it.
@@ -255,7 +275,10 @@ where
     Ok(())
 }
 
-async fn in_process(args: &Args) -> Result<(Report, Outcome), RunError> {
+async fn in_process(
+    args: &Args,
+    clients: Option<tokio::runtime::Handle>,
+) -> Result<(Report, Outcome), RunError> {
     let until = args.until();
     let baseline = if args.no_baseline { None } else { Some(echo_baseline(args.clients, until).await) };
     let cluster = Cluster::start_with(args.members, args.storage, args.transport).await?;
@@ -271,7 +294,7 @@ async fn in_process(args: &Args) -> Result<(Report, Outcome), RunError> {
         .await?;
     }
     let reads = args.reads;
-    let outcome = closed_loop(args.clients, until, args.progress(), move |c, n| {
+    let load = closed_loop(args.clients, until, args.progress(), move |c, n| {
         let leader = leader.clone();
         let command = if is_read(reads, n) {
             None
@@ -296,8 +319,11 @@ async fn in_process(args: &Args) -> Result<(Report, Outcome), RunError> {
                 }
             }
         }
-    })
-    .await;
+    });
+    let outcome = match clients {
+        Some(runtime) => runtime.spawn(load).await.map_err(|e| RunError::Clients(e.to_string()))?,
+        None => load.await,
+    };
     cluster.shutdown().await;
     let report = outcome.report(args.workload("inproc"));
     if let Some(baseline) = baseline {
@@ -379,8 +405,21 @@ pub fn main() -> ExitCode {
             }
         };
     }
+    // Built outside the cluster's runtime, and dropped outside it too.
+    let clients = match args.client_threads {
+        0 => None,
+        n => match tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build() {
+            Ok(runtime) => Some(runtime),
+            Err(e) => {
+                eprintln!("cluster-bench: cannot start the clients' tokio runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     println!("{}", args.describe());
-    match runtime.block_on(run(&args)) {
+    let result = runtime.block_on(run_on(&args, clients.as_ref().map(|r| r.handle().clone())));
+    drop(clients);
+    match result {
         Ok(report) => {
             println!("{}", report.line());
             if args.json {

@@ -13,6 +13,7 @@
 //!   finds no key.
 
 use base64::Engine;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 const JSON: reqwest::header::HeaderName = reqwest::header::CONTENT_TYPE;
@@ -151,9 +152,101 @@ impl HttpClient {
     }
 }
 
+/// The leader's group commit over a measurement: the proposals it took and
+/// the log writes that made them durable (on a durable store, one
+/// `fdatasync` each).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupCommit {
+    /// Proposals the leader took during the measurement.
+    pub proposals: u64,
+    /// The leader's log writes during the measurement.
+    pub log_writes: u64,
+    /// `proposals / log_writes`.
+    pub proposals_per_write: f64,
+}
+
+/// raft-core's counters of one node, read from its `GET /metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NodeCounters {
+    /// `raft_proposals_total`.
+    pub proposals: f64,
+    /// `raft_log_writes_total`.
+    pub log_writes: f64,
+}
+
+/// The counters in a Prometheus text page (summed over label sets; a node
+/// exports only its own).
+pub fn parse_counters(text: &str) -> NodeCounters {
+    let mut counters = NodeCounters::default();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap_or("");
+        let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else { continue };
+        match name {
+            "raft_proposals_total" => counters.proposals += value,
+            "raft_log_writes_total" => counters.log_writes += value,
+            _ => {}
+        }
+    }
+    counters
+}
+
+/// Each endpoint's counters, `None` where `/metrics` did not answer.
+pub async fn scrape(endpoints: &[String]) -> Vec<Option<NodeCounters>> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().ok();
+    let mut counters = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        let page = match &http {
+            Some(http) => match http.get(format!("{endpoint}/metrics")).send().await {
+                Ok(response) if response.status().is_success() => response.text().await.ok(),
+                _ => None,
+            },
+            None => None,
+        };
+        counters.push(page.map(|p| parse_counters(&p)));
+    }
+    counters
+}
+
+/// The group commit of the node that took the most proposals between two
+/// scrapes (the leader), or `None` if none took any or a scrape failed.
+pub fn group_commit(before: &[Option<NodeCounters>], after: &[Option<NodeCounters>]) -> Option<GroupCommit> {
+    let (proposals, log_writes) = before
+        .iter()
+        .zip(after)
+        .filter_map(|(b, a)| {
+            let (b, a) = ((*b)?, (*a)?);
+            Some((a.proposals - b.proposals, a.log_writes - b.log_writes))
+        })
+        .max_by(|x, y| x.0.total_cmp(&y.0))?;
+    (proposals >= 1.0 && log_writes >= 1.0).then(|| GroupCommit {
+        proposals: proposals as u64,
+        log_writes: log_writes as u64,
+        proposals_per_write: proposals / log_writes,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_are_read_from_prometheus_text() {
+        let page = "# HELP raft_proposals_total x\n# TYPE raft_proposals_total counter\n\
+                    raft_proposals_total{node=\"2\"} 1500\nraft_log_writes_total{node=\"2\"} 12\n\
+                    raft_log_writes_total_other 99\nraft_log_write_entries_sum{node=\"2\"} 7\n";
+        assert_eq!(parse_counters(page), NodeCounters { proposals: 1500.0, log_writes: 12.0 });
+    }
+
+    #[test]
+    fn the_group_commit_is_the_busiest_nodes() {
+        let n = |proposals, log_writes| Some(NodeCounters { proposals, log_writes });
+        let before = [n(10.0, 5.0), n(0.0, 0.0), None];
+        let after = [n(1010.0, 15.0), n(0.0, 40.0), None];
+        let g = group_commit(&before, &after).unwrap();
+        assert_eq!((g.proposals, g.log_writes), (1000, 10));
+        assert_eq!(g.proposals_per_write, 100.0);
+        assert_eq!(group_commit(&[n(1.0, 1.0)], &[n(1.0, 9.0)]), None, "no proposals, no figure");
+    }
 
     #[test]
     fn endpoints_are_plain_http_host_port() {

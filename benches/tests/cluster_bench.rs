@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use benches::cli::{run, Args, RunError};
+use benches::cli::{run, run_on, Args, RunError};
 use benches::cluster::{StorageKind, TransportKind};
 use benches::load::Report;
 use clap::Parser;
@@ -154,6 +154,30 @@ fn the_binary_ends_with_the_result_then_the_json_line() {
     assert_eq!(ports.iter().collect::<std::collections::BTreeSet<_>>().len(), 6);
 }
 
+#[test]
+fn in_process_clients_can_run_on_a_runtime_of_their_own() {
+    // The clients' runtime counts how often its worker wakes: it only has
+    // work if the clients run there.
+    let wakes = Arc::new(AtomicU64::new(0));
+    let clients = {
+        let wakes = wakes.clone();
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .on_thread_unpark(move || {
+                wakes.fetch_add(1, Ordering::Relaxed);
+            })
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let flags = ["--clients", "4", "--ops", "200", "--no-baseline", "--client-threads", "1"];
+    let report = runtime().block_on(run_on(&args(&flags), Some(clients.handle().clone()))).unwrap();
+    assert_eq!((report.operations, report.errors), (200, 0));
+    let wakes = wakes.load(Ordering::Relaxed);
+    assert!(wakes >= 20, "the clients' runtime woke {wakes} times for 200 operations");
+    drop(clients);
+}
+
 /// What a stand-in server saw.
 #[derive(Default)]
 struct Seen {
@@ -191,7 +215,13 @@ fn raft_kv(seen: Shared, fail: bool) -> Router {
         }
         (StatusCode::OK, "x".repeat(64))
     };
-    Router::new().route("/kv/{key}", get(read).put(put)).with_state(seen)
+    // raft-core's counters as a leader that writes its log once per four
+    // proposals would show them.
+    let metrics = |State(seen): State<Shared>| async move {
+        let puts = seen.puts.load(Ordering::Relaxed);
+        format!("# TYPE raft_proposals_total counter\nraft_proposals_total{{node=\"1\"}} {puts}\nraft_log_writes_total{{node=\"1\"}} {}\n", puts / 4)
+    };
+    Router::new().route("/kv/{key}", get(read).put(put)).route("/metrics", get(metrics)).with_state(seen)
 }
 
 /// etcd's `POST /v3/kv/put` and `POST /v3/kv/range`, base64 in JSON.
@@ -242,6 +272,16 @@ fn drives_raft_kv_and_etcd_apis_with_the_same_client_loop() {
         assert_eq!(puts - 4 + gets, 100, "{system}");
         assert!((50..=52).contains(&gets), "{system}: {gets} reads");
         assert_eq!(seen.malformed.load(Ordering::Relaxed), 0, "{system}");
+        // Group commit is read from raft-kv's /metrics around the measurement.
+        match (system, &report.group_commit) {
+            ("etcd", None) => {}
+            ("raft-kv", Some(g)) => {
+                assert_eq!(g.proposals, puts - 4, "the measurement's writes, not the preload's");
+                assert!((3.0..=5.0).contains(&g.proposals_per_write), "{g:?}");
+                assert!(report.line().contains("proposals per leader log write"), "{}", report.line());
+            }
+            (system, other) => panic!("{system}: group commit {other:?}"),
+        }
     }
 }
 

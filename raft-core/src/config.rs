@@ -6,6 +6,28 @@
 use crate::NodeId;
 use thiserror::Error;
 
+/// The largest per-message byte budget [`Config::validate`] accepts, for
+/// [`Config::max_bytes_per_msg`] and [`Config::snapshot_chunk_bytes`]: 8 MiB.
+///
+/// Every message travels as one frame, and a frame over the receiver's limit
+/// is refused; the leader then sends the same message again, so a budget
+/// above a transport's frame limit stops replication or snapshot transfer to
+/// that peer for good. The limits of the shipped transports are the codec's
+/// (`raft_core::codec::MAX_VALUE_BYTES`, 64 MiB: `raft-net-tcp`'s default
+/// `max_frame_bytes`) and `raft-net-quic`'s default `max_frame_bytes`,
+/// 16 MiB. Half of the smallest leaves a message as much again for what it
+/// carries besides the budgeted bytes: an InstallSnapshot's metadata (the
+/// membership with its addresses), entries' headers. A transport configured
+/// with a smaller frame limit needs it at least twice the budgets the nodes
+/// use. (One entry larger than `max_bytes_per_msg` is still sent, alone: keep
+/// commands well below the frame limit.)
+pub const MAX_MESSAGE_BYTES: u64 = 8 << 20;
+
+// The maximum leaves a message as much again within the codec's limit (a
+// build fails rather than ship a maximum the codec cannot carry).
+#[cfg(feature = "codec")]
+const _: () = assert!(2 * MAX_MESSAGE_BYTES <= crate::codec::MAX_VALUE_BYTES as u64);
+
 /// How a node behaves. Build one with [`Config::new`], adjust fields, and the
 /// node validates it on creation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +58,8 @@ pub struct Config {
     /// The most entries in one AppendEntries message.
     pub max_entries_per_msg: usize,
     /// The byte budget of one AppendEntries message (see [`crate::Entry::size`]).
-    /// A single entry larger than the budget is still sent, alone.
+    /// A single entry larger than the budget is still sent, alone. At most
+    /// [`MAX_MESSAGE_BYTES`], so that a message fits every transport's frame.
     pub max_bytes_per_msg: u64,
     /// A learner may be promoted to voter only while its log is within this
     /// many entries of the leader's...
@@ -87,7 +110,9 @@ pub struct Config {
     /// Entries kept in the log behind a snapshot, so that followers a little
     /// behind catch up from the log rather than from the snapshot.
     pub snapshot_keep_entries: u64,
-    /// The byte budget of one snapshot chunk.
+    /// The byte budget of one snapshot chunk: chunks are this long but the
+    /// last. At most [`MAX_MESSAGE_BYTES`], so that a chunk fits every
+    /// transport's frame.
     pub snapshot_chunk_bytes: u64,
     /// The largest snapshot a follower accepts; a leader claiming more is
     /// refused, so a hostile peer cannot make a node buffer without bound.
@@ -150,6 +175,13 @@ impl Config {
         if self.max_bytes_per_msg == 0 {
             return Err(ConfigError::Zero("max_bytes_per_msg"));
         }
+        if self.max_bytes_per_msg > MAX_MESSAGE_BYTES {
+            return Err(ConfigError::MessageBudgetTooLarge {
+                field: "max_bytes_per_msg",
+                value: self.max_bytes_per_msg,
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
         if self.learner_catch_up_rounds == 0 {
             return Err(ConfigError::Zero("learner_catch_up_rounds"));
         }
@@ -158,6 +190,13 @@ impl Config {
         }
         if self.snapshot_chunk_bytes == 0 {
             return Err(ConfigError::Zero("snapshot_chunk_bytes"));
+        }
+        if self.snapshot_chunk_bytes > MAX_MESSAGE_BYTES {
+            return Err(ConfigError::MessageBudgetTooLarge {
+                field: "snapshot_chunk_bytes",
+                value: self.snapshot_chunk_bytes,
+                max: MAX_MESSAGE_BYTES,
+            });
         }
         if self.max_snapshot_bytes == 0 {
             return Err(ConfigError::Zero("max_snapshot_bytes"));
@@ -212,6 +251,21 @@ pub enum ConfigError {
     /// A limit that must be positive is zero.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    /// A per-message byte budget above [`MAX_MESSAGE_BYTES`]: its messages
+    /// could exceed a transport's frame limit, and a message a peer cannot
+    /// receive is sent again forever.
+    #[error(
+        "{field} is {value} bytes, above the protocol maximum of {max} bytes (raft_core::MAX_MESSAGE_BYTES): \
+         larger messages may not fit a transport frame"
+    )]
+    MessageBudgetTooLarge {
+        /// The setting: `max_bytes_per_msg` or `snapshot_chunk_bytes`.
+        field: &'static str,
+        /// Its configured value.
+        value: u64,
+        /// The largest allowed, [`MAX_MESSAGE_BYTES`].
+        max: u64,
+    },
     /// Lease reads are safe only if an isolated leader steps down.
     #[error("lease_reads requires check_quorum")]
     LeaseReadsNeedCheckQuorum,
@@ -268,6 +322,83 @@ mod tests {
         assert_eq!(lease(10, 8).validate(), Ok(()));
         let no_lease = Config { max_clock_drift_ticks: 0, ..Config::new(1) };
         assert_eq!(no_lease.validate(), Ok(()));
+    }
+
+    /// Both per-message budgets: the protocol maximum is accepted, one byte
+    /// more is a typed error naming the setting.
+    #[test]
+    fn message_budgets_are_capped_at_the_protocol_maximum() {
+        type Set = fn(&mut Config, u64);
+        let fields: [(&str, Set); 2] = [
+            ("max_bytes_per_msg", |c, v| c.max_bytes_per_msg = v),
+            ("snapshot_chunk_bytes", |c, v| c.snapshot_chunk_bytes = v),
+        ];
+        for (field, set) in fields {
+            let with = |value| {
+                let mut config = Config::new(1);
+                set(&mut config, value);
+                config.validate()
+            };
+            assert_eq!(with(MAX_MESSAGE_BYTES), Ok(()), "{field} at the maximum");
+            let over = with(MAX_MESSAGE_BYTES + 1);
+            let expected = ConfigError::MessageBudgetTooLarge {
+                field,
+                value: MAX_MESSAGE_BYTES + 1,
+                max: MAX_MESSAGE_BYTES,
+            };
+            assert_eq!(over, Err(expected), "{field} one byte over");
+            assert_eq!(
+                with(u64::MAX),
+                Err(ConfigError::MessageBudgetTooLarge { field, value: u64::MAX, max: MAX_MESSAGE_BYTES })
+            );
+            let message = over.unwrap_err().to_string();
+            assert!(message.starts_with(field) && message.contains("8388608"), "{message}");
+        }
+    }
+
+    /// Messages filled to the maximum budget, with large indexes, terms and a
+    /// membership of 100 addressed nodes, encode in frames of at most twice
+    /// the maximum: what the smallest shipped frame limit (raft-net-quic's
+    /// default, 16 MiB) holds.
+    #[cfg(feature = "codec")]
+    #[test]
+    fn messages_at_the_maximum_budget_fit_twice_the_maximum() {
+        use crate::{
+            AppendEntries, Entry, EntryPayload, InstallSnapshot, LogId, Membership, Message, MessageBody,
+        };
+        let membership = (1..=100).fold(Membership::new(1..=100, []), |m, id| {
+            m.with_address(id, format!("raft-node-{id:03}.a-long-cluster-domain.example.com:7000"))
+        });
+        let chunk = InstallSnapshot {
+            meta: crate::SnapshotMeta { last: LogId::new(u64::MAX, u64::MAX), membership },
+            offset: u64::MAX - MAX_MESSAGE_BYTES,
+            data: bytes::Bytes::from(vec![0xA5; MAX_MESSAGE_BYTES as usize]),
+            done: false,
+            total_len: u64::MAX,
+            checksum: u32::MAX,
+        };
+        // One-byte commands: the most entries, so the most headers, a budget holds.
+        let (first, term) = (1 << 40, 1 << 30);
+        let mut entries = Vec::new();
+        let mut budget = 0;
+        while budget < MAX_MESSAGE_BYTES {
+            let entry = Entry {
+                index: first + entries.len() as u64,
+                term,
+                payload: EntryPayload::Command(vec![7].into()),
+            };
+            budget += entry.size();
+            entries.push(entry);
+        }
+        let append =
+            AppendEntries { prev_log_index: first - 1, prev_log_term: term, entries, leader_commit: first };
+        let bodies = [MessageBody::InstallSnapshot(Box::new(chunk)), MessageBody::AppendEntries(append)];
+        for body in bodies {
+            let message = Message { from: u64::MAX, to: u64::MAX, term: u64::MAX, body };
+            let mut frame = Vec::new();
+            crate::codec::encode_frame(&message, &mut frame).expect("a message within the budgets encodes");
+            assert!(frame.len() as u64 <= 2 * MAX_MESSAGE_BYTES, "{} bytes", frame.len());
+        }
     }
 
     /// A change that makes a default configuration invalid.

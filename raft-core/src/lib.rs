@@ -194,6 +194,9 @@
 //! gone receives the snapshot in chunks, resumable from its last acknowledged
 //! offset, and installs it by the paper's rule: if its log holds the
 //! snapshot's last entry it keeps what follows, otherwise it discards its log.
+//! The node applies the rule to its in-memory log, which may hold entries not
+//! yet written, and tells storage the outcome ([`SnapshotInstall::log`]), so
+//! that the stored log never keeps what the node dropped.
 //!
 //! ## Linearizable reads (thesis 6.4)
 //!
@@ -234,7 +237,7 @@
 //! | Commit the quorum's match index, **only if its entry is of this term** (Figure 8) | `replication.rs`: `Leader::maybe_commit`; [`JointConfig::committed_index`] |
 //! | **AppendEntries receiver.** Refuse unless the log matches at the previous entry | `follower.rs`: `Follower::step`, `handle_append`; [`RaftLog::matches`] |
 //! | Delete a conflicting suffix, append, advance the commit index | `log.rs`: `RaftLog::append_after`, `RaftLog::commit_to` |
-//! | **InstallSnapshot receiver** (section 7): gather chunks, keep a matching suffix | `snapshot_transfer.rs`: `handle_install_snapshot`, into the buffer `Follower` owns; `log.rs`: `RaftLog::install_snapshot`; `durability.rs`: `DurabilityGate::hold_for_snapshot` |
+//! | **InstallSnapshot receiver** (section 7): gather chunks, keep a matching suffix | `snapshot_transfer.rs`: `handle_install_snapshot`, into the buffer `Follower` owns; `log.rs`: `RaftLog::install_snapshot` (which also decides what storage does to its log, [`LogAfterInstall`]); `durability.rs`: `DurabilityGate::hold_for_snapshot` |
 //! | Compact the log behind a snapshot | [`RawNode::on_snapshot_built`]; `log.rs`: `RaftLog::compact_to` |
 //! | **Membership** (section 6, thesis 4.3): joint consensus, one change at a time | `replication.rs`: `Leader::change_membership`, `Leader::advance_membership`; [`MembershipLog`] |
 //! | A configuration is in force once in the log, rolled back if truncated | [`MembershipLog`]; `protocol.rs`: `Core::refresh_membership` |
@@ -256,9 +259,10 @@
 //!    [`RawNode::transfer_leadership`] as needed).
 //! 3. Whenever [`RawNode::has_ready`] says so, take a [`Ready`] and:
 //!    1. send its `messages` right away;
-//!    2. durably write its `hard_state`, `snapshot` and `entries` (replacing
-//!       any stored entries from the first new index on), in the order the
-//!       `Ready`s came;
+//!    2. durably write its `hard_state`, `snapshot` and `entries` (the
+//!       snapshot's [`SnapshotInstall::log`] says whether the stored entries
+//!       after it stay; entries replace any stored from the first new index
+//!       on), in the order the `Ready`s came;
 //!    3. once that write and all earlier ones are durable, restore the state
 //!       machine from its `snapshot` (if any), send its `persisted_messages`
 //!       and call [`RawNode::on_persisted`] with its `number`;
@@ -370,7 +374,7 @@ mod storage;
 pub mod testing;
 mod types;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, MAX_MESSAGE_BYTES};
 pub use errors::{
     InitError, MembershipChangeError, ProposeError, ReadError, SnapshotError, StepError, TransferError,
 };
@@ -384,7 +388,7 @@ pub use node::{InitialState, RawNode, ReadMode, Ready};
 pub use progress::{Inflights, Progress, ProgressState};
 pub use quorum::{JointConfig, MajorityConfig, VoteResult};
 pub use snapshot_data::{SnapshotData, SnapshotReader, SnapshotWriter};
-pub use storage::{LogStore, LogWrite, StorageError, StoredState};
+pub use storage::{LogAfterInstall, LogStore, LogWrite, SnapshotInstall, StorageError, StoredState};
 pub use types::{
     Entry, EntryPayload, HardState, Index, LogId, NodeId, Role, Snapshot, SnapshotMeta, SoftState, Term,
     MAX_TERM,

@@ -13,7 +13,7 @@
 
 use crate::membership::MembershipLog;
 use crate::mutation::{mutated, Mutation};
-use crate::{Entry, EntryPayload, Index, LogId, Membership, Term};
+use crate::{Entry, EntryPayload, Index, LogAfterInstall, LogId, Membership, Term};
 use std::collections::VecDeque;
 use thiserror::Error;
 
@@ -311,11 +311,19 @@ impl RaftLog {
     /// Installs a snapshot received from the leader (section 7): if the log
     /// holds the snapshot's last entry, the entries after it are kept;
     /// otherwise the whole log is discarded. Everything up to the snapshot is
-    /// then committed and, once the caller restores it, applied. Returns
-    /// whether the log was discarded.
-    pub(crate) fn install_snapshot(&mut self, meta: &crate::SnapshotMeta) -> bool {
+    /// then committed and, once the caller restores it, applied.
+    ///
+    /// Returns what storage must do to its log for it to hold what this log
+    /// now holds: storage does not decide by itself, since what it stores
+    /// may differ from this log (a suffix truncated here and not yet
+    /// rewritten). It keeps its entries after the snapshot only if this log
+    /// keeps its suffix and every entry up to the snapshot's last index was
+    /// already handed to storage; otherwise storage discards its entries
+    /// and the write's entries carry the whole suffix kept here.
+    pub(crate) fn install_snapshot(&mut self, meta: &crate::SnapshotMeta) -> LogAfterInstall {
         let last = meta.last;
         let keep_suffix = self.matches(last.index, last.term);
+        let stored_keeps_suffix = keep_suffix && self.unstable_from > last.index;
         if keep_suffix {
             let count = last.index.saturating_sub(self.snapshot.index) as usize;
             self.entries.drain(..count.min(self.entries.len()));
@@ -332,14 +340,17 @@ impl RaftLog {
         self.membership_version += 1;
         self.committed = self.committed.max(last.index);
         self.applied = self.applied.max(last.index);
-        // A discarded log leaves nothing after the snapshot to store; a kept
-        // suffix keeps whatever of it was not yet stored.
-        self.unstable_from =
-            if keep_suffix { self.unstable_from.max(last.index + 1) } else { last.index + 1 };
+        // Storage keeps its suffix: what follows it is still to be written.
+        // Storage discards its log: all of the suffix kept here is.
+        self.unstable_from = if stored_keeps_suffix { self.unstable_from } else { last.index + 1 };
         // Nothing after the snapshot is applied before the snapshot itself is
         // durable and restored (its write reports it persisted).
         self.persisted = self.persisted.min(last.index);
-        !keep_suffix
+        if stored_keeps_suffix {
+            LogAfterInstall::KeepSuffix
+        } else {
+            LogAfterInstall::Discard
+        }
     }
 
     /// Hands out the entries not yet given to storage.
@@ -527,5 +538,44 @@ mod tests {
         assert_eq!(l.persisted(), 1);
         l.persisted_to(LogId::new(2, 2));
         assert_eq!(l.persisted(), 2);
+    }
+
+    fn meta(index: Index, term: Term) -> crate::SnapshotMeta {
+        crate::SnapshotMeta { last: LogId::new(term, index), membership: Membership::default() }
+    }
+
+    /// The stored log keeps its suffix only where this log keeps the same
+    /// one: storage does not decide from what it stores (section 7).
+    #[test]
+    fn install_snapshot_tells_storage_what_becomes_of_its_log() {
+        // Everything stored; the snapshot matches: storage keeps 3.., as here.
+        let mut l = log(&[1, 1, 1, 1]);
+        assert_eq!(l.install_snapshot(&meta(2, 1)), LogAfterInstall::KeepSuffix);
+        assert_eq!(l.last_log_id(), LogId::new(1, 4));
+        assert!(!l.has_unstable(), "the kept suffix is stored already");
+
+        // Stored 1..=3 of term 1; 2 replaced here by (2,2), not yet written.
+        // A snapshot at the stored (2,1): this log is discarded, so is the
+        // stored one, though its entry at 2 matches the snapshot.
+        let mut l = log(&[1, 1, 1]);
+        l.append_after(LogId::new(1, 1), vec![entry(2, 2)]).unwrap();
+        assert_eq!(l.install_snapshot(&meta(2, 1)), LogAfterInstall::Discard);
+        assert_eq!(l.last_index(), 2);
+        assert!(l.take_unstable().is_empty());
+
+        // The same, with the snapshot at the unwritten (2,2): this log keeps
+        // its suffix (3,2), all unwritten; the stored (3,1) must go though
+        // the stored entry at 2 does not match.
+        let mut l = log(&[1, 1, 1]);
+        l.append_after(LogId::new(1, 1), vec![entry(2, 2), entry(3, 2)]).unwrap();
+        assert_eq!(l.install_snapshot(&meta(2, 2)), LogAfterInstall::Discard);
+        assert_eq!(l.take_unstable(), vec![entry(3, 2)], "the write carries the whole kept suffix");
+
+        // Stored 1..=2, 3 appended here and unwritten, a snapshot at 2:
+        // storage keeps nothing after 2 but what the write adds.
+        let mut l = log(&[1, 1]);
+        l.append(entry(3, 1));
+        assert_eq!(l.install_snapshot(&meta(2, 1)), LogAfterInstall::KeepSuffix);
+        assert_eq!(l.take_unstable(), vec![entry(3, 1)]);
     }
 }

@@ -26,7 +26,7 @@ use crate::protocol::{Campaign, Core, Transition};
 use crate::replication::Leader;
 use crate::{
     Config, Entry, EntryPayload, HardState, Index, LogId, Membership, Message, MessageBody, NodeId, RaftLog,
-    ReadIndexRequest, ReadState, Role, Snapshot, SoftState, Term, MAX_TERM,
+    ReadIndexRequest, ReadState, Role, Snapshot, SnapshotInstall, SoftState, Term, MAX_TERM,
 };
 use bytes::Bytes;
 use std::collections::BTreeSet;
@@ -92,13 +92,14 @@ pub struct Ready {
     /// Reads that have become safe: serve each once the state machine has
     /// applied its `index` (see [`RawNode::read_index`]).
     pub read_states: Vec<ReadState>,
-    /// A snapshot from the leader to install, as part of this batch's write:
-    /// save it, apply the log rule to stored entries (if the stored entry at
-    /// `meta.last.index` has term `meta.last.term`, keep the entries after it;
-    /// otherwise remove them all), and once that is durable, restore the state
-    /// machine from it. No entry after it is handed out for applying before
-    /// this batch is reported persisted.
-    pub snapshot: Option<Snapshot>,
+    /// A snapshot from the leader to install, as part of this batch's write
+    /// (before [`Ready::entries`]): save it, do to the stored entries what
+    /// its [`SnapshotInstall::log`] says (the node decided by section 7's
+    /// rule on its own log, which may differ from the stored one: do not
+    /// decide again from what is stored), and once that is durable, restore
+    /// the state machine from it. No entry after it is handed out for
+    /// applying before this batch is reported persisted.
+    pub snapshot: Option<SnapshotInstall>,
     /// Stored entries up to and including this index may be purged: a
     /// durable snapshot covers them.
     pub purge_to: Option<Index>,

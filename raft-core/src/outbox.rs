@@ -11,7 +11,7 @@
 //! between them; everything queued leaves in the next `Ready`, in the order
 //! it was queued.
 
-use crate::{Index, Message, ReadState, Ready, Snapshot, SoftState};
+use crate::{Index, LogAfterInstall, Message, ReadState, Ready, Snapshot, SnapshotInstall, SoftState};
 
 /// What the next `Ready` hands out besides writes and committed entries.
 #[derive(Debug)]
@@ -22,8 +22,9 @@ pub(crate) struct Outbox {
     persisted_messages: Vec<Message>,
     /// Reads confirmed since the last `Ready`.
     read_states: Vec<ReadState>,
-    /// A received snapshot for the caller to install.
-    snapshot_to_install: Option<Snapshot>,
+    /// A received snapshot for the caller to install, with what storage
+    /// does to its log.
+    snapshot_to_install: Option<SnapshotInstall>,
     /// Log entries up to here may be purged from storage.
     purge_to: Option<Index>,
     /// The soft state last reported, to report only changes.
@@ -58,9 +59,16 @@ impl Outbox {
         self.read_states.push(state);
     }
 
-    /// Hands `snapshot`, received from the leader, to the caller to install.
-    pub(crate) fn install_snapshot(&mut self, snapshot: Snapshot) {
-        self.snapshot_to_install = Some(snapshot);
+    /// Hands `snapshot`, received from the leader, to the caller to install,
+    /// doing `log` to the stored log. It replaces one queued earlier (which
+    /// storage then never sees): if that one discarded the log, so must
+    /// this one, since storage still holds what the core dropped then.
+    pub(crate) fn install_snapshot(&mut self, snapshot: Snapshot, log: LogAfterInstall) {
+        let log = match self.snapshot_to_install.take() {
+            Some(SnapshotInstall { log: LogAfterInstall::Discard, .. }) => LogAfterInstall::Discard,
+            _ => log,
+        };
+        self.snapshot_to_install = Some(SnapshotInstall { snapshot, log });
     }
 
     /// Lets storage purge the log up to and including `index`.

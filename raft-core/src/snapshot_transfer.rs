@@ -190,10 +190,10 @@ pub(crate) fn handle_install_snapshot(
     }
     let meta = incoming.meta.clone();
     let snapshot = Snapshot { meta, data: incoming.into_data() };
-    core.log.install_snapshot(&snapshot.meta);
+    let stored_log = core.log.install_snapshot(&snapshot.meta);
     core.gate.hold_for_snapshot();
     core.snapshot = Some(snapshot.clone());
     core.snapshot_checksum = crc;
-    core.outbox.install_snapshot(snapshot);
+    core.outbox.install_snapshot(snapshot, stored_log);
     respond(core, received, true);
 }

@@ -11,9 +11,16 @@
 //! 2. Entries replace any stored entry at or after the first new index; a
 //!    write whose first entry would leave a gap after the stored log is
 //!    refused with [`StorageError::NotContiguous`] and changes nothing.
-//! 3. A snapshot in a write is one received from a leader: if the stored
-//!    entry at its last index has its term, the entries after it are kept,
-//!    otherwise every stored entry is removed (section 7 of the paper).
+//! 3. A snapshot in a write is one received from a leader, handed over as a
+//!    [`SnapshotInstall`] that says what becomes of the stored log: with
+//!    [`LogAfterInstall::Discard`] every stored entry is removed; with
+//!    [`LogAfterInstall::KeepSuffix`] the stored entries up to and including
+//!    the snapshot's last index are removed and those after it are kept as
+//!    they are. The store follows that decision and never makes its own
+//!    from the entries it holds: the core made it by section 7's rule on
+//!    its in-memory log, which may differ from the stored one (an entry
+//!    replaced in memory and not yet written), and a store that decided
+//!    from its disk could keep entries the core dropped.
 //!    A snapshot the node built itself goes through
 //!    [`LogStore::save_snapshot`], which leaves the entries alone and never
 //!    replaces a snapshot covering as much or more.
@@ -23,7 +30,7 @@
 //!    [`StorageError::Corrupt`], and a node that sees a storage error stops
 //!    rather than run on a broken disk.
 
-use crate::{Entry, HardState, Index, InitialState, Membership, Snapshot};
+use crate::{Entry, HardState, Index, InitialState, LogId, Membership, Snapshot};
 use async_trait::async_trait;
 use std::ops::Range;
 use thiserror::Error;
@@ -52,14 +59,48 @@ impl StoredState {
     }
 }
 
+/// A snapshot received from the leader, to install as part of a write
+/// (contract rule 3), with the core's decision on the stored log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInstall {
+    /// The snapshot to save as the store's latest.
+    pub snapshot: Snapshot,
+    /// What becomes of the stored entries.
+    pub log: LogAfterInstall,
+}
+
+impl SnapshotInstall {
+    /// The last entry the snapshot covers.
+    pub fn last(&self) -> LogId {
+        self.snapshot.meta.last
+    }
+}
+
+/// What installing a leader's snapshot does to the stored log: decided by
+/// the core (section 7's rule, applied to its in-memory log), carried out by
+/// the store as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogAfterInstall {
+    /// Remove every stored entry. The core discarded its log, or keeps a
+    /// suffix none of which was written yet (the write's entries carry it).
+    Discard,
+    /// Remove the stored entries up to and including the snapshot's last
+    /// index and keep those after it: the core keeps them, and every one it
+    /// keeps from before this write was already handed to storage. The core
+    /// asks this only when the stored entry at the snapshot's last index
+    /// (by the writes it issued) has the snapshot's term.
+    KeepSuffix,
+}
+
 /// One durable write: what a [`crate::Ready`] asks to persist, or several
 /// merged into one so that a single sync covers them (group commit).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogWrite {
     /// The term and vote to store.
     pub hard_state: Option<HardState>,
-    /// A snapshot received from the leader, to install (rule 3 above).
-    pub snapshot: Option<Snapshot>,
+    /// A snapshot received from the leader, to install as it says (rule 3
+    /// above).
+    pub snapshot: Option<SnapshotInstall>,
     /// Entries to store, replacing any from the first one's index on.
     pub entries: Vec<Entry>,
     /// Stored entries up to here may be removed.
@@ -77,9 +118,10 @@ impl LogWrite {
 
     /// Folds `later` into this write, so that applying the result equals
     /// applying this write and then `later`, and returns `None`. A later
-    /// snapshot cannot be folded behind this write's entries (its install
-    /// rule depends on what is stored first): then `later` is handed back,
-    /// to be written next.
+    /// snapshot cannot be folded behind this write's entries or snapshot (a
+    /// write installs its snapshot before its entries, and its log decision
+    /// is about the log as the earlier write leaves it): then `later` is
+    /// handed back, to be written next.
     pub fn merge(&mut self, later: LogWrite) -> Option<LogWrite> {
         if later.snapshot.is_some() && (!self.entries.is_empty() || self.snapshot.is_some()) {
             return Some(later);
@@ -154,7 +196,7 @@ pub trait LogStore: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EntryPayload, LogId, SnapshotMeta};
+    use crate::{EntryPayload, SnapshotMeta};
 
     fn entries(indexes: Range<Index>, term: u64) -> Vec<Entry> {
         indexes.map(|index| Entry { index, term, payload: EntryPayload::Blank }).collect()
@@ -182,6 +224,7 @@ mod tests {
             meta: SnapshotMeta { last: LogId::new(1, 5), membership: Membership::new([1], []) },
             data: Default::default(),
         };
+        let snapshot = SnapshotInstall { snapshot, log: LogAfterInstall::KeepSuffix };
         let mut write = LogWrite { entries: entries(1..3, 1), ..Default::default() };
         let later = LogWrite { snapshot: Some(snapshot.clone()), ..Default::default() };
         assert_eq!(write.merge(later.clone()), Some(later.clone()));

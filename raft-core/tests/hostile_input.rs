@@ -349,7 +349,7 @@ fn a_snapshot_sent_byte_by_byte_is_not_held_byte_by_byte() {
         node.step(chunk).unwrap();
     }
     let ready = node.ready();
-    let snapshot = ready.snapshot.expect("the whole snapshot arrived and is installed");
+    let snapshot = ready.snapshot.expect("the whole snapshot arrived and is installed").snapshot;
     assert_eq!(snapshot.data.to_vec(), bytes);
     assert!(
         snapshot.data.pieces().len() <= 16,
@@ -377,7 +377,7 @@ fn a_snapshot_of_long_and_short_chunks_installs_exactly_its_bytes() {
         node.step(chunk).unwrap();
         at += len;
     }
-    let snapshot = node.ready().snapshot.expect("installed");
+    let snapshot = node.ready().snapshot.expect("installed").snapshot;
     assert_eq!(snapshot.data.to_vec(), bytes);
     let pieces: Vec<usize> = snapshot.data.pieces().iter().map(Bytes::len).collect();
     assert_eq!(pieces, vec![1, 70_000, 3, 65_536, 65_537, 10]);

@@ -104,7 +104,9 @@ pub struct QuicConfig {
     /// The largest frame (version byte and message) sent or accepted; a
     /// frame claiming more is refused from its header. Must hold the largest
     /// AppendEntries and snapshot chunk Raft sends (see raft-core's
-    /// `Config::max_bytes_per_msg` and `Config::snapshot_chunk_bytes`).
+    /// `Config::max_bytes_per_msg` and `Config::snapshot_chunk_bytes`). Those
+    /// are at most [`raft_core::MAX_MESSAGE_BYTES`] (8 MiB); a frame limit of
+    /// twice that, the default 16 MiB, holds any message within them.
     pub max_frame_bytes: usize,
     /// Messages queued per peer before further ones are dropped.
     pub queue_capacity: usize,

@@ -140,7 +140,9 @@ pub struct TcpConfig {
     /// The largest frame (version byte and encoded message) read or
     /// written; at most [`raft_core::codec::MAX_VALUE_BYTES`]. Keep it above
     /// the core's `max_bytes_per_msg` and `snapshot_chunk_bytes`, with room
-    /// for one large entry.
+    /// for one large entry: at least twice [`raft_core::MAX_MESSAGE_BYTES`]
+    /// (16 MiB), the most those may be, holds any message within them. The
+    /// default, 64 MiB, does.
     pub max_frame_bytes: usize,
     /// The most bytes written at once (a batch ends after the message that
     /// crosses it).

@@ -446,17 +446,17 @@ impl Cluster {
             self.log_event(|| format!("n{id} hard-state term={} vote={vote}", hs.term));
         }
         let node = self.nodes.get_mut(&id).expect("known node");
-        if let Some(snapshot) = write.snapshot {
+        if let Some(install) = write.snapshot {
             // Durable now: the state machine is restored from it.
-            let Some(kv) = KvStore::restore(&snapshot.data) else {
-                let detail = format!("node {id}'s snapshot at {:?} does not decode", snapshot.meta.last);
+            let Some(kv) = KvStore::restore(&install.snapshot.data) else {
+                let detail = format!("node {id}'s snapshot at {:?} does not decode", install.last());
                 self.record(Err(Violation { property: "Snapshot install", detail }));
                 self.crash(id);
                 return true;
             };
             node.kv = kv.clone();
-            let last = snapshot.meta.last;
-            node.disk.install(snapshot);
+            let last = install.last();
+            node.disk.install(install);
             self.log_event(|| format!("n{id} snapshot install {}", trace::log_id(last)));
             let check = self.checker.on_snapshot_install(id, last.index, &kv);
             self.record(check);
@@ -474,12 +474,27 @@ impl Cluster {
         }
         if rewrites {
             self.check_durable();
+            self.check_disk_agrees(id);
         }
         for message in write.messages {
             self.send(message);
         }
         self.input(id, |raft| raft.on_persisted(write.number));
         true
+    }
+
+    /// Checks that node `id`'s disk holds its core's log, if every write the
+    /// core issued is durable and it has nothing unwritten (a snapshot
+    /// install once left the disk keeping entries the core dropped).
+    fn check_disk_agrees(&mut self, id: NodeId) {
+        let node = &self.nodes[&id];
+        let Some(raft) = node.raft.as_ref().filter(|r| node.pending.is_empty() && !r.has_ready()) else {
+            return;
+        };
+        if let Some(detail) = node.disk.disagreement(raft.log()) {
+            let detail = format!("node {id}: {detail}");
+            self.record(Err(Violation { property: "A disk holds its core's log", detail }));
+        }
     }
 
     /// Completes the pending writes of node `id` that are due by now.

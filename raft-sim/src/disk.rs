@@ -10,7 +10,10 @@
 //! real node would stop on it, so a core that asks for one has a bug, and
 //! the disk must never quietly repair it.
 
-use raft_core::{Entry, HardState, InitialState, Membership, Message, Snapshot, StorageError};
+use raft_core::{
+    Entry, HardState, InitialState, LogAfterInstall, LogId, Membership, Message, RaftLog, Snapshot,
+    SnapshotInstall, StorageError,
+};
 use rand_chacha::ChaCha8Rng;
 
 /// A write issued by a node and not yet durable.
@@ -18,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 pub(crate) struct PendingWrite {
     pub(crate) number: u64,
     pub(crate) hard_state: Option<HardState>,
-    pub(crate) snapshot: Option<Snapshot>,
+    pub(crate) snapshot: Option<SnapshotInstall>,
     pub(crate) entries: Vec<Entry>,
     pub(crate) purge_to: Option<u64>,
     pub(crate) messages: Vec<Message>,
@@ -78,25 +81,18 @@ impl Disk {
             || self.entry(entry.index) == Some(entry)
     }
 
-    /// Whether the stored entry at the snapshot's last index has its term, so
-    /// that installing it keeps the entries after it (section 7).
-    fn keeps_suffix(&self, snapshot: &Snapshot) -> bool {
-        let last = snapshot.meta.last;
-        self.entry(last.index).is_some_and(|e| e.term == last.term)
-    }
-
     /// Checks a write as a real [`raft_core::LogStore`] does before changing
     /// anything: its first entry must not leave a gap after the log as it
     /// will be once the write's snapshot (if any) is installed.
     pub(crate) fn check_write(
         &self,
-        snapshot: Option<&Snapshot>,
+        snapshot: Option<&SnapshotInstall>,
         entries: &[Entry],
     ) -> Result<(), StorageError> {
         let Some(first) = entries.first().map(|e| e.index) else { return Ok(()) };
         let last = match snapshot {
-            Some(s) if !self.keeps_suffix(s) => s.meta.last.index,
-            Some(s) => self.last_index().max(s.meta.last.index),
+            Some(s) if s.log == LogAfterInstall::Discard => s.last().index,
+            Some(s) => self.last_index().max(s.last().index),
             None => self.last_index(),
         };
         if first > last.saturating_add(1) {
@@ -119,15 +115,39 @@ impl Disk {
     }
 
     /// Saves a snapshot received from the leader, keeping the stored entries
-    /// after it only if the stored entry at its last index matches it.
-    pub(crate) fn install(&mut self, snapshot: Snapshot) {
-        if self.keeps_suffix(&snapshot) {
-            let last = snapshot.meta.last.index;
-            self.entries.retain(|e| e.index > last);
-        } else {
-            self.entries.clear();
+    /// after it only if the core said so (contract rule 3): like a real
+    /// store, the disk never decides from the entries it holds.
+    pub(crate) fn install(&mut self, install: SnapshotInstall) {
+        match install.log {
+            LogAfterInstall::KeepSuffix => {
+                let last = install.last().index;
+                self.entries.retain(|e| e.index > last);
+            }
+            LogAfterInstall::Discard => self.entries.clear(),
         }
-        self.snapshot = Some(snapshot);
+        self.snapshot = Some(install.snapshot);
+    }
+
+    /// How this disk's log after the core's snapshot differs from `log`,
+    /// the core's, if it does. Once every write the core issued is durable
+    /// and it holds nothing unwritten, the two must be the same: otherwise a
+    /// restart loads entries the core had dropped, or lacks ones it kept.
+    pub(crate) fn disagreement(&self, log: &RaftLog) -> Option<String> {
+        let after = log.snapshot().index;
+        let on_disk: Vec<LogId> =
+            self.entries.iter().filter(|e| e.index > after).map(Entry::log_id).collect();
+        let in_core = log.entries_from(log.first_index(), usize::MAX, u64::MAX);
+        let in_core: Vec<LogId> = in_core.iter().map(Entry::log_id).collect();
+        let show =
+            |ids: &[LogId]| ids.iter().map(|&id| crate::trace::log_id(id)).collect::<Vec<_>>().join(" ");
+        (on_disk != in_core).then(|| {
+            format!(
+                "after {}: disk [{}], core [{}]",
+                crate::trace::log_id(log.snapshot()),
+                show(&on_disk),
+                show(&in_core)
+            )
+        })
     }
 
     /// What a node restarts from; `membership` is its initial configuration
@@ -146,7 +166,7 @@ impl Disk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft_core::{EntryPayload, LogId, SnapshotMeta};
+    use raft_core::{EntryPayload, SnapshotMeta};
 
     fn entries(from: u64, to: u64) -> Vec<Entry> {
         (from..=to).map(|index| Entry { index, term: 1, payload: EntryPayload::Blank }).collect()
@@ -160,11 +180,19 @@ mod tests {
         let gap = disk.check_write(None, &entries(5, 6));
         assert!(matches!(gap, Err(StorageError::NotContiguous { first: 5, last: 3 })), "{gap:?}");
         // A snapshot in the same write moves the end of the log first.
-        let snapshot = |index| Snapshot {
-            meta: SnapshotMeta { last: LogId::new(2, index), membership: Membership::default() },
-            data: Default::default(),
+        let snapshot = |index, log| SnapshotInstall {
+            snapshot: Snapshot {
+                meta: SnapshotMeta { last: LogId::new(2, index), membership: Membership::default() },
+                data: Default::default(),
+            },
+            log,
         };
-        assert!(disk.check_write(Some(&snapshot(9)), &entries(10, 11)).is_ok());
-        assert!(disk.check_write(Some(&snapshot(9)), &entries(11, 11)).is_err());
+        let discard = |index| snapshot(index, LogAfterInstall::Discard);
+        assert!(disk.check_write(Some(&discard(9)), &entries(10, 11)).is_ok());
+        assert!(disk.check_write(Some(&discard(9)), &entries(11, 11)).is_err());
+        // The core's decision, not the stored entry at 2, sets where the log ends.
+        let keep = snapshot(2, LogAfterInstall::KeepSuffix);
+        assert!(disk.check_write(Some(&keep), &entries(4, 4)).is_ok());
+        assert!(disk.check_write(Some(&discard(2)), &entries(4, 4)).is_err());
     }
 }

@@ -229,3 +229,49 @@ fn seeds_72822_88363_refused_vote_requests_do_not_starve_the_node_that_can_win()
     }
     assert!(campaigned, "node 1 never campaigned: each refused vote request restarted its timer");
 }
+
+/// Found reviewing the durability gate (persist-gate), replayed on the
+/// simulator's disk: node 1 stores 1@1 2@1 3@1; term 2's leader replaces
+/// 2@1 with 2@2 (in memory only), and term 3's leader's snapshot ending at
+/// 2@1 arrives before the next ready(). The core discards its log; a disk
+/// deciding by itself kept 3@1 (its entry at 2 matches the snapshot), which
+/// a restart would have loaded: "A disk holds its core's log" failed.
+#[test]
+fn review_a_snapshot_after_an_unwritten_truncation_leaves_the_disk_holding_the_cores_log() {
+    use raft_core::{AppendEntries, Entry, EntryPayload, InstallSnapshot, LogId, Membership, SnapshotMeta};
+    use raft_sim::{kv::KvStore, Disk};
+    let disks = std::collections::BTreeMap::from([
+        (1, Disk::with_terms(1, &[1, 1, 1])),
+        (2, Disk::with_terms(1, &[1])),
+        (3, Disk::with_terms(1, &[1, 1])),
+    ]);
+    let mut c = Cluster::with_disks(disks, Config::new, 1);
+    c.defer_ready = true;
+    let blank = |index, term| Entry { index, term, payload: EntryPayload::Blank };
+    let append =
+        AppendEntries { prev_log_index: 1, prev_log_term: 1, entries: vec![blank(2, 2)], leader_commit: 0 };
+    c.inject(Message { from: 2, to: 1, term: 2, body: MessageBody::AppendEntries(append) });
+    let mut state = KvStore::default();
+    state.apply(&blank(1, 1));
+    state.apply(&blank(2, 1));
+    let data = state.encode();
+    let chunk = InstallSnapshot {
+        meta: SnapshotMeta { last: LogId::new(1, 2), membership: Membership::new([1, 2, 3], []) },
+        offset: 0,
+        checksum: data.crc32(),
+        total_len: data.len(),
+        data: data.to_vec().into(),
+        done: true,
+    };
+    c.inject(Message { from: 3, to: 1, term: 3, body: MessageBody::InstallSnapshot(Box::new(chunk)) });
+    c.deliver_due();
+    c.drain_all();
+    c.defer_ready = false;
+    c.flush_all();
+    assert_eq!(c.violation(), None);
+    assert_eq!(c.node(1).log().last_log_id(), LogId::new(1, 2), "the core discarded its log");
+    assert!(c.disk(1).entries.iter().all(|e| e.index <= 2), "the disk keeps no entry the core dropped");
+    c.restart(1);
+    assert_eq!(c.node(1).log().last_log_id(), LogId::new(1, 2), "a restart loads the log the core had");
+    assert_eq!(c.violation(), None);
+}

@@ -13,7 +13,10 @@
 #![forbid(unsafe_code)]
 
 use async_trait::async_trait;
-use raft_core::{Entry, HardState, Index, LogStore, LogWrite, Snapshot, StorageError, StoredState};
+use raft_core::{
+    Entry, HardState, Index, LogAfterInstall, LogStore, LogWrite, Snapshot, SnapshotInstall, StorageError,
+    StoredState,
+};
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -59,16 +62,10 @@ impl Inner {
         let Some(first) = write.entries.first().map(|e| e.index) else { return Ok(()) };
         // Where the log ends once the write's snapshot (if any) is installed.
         let last = match &write.snapshot {
-            Some(snapshot) => {
-                let last = snapshot.meta.last;
-                let keeps_suffix =
-                    self.position(last.index).is_some_and(|p| self.entries[p].term == last.term);
-                if keeps_suffix {
-                    self.last_index()
-                } else {
-                    last.index
-                }
-            }
+            Some(install) => match install.log {
+                LogAfterInstall::KeepSuffix => self.last_index().max(install.last().index),
+                LogAfterInstall::Discard => install.last().index,
+            },
             None => self.last_index(),
         };
         if first > last.saturating_add(1) {
@@ -77,15 +74,15 @@ impl Inner {
         Ok(())
     }
 
-    fn install(&mut self, snapshot: Snapshot) {
-        let last = snapshot.meta.last;
-        let matches = self.position(last.index).is_some_and(|p| self.entries[p].term == last.term);
-        if matches {
-            self.entries.retain(|e| e.index > last.index);
-        } else {
-            self.entries.clear();
+    /// Installs a snapshot from the leader, doing to the log what the core
+    /// decided (contract rule 3), whatever the stored entries say.
+    fn install(&mut self, install: SnapshotInstall) {
+        let last = install.last();
+        match install.log {
+            LogAfterInstall::KeepSuffix => self.entries.retain(|e| e.index > last.index),
+            LogAfterInstall::Discard => self.entries.clear(),
         }
-        self.snapshot = Some(snapshot);
+        self.snapshot = Some(install.snapshot);
     }
 
     fn append(&mut self, entries: Vec<Entry>) {
@@ -130,8 +127,8 @@ impl LogStore for MemLogStore {
         if let Some(hard_state) = write.hard_state {
             inner.hard_state = hard_state;
         }
-        if let Some(snapshot) = write.snapshot {
-            inner.install(snapshot);
+        if let Some(install) = write.snapshot {
+            inner.install(install);
         }
         inner.append(write.entries);
         if let Some(index) = write.purge_to {

@@ -14,7 +14,9 @@
 use crate::layout::{self, *};
 use crate::snapshot_file::{sync_dir, SnapshotDir};
 use crate::{OpenError, RocksLogStoreOptions};
-use raft_core::{codec, Entry, HardState, Index, LogWrite, Snapshot, StorageError, StoredState};
+use raft_core::{
+    codec, Entry, HardState, Index, LogAfterInstall, LogWrite, Snapshot, StorageError, StoredState,
+};
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, WriteBatch, WriteOptions, DB};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -202,19 +204,6 @@ impl Core {
         self.state.lock().map_err(|_| StorageError::Corrupt("a writer panicked mid-write".into()))
     }
 
-    /// The term of the stored entry at `index`, if there is one.
-    fn stored_term(&self, held: &Range<Index>, index: Index) -> Result<Option<u64>, StorageError> {
-        if !held.contains(&index) {
-            return Ok(None);
-        }
-        let Some(bytes) = self.db.get_pinned_cf(self.cf(LOG_CF)?, log_key(index)).map_err(rocks_error)?
-        else {
-            return Err(StorageError::Corrupt(format!("entry {index} is missing from the log")));
-        };
-        let entry: Entry = layout::decode(&bytes, &format!("entry {index}"))?;
-        Ok(Some(entry.term))
-    }
-
     /// Loads the hard state, the snapshot and the entries after it.
     pub(crate) fn load(&self) -> Result<StoredState, StorageError> {
         // Under the writer lock: one consistent view of all three.
@@ -283,18 +272,14 @@ impl Core {
         let mut state = self.lock()?;
         let held = state.held.clone();
 
-        // Check everything before changing anything (rule 2).
-        let keeps_suffix = match &write.snapshot {
-            Some(snapshot) => {
-                let last = snapshot.meta.last;
-                self.stored_term(&held, last.index)? == Some(last.term)
-            }
-            None => false,
-        };
+        // Check everything before changing anything (rule 2). What a
+        // snapshot does to the log is the core's decision (rule 3).
         if let Some(first) = write.entries.first().map(|e| e.index) {
             let last = match &write.snapshot {
-                Some(snapshot) if !keeps_suffix => snapshot.meta.last.index,
-                Some(snapshot) => state.last_index().max(snapshot.meta.last.index),
+                Some(install) => match install.log {
+                    LogAfterInstall::KeepSuffix => state.last_index().max(install.last().index),
+                    LogAfterInstall::Discard => install.last().index,
+                },
                 None => state.last_index(),
             };
             if first > last.saturating_add(1) {
@@ -308,9 +293,8 @@ impl Core {
         }
 
         let mut new_snapshot = None;
-        let (batch, held, purged) = self
-            .batch_for(&write, keeps_suffix, held, &mut new_snapshot)
-            .inspect_err(|_| self.forget(&new_snapshot))?;
+        let (batch, held, purged) =
+            self.batch_for(&write, held, &mut new_snapshot).inspect_err(|_| self.forget(&new_snapshot))?;
         // A failed commit may still be durable, so its snapshot file stays
         // (the next open removes it if nothing refers to it).
         self.db.write_opt(batch, &self.write_options).map_err(rocks_error)?;
@@ -336,7 +320,6 @@ impl Core {
     fn batch_for(
         &self,
         write: &LogWrite,
-        keeps_suffix: bool,
         mut held: Range<Index>,
         new_snapshot: &mut Option<SnapshotRecord>,
     ) -> Result<(WriteBatch, Range<Index>, u64), StorageError> {
@@ -345,14 +328,19 @@ impl Core {
         if let Some(hard_state) = &write.hard_state {
             batch.put_cf(self.cf(HARD_STATE_CF)?, HARD_STATE_KEY, layout::encode(hard_state)?);
         }
-        if let Some(snapshot) = &write.snapshot {
+        if let Some(install) = &write.snapshot {
             // The file is durable before the batch that refers to it.
-            let record = new_snapshot.insert(self.snapshots.write(snapshot)?);
+            let record = new_snapshot.insert(self.snapshots.write(&install.snapshot)?);
             batch.put_cf(self.cf(META_CF)?, SNAPSHOT_KEY, layout::encode(record)?);
-            let last = snapshot.meta.last.index;
-            let end = if keeps_suffix { last.saturating_add(1) } else { held.end };
+            let end = match install.log {
+                // Whatever the snapshot's index, `held` stays one range.
+                LogAfterInstall::KeepSuffix => {
+                    install.last().index.saturating_add(1).max(held.start).min(held.end)
+                }
+                LogAfterInstall::Discard => held.end,
+            };
             delete_range(&mut batch, log, held.start..end);
-            held = if keeps_suffix { end..held.end } else { 0..0 };
+            held = end..held.end;
         }
         if let (Some(first), Some(last)) = (write.entries.first(), write.entries.last()) {
             let (first, last) = (first.index, last.index);

@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 use raft_core::{
-    Entry, EntryPayload, HardState, Index, LogId, LogStore, LogWrite, Membership, Snapshot, SnapshotMeta,
-    StorageError,
+    Entry, EntryPayload, HardState, Index, LogAfterInstall, LogId, LogStore, LogWrite, Membership, Snapshot,
+    SnapshotInstall, SnapshotMeta, StorageError,
 };
 use raft_storage_rocksdb::{OpenError, RocksLogStore, RocksLogStoreOptions, STORE_FORMAT_VERSION};
 use std::path::{Path, PathBuf};
@@ -305,7 +305,7 @@ async fn a_received_snapshot_and_the_entries_after_it_commit_together() {
     store
         .write(LogWrite {
             hard_state: Some(HardState { term: 3, vote: None }),
-            snapshot: Some(snapshot(20, 3)),
+            snapshot: Some(SnapshotInstall { snapshot: snapshot(20, 3), log: LogAfterInstall::Discard }),
             entries: entries(21..24, 3),
             purge_to: None,
         })

@@ -246,6 +246,8 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                 next_tick.as_mut().reset(clock.next_due());
             }
         };
+        // Nothing more is read: a restart on this inbox waits for it.
+        inbox.stopping();
         let error = match failure {
             Some(error) => {
                 tracing::error!(%error, "stopping");
@@ -496,10 +498,10 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
             for message in ready.messages {
                 self.send(Envelope::Raft(message));
             }
-            if let Some(snapshot) = &ready.snapshot {
+            if let Some(install) = &ready.snapshot {
                 // Proposals the snapshot covers were decided elsewhere, unseen here.
                 while let Some(first) = self.proposals.first_entry() {
-                    if first.key().0 > snapshot.meta.last.index {
+                    if first.key().0 > install.last().index {
                         break;
                     }
                     let responder = first.remove();

@@ -40,8 +40,10 @@ pub enum RaftError {
     ShutDown,
     /// The node stopped on its own (its store failed, its state machine
     /// could not restore a snapshot, or one of its tasks panicked):
-    /// requests waiting then, and every request after, get this. A proposal
-    /// waiting then may or may not have been applied.
+    /// requests waiting then, wherever they wait, and every request after,
+    /// get this. A proposal waiting then may or may not have been applied
+    /// (one whose entry an applier that panicked held hears
+    /// [`RaftError::OutcomeUnknown`], which says as much).
     #[error("the node stopped: {0}")]
     Failed(Failure),
     /// The command could not be encoded.

@@ -1,4 +1,4 @@
-//! The queue a node's inbound [`Envelope`]s wait in ([`Inbox`]). It exists
+//! The queue a node's inbound messages wait in ([`Inbox`]). It exists
 //! before the node does, so the order of start-up is the same for every
 //! transport: make the inbox, bind the transport to it, start the node on
 //! both.
@@ -32,26 +32,46 @@
 //! failed, or crashed), the inbox is free again, with whatever waited in
 //! it, so a node restarted in the same process can keep its transport: the
 //! messages that arrived meanwhile are delivered late, which Raft allows.
+//! A node started while the one before is still stopping (a restart right after a crash, or right after a caller saw
+//! the failure) waits for it to hand the inbox back.
 
 use super::Envelope;
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// How many envelopes an [`Inbox::default`] holds.
 pub const DEFAULT_INBOX_CAPACITY: usize = 4096;
 
-/// Where a transport delivers the [`Envelope`]s peers send, for the node
-/// started on it ([`super::Raft::start`]). Cheap to clone: every clone is
-/// the same queue. Envelopes delivered before the node starts wait in it.
+/// Where a transport delivers what peers send, for the node started on it
+/// ([`super::Raft::start`]). Cheap to clone: every clone is the same queue.
+/// Envelopes delivered before the node starts wait in it.
 #[derive(Clone)]
 pub struct Inbox {
     sender: mpsc::Sender<Envelope>,
+    shared: Arc<Shared>,
+}
+
+/// What every clone of an inbox, and its reader, share.
+struct Shared {
+    slot: Mutex<Slot>,
+    /// Woken whenever a reader hands the reading end back.
+    returned: Notify,
+}
+
+struct Slot {
     /// The reading end while no node reads it.
-    receiver: Arc<Mutex<Option<mpsc::Receiver<Envelope>>>>,
+    receiver: Option<mpsc::Receiver<Envelope>>,
+    /// How many readers were taken: which one a [`InboxRelease`] is for.
+    readers: u64,
+    /// The node reading now is stopping (its loop ended, or it crashed) and
+    /// reads no more: a node starting on the inbox waits for it to hand the
+    /// reading end back, rather than be refused. Its tasks are finishing or
+    /// being dropped, so that is soon.
+    stopping: bool,
 }
 
 impl Default for Inbox {
-    /// An inbox of [`DEFAULT_INBOX_CAPACITY`] envelopes.
+    /// An inbox of [`DEFAULT_INBOX_CAPACITY`] messages.
     fn default() -> Self {
         Self::new(DEFAULT_INBOX_CAPACITY)
     }
@@ -67,11 +87,12 @@ impl std::fmt::Debug for Inbox {
 }
 
 impl Inbox {
-    /// An inbox that holds up to `capacity` envelopes (at least one) before
+    /// An inbox that holds up to `capacity` messages (at least one) before
     /// [`Inbox::deliver`] drops and [`Inbox::deliver_or_wait`] waits.
     pub fn new(capacity: usize) -> Self {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
-        Self { sender, receiver: Arc::new(Mutex::new(Some(receiver))) }
+        let slot = Slot { receiver: Some(receiver), readers: 0, stopping: false };
+        Self { sender, shared: Arc::new(Shared { slot: Mutex::new(slot), returned: Notify::new() }) }
     }
 
     /// Queues `envelope` for the node, never waiting: when the inbox is full
@@ -93,24 +114,50 @@ impl Inbox {
     /// reads an inbox without a node (a transport's tests or benchmarks).
     /// `None` while a node reads this inbox.
     pub async fn recv(&self) -> Option<Envelope> {
-        let mut reader = self.take()?;
+        let mut reader = self.try_take()?;
         reader.receiver().recv().await
     }
 
     /// The next envelope if one is queued, without waiting (see
     /// [`Inbox::recv`]). `None` if none is, or while a node reads this inbox.
     pub fn try_recv(&self) -> Option<Envelope> {
-        self.take()?.receiver().try_recv().ok()
+        self.try_take()?.receiver().try_recv().ok()
     }
 
-    /// Takes the reading end for a node, if no node has it.
-    pub(super) fn take(&self) -> Option<InboxReader> {
-        let receiver = self.slot().take()?;
-        Some(InboxReader { receiver, slot: self.receiver.clone() })
+    /// Takes the reading end for a node: at once if no node has it, once
+    /// it is handed back if the node that has it is stopping, and `None` if
+    /// that node runs on.
+    pub(super) async fn take(&self) -> Option<InboxReader> {
+        loop {
+            // Registered before the slot is looked at, so a hand-back in
+            // between still wakes this.
+            let returned = self.shared.returned.notified();
+            let mut returned = std::pin::pin!(returned);
+            returned.as_mut().enable();
+            {
+                let slot = self.shared.lock();
+                if slot.receiver.is_some() || !slot.stopping {
+                    drop(slot);
+                    return self.try_take();
+                }
+            }
+            returned.await;
+        }
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<mpsc::Receiver<Envelope>>> {
-        self.receiver.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Takes the reading end if no node has it.
+    fn try_take(&self) -> Option<InboxReader> {
+        let mut slot = self.shared.lock();
+        let receiver = slot.receiver.take()?;
+        slot.readers += 1;
+        slot.stopping = false;
+        Some(InboxReader { receiver, number: slot.readers, shared: self.shared.clone() })
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -118,12 +165,25 @@ impl Inbox {
 /// node stopped, or its task was aborted), so the inbox can be read again.
 pub(super) struct InboxReader {
     receiver: mpsc::Receiver<Envelope>,
-    slot: Arc<Mutex<Option<mpsc::Receiver<Envelope>>>>,
+    /// Which reader of the inbox this is.
+    number: u64,
+    shared: Arc<Shared>,
 }
 
 impl InboxReader {
     pub(super) fn receiver(&mut self) -> &mut mpsc::Receiver<Envelope> {
         &mut self.receiver
+    }
+
+    /// A way to say, from elsewhere, that this reader's node is stopping.
+    #[cfg(feature = "testing")]
+    pub(super) fn release(&self) -> InboxRelease {
+        InboxRelease { number: self.number, shared: self.shared.clone() }
+    }
+
+    /// This reader's node is stopping: it reads no more.
+    pub(super) fn stopping(&self) {
+        InboxRelease { number: self.number, shared: self.shared.clone() }.stopping();
     }
 }
 
@@ -133,6 +193,30 @@ impl Drop for InboxReader {
         // of this reader's life.
         let (_, closed) = mpsc::channel(1);
         let receiver = std::mem::replace(&mut self.receiver, closed);
-        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(receiver);
+        let mut slot = self.shared.lock();
+        slot.receiver = Some(receiver);
+        slot.stopping = false;
+        drop(slot);
+        self.shared.returned.notify_waiters();
+    }
+}
+
+/// Marks the node reading an inbox as stopping (see [`Slot::stopping`]):
+/// it reads no more, and hands the reading end back soon.
+#[derive(Clone)]
+pub(super) struct InboxRelease {
+    number: u64,
+    shared: Arc<Shared>,
+}
+
+impl InboxRelease {
+    /// The reader's node is stopping. Does nothing once that reader is
+    /// gone: a mark must not make a later node's start wait on a node that
+    /// runs.
+    pub(super) fn stopping(&self) {
+        let mut slot = self.shared.lock();
+        if slot.readers == self.number && slot.receiver.is_none() {
+            slot.stopping = true;
+        }
     }
 }

@@ -35,7 +35,7 @@ pub(super) async fn run_writer<S: LogStore, T: Transport, SM: StateMachine>(
             }
         }
         for (write, jobs) in batches {
-            let snapshot = write.snapshot.clone();
+            let snapshot = write.snapshot.as_ref().map(|install| install.snapshot.clone());
             if !write.is_empty() {
                 let (started, entries) = (std::time::Instant::now(), write.entries.len());
                 let result = store.write(write).await;

@@ -254,6 +254,9 @@ pub struct Raft<SM: StateMachine> {
     failure: Arc<std::sync::OnceLock<Failure>>,
     /// How long a read may take, end to end.
     read_timeout: Duration,
+    /// Marks the inbox's reader as stopping, for [`Raft::crash`].
+    #[cfg(feature = "testing")]
+    release: inbox::InboxRelease,
     /// The node's tasks (core, writer, applier), for [`Raft::crash`].
     #[cfg(feature = "testing")]
     tasks: Arc<[tokio::task::AbortHandle; 3]>,
@@ -268,6 +271,8 @@ impl<SM: StateMachine> Clone for Raft<SM> {
             requests: self.requests.clone(),
             metrics: self.metrics.clone(),
             failure: self.failure.clone(),
+            #[cfg(feature = "testing")]
+            release: self.release.clone(),
             read_timeout: self.read_timeout,
             #[cfg(feature = "testing")]
             tasks: self.tasks.clone(),
@@ -293,7 +298,9 @@ impl<SM: StateMachine> Raft<SM> {
     /// `inbox`, the one the transport was bound to (see [`Inbox`]): every
     /// transport is set up the same way, the inbox first. An inbox that a
     /// running node reads is refused ([`StartError::InboxInUse`]); once that
-    /// node stops, a restart may take it up again.
+    /// node stops, a restart may take it up again. A restart while it is
+    /// still stopping (right after [`Raft::crash`], or after a caller heard
+    /// [`RaftError::Failed`]) waits until it has.
     pub async fn start<S: LogStore, T: Transport>(
         config: Config,
         runtime: RuntimeConfig,
@@ -303,7 +310,7 @@ impl<SM: StateMachine> Raft<SM> {
         inbox: Inbox,
         mut state_machine: SM,
     ) -> Result<Self, StartError> {
-        let inbox = inbox.take().ok_or(StartError::InboxInUse)?;
+        let inbox = inbox.take().await.ok_or(StartError::InboxInUse)?;
         let stored = store.load().await?;
         if let Some(snapshot) = &stored.snapshot {
             state_machine.restore(&snapshot.data)?;
@@ -365,6 +372,8 @@ impl<SM: StateMachine> Raft<SM> {
         let core = Driver::new(raw, transport, links, &runtime, seed);
         #[cfg(feature = "testing")]
         let io_tasks = (writer.abort_handle(), applier.abort_handle());
+        #[cfg(feature = "testing")]
+        let release = inbox.release();
         let core = core.run(runtime.tick, request_rx, inbox, event_rx, writer, applier);
         let core = tokio::spawn(tracing::Instrument::instrument(core, span));
         #[cfg(feature = "testing")]
@@ -375,6 +384,8 @@ impl<SM: StateMachine> Raft<SM> {
             requests,
             metrics,
             failure,
+            #[cfg(feature = "testing")]
+            release,
             #[cfg(feature = "testing")]
             tasks,
             read_timeout: runtime.read_timeout,
@@ -474,7 +485,7 @@ impl<SM: StateMachine> Raft<SM> {
         });
         let read = async {
             self.request(Request::Read(consistency, deadline, job)).await?;
-            response.await.unwrap_or(Err(RaftError::ShutDown))
+            self.answer(response).await
         };
         tokio::time::timeout_at(deadline, read).await.unwrap_or(Err(RaftError::Timeout))
     }
@@ -536,7 +547,7 @@ impl<SM: StateMachine> Raft<SM> {
     async fn reconfigure(&self, change: MembershipChange) -> Result<LogId, RaftError> {
         let (reply, response) = oneshot::channel();
         self.request(Request::Reconfigure(change, reply)).await?;
-        let started = response.await.unwrap_or(Err(RaftError::ShutDown))?;
+        let started = self.answer(response).await?;
         // Complete once a plain configuration at or after the change's entry
         // is committed in the same term. If the term moves on, or this node
         // stops leading, first, the change may or may not survive.
@@ -560,7 +571,7 @@ impl<SM: StateMachine> Raft<SM> {
     pub async fn transfer_leadership(&self, target: NodeId) -> Result<(), RaftError> {
         let (reply, response) = oneshot::channel();
         self.request(Request::Transfer(target, reply)).await?;
-        response.await.unwrap_or(Err(RaftError::ShutDown))
+        self.answer(response).await
     }
 
     /// Builds a snapshot of the state machine now (rather than after
@@ -570,7 +581,7 @@ impl<SM: StateMachine> Raft<SM> {
     pub async fn trigger_snapshot(&self) -> Result<LogId, RaftError> {
         let (reply, response) = oneshot::channel();
         self.request(Request::Snapshot(reply)).await?;
-        response.await.unwrap_or(Err(RaftError::ShutDown))
+        self.answer(response).await
     }
 
     /// The node's latest metrics, and a way to wait for changes. Do not
@@ -603,16 +614,44 @@ impl<SM: StateMachine> Raft<SM> {
     /// Restart it with [`Raft::start`] on the same store.
     #[cfg(feature = "testing")]
     pub fn crash(&self) {
+        // Its inbox comes free once the aborted core task is dropped; a
+        // restart asked for before then waits for that.
+        self.release.stopping();
         for task in self.tasks.iter() {
             task.abort();
         }
     }
 
     async fn request(&self, request: Request<SM>) -> Result<(), RaftError> {
-        self.requests.send(request).await.map_err(|_| match self.failure.get() {
+        // A closed queue means the core task has left its loop, after it
+        // recorded any failure.
+        self.requests.send(request).await.map_err(|_| self.stopped_error())
+    }
+
+    /// The answer to a request; but if its reply was dropped unanswered (a
+    /// task that held it ended) or said "shut down" (the applier says so to
+    /// the reads it holds as it stops, whatever stopped the node), why the
+    /// node stopped. The core task records a failure before it finishes, so
+    /// waiting for it to finish tells a failure (an applier that panicked
+    /// with the request in its queue, a store that failed while a read
+    /// waited to be applied) from a shutdown or a crash.
+    async fn answer<R>(&self, reply: oneshot::Receiver<Result<R, RaftError>>) -> Result<R, RaftError> {
+        match reply.await {
+            Ok(Err(RaftError::ShutDown)) | Err(_) => {
+                let mut running = self.metrics.clone();
+                while running.changed().await.is_ok() {}
+                Err(self.stopped_error())
+            }
+            Ok(answer) => answer,
+        }
+    }
+
+    /// Why a node that has stopped did: its failure, if it failed.
+    fn stopped_error(&self) -> RaftError {
+        match self.failure.get() {
             Some(failure) => RaftError::Failed(failure.clone()),
             None => RaftError::ShutDown,
-        })
+        }
     }
 
     /// Waits until `decide` returns an outcome for the metrics.
@@ -627,7 +666,7 @@ impl<SM: StateMachine> Raft<SM> {
                 return outcome;
             }
             if metrics.changed().await.is_err() {
-                return Err(RaftError::ShutDown);
+                return Err(self.stopped_error());
             }
         }
     }

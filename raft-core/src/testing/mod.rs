@@ -30,11 +30,12 @@ pub use runtime::{
 };
 
 use crate::runtime::{Envelope, Forward, ForwardOutcome, Forwarded};
-use crate::storage::{LogStore, LogWrite, StorageError, StoredState};
+use crate::storage::{LogAfterInstall, LogStore, LogWrite, SnapshotInstall, StorageError, StoredState};
 use crate::{Entry, EntryPayload, HardState, Index, LogId, Membership, Snapshot, SnapshotMeta};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::ops::Range;
+use LogAfterInstall::{Discard, KeepSuffix};
 
 /// How the suite obtains stores.
 #[async_trait]
@@ -58,8 +59,10 @@ pub async fn within<F: std::future::Future>(
     tokio::time::timeout(deadline, future).await.unwrap_or_else(|_| panic!("{what} did not finish in time"))
 }
 
-/// Waits until one of `nodes` reports itself leader, and returns its
-/// position; panics after `deadline`.
+/// Waits until one of `nodes` that runs reports itself leader, and
+/// returns its position; panics after `deadline`, or once every node has
+/// stopped. A stopped node is never the answer, though its last metrics
+/// may say it leads (they are what it reported as it stopped).
 pub async fn wait_for_leader<'a, SM: crate::runtime::StateMachine>(
     nodes: impl IntoIterator<Item = &'a crate::runtime::Raft<SM>>,
     deadline: std::time::Duration,
@@ -68,11 +71,18 @@ pub async fn wait_for_leader<'a, SM: crate::runtime::StateMachine>(
     let mut metrics: Vec<_> = nodes.into_iter().map(|node| node.metrics()).collect();
     within(deadline, "electing a leader", async {
         loop {
-            // Receivers first, then the check: a change in between still wakes us.
-            if let Some(i) = metrics.iter().position(|m| m.borrow().role == crate::Role::Leader) {
+            // Receivers first, then the check: a change in between still
+            // wakes us. A closed receiver is a node that stopped.
+            let running = |m: &tokio::sync::watch::Receiver<_>| m.has_changed().is_ok();
+            let leads = |m: &tokio::sync::watch::Receiver<crate::runtime::Metrics>| {
+                running(m) && m.borrow().role == crate::Role::Leader
+            };
+            if let Some(i) = metrics.iter().position(leads) {
                 return i;
             }
-            let mut changes: Vec<_> = metrics.iter_mut().map(|m| Box::pin(m.changed())).collect();
+            assert!(metrics.iter().any(running), "no leader: every node stopped");
+            let mut changes: Vec<_> =
+                metrics.iter_mut().filter(|m| running(m)).map(|m| Box::pin(m.changed())).collect();
             std::future::poll_fn(|cx| {
                 let any = changes.iter_mut().any(|change| change.as_mut().poll(cx).is_ready());
                 if any {
@@ -97,6 +107,7 @@ pub async fn log_store_conformance<H: LogStoreHarness>(harness: &mut H) {
     ranges_respect_the_byte_budget(harness).await;
     a_received_snapshot_keeps_a_matching_suffix(harness).await;
     a_received_snapshot_discards_a_log_that_does_not_match(harness).await;
+    a_received_snapshot_discards_a_matching_log_when_told(harness).await;
     a_built_snapshot_leaves_the_entries(harness).await;
     an_older_built_snapshot_does_not_replace_a_newer_one(harness).await;
     everything_survives_a_restart(harness).await;
@@ -117,6 +128,11 @@ fn snapshot(index: Index, term: u64) -> Snapshot {
         meta: SnapshotMeta { last: LogId::new(term, index), membership: Membership::new([1, 2, 3], []) },
         data: Bytes::from_static(b"state machine").into(),
     }
+}
+
+/// A leader's snapshot ending at `(index, term)`, installed doing `log`.
+fn install(index: Index, term: u64, log: LogAfterInstall) -> SnapshotInstall {
+    SnapshotInstall { snapshot: snapshot(index, term), log }
 }
 
 async fn load(store: &impl LogStore) -> StoredState {
@@ -210,20 +226,74 @@ async fn ranges_respect_the_byte_budget<H: LogStoreHarness>(h: &mut H) {
 async fn a_received_snapshot_keeps_a_matching_suffix<H: LogStoreHarness>(h: &mut H) {
     let store = h.create().await;
     append(&store, entries(1..11, 1)).await;
-    store.write(LogWrite { snapshot: Some(snapshot(6, 1)), ..Default::default() }).await.expect("install");
+    store
+        .write(LogWrite { snapshot: Some(install(6, 1, KeepSuffix)), ..Default::default() })
+        .await
+        .expect("install");
     let stored = load(&store).await;
     assert_eq!(stored.snapshot, Some(snapshot(6, 1)));
-    assert_eq!(stored.entries, entries(7..11, 1), "entries after a matching snapshot must be kept");
+    assert_eq!(
+        stored.entries,
+        entries(7..11, 1),
+        "entries after a snapshot that keeps the suffix must be kept"
+    );
+    // In one write: the snapshot, then entries replacing part of the suffix.
+    let write = LogWrite {
+        snapshot: Some(install(8, 1, KeepSuffix)),
+        entries: entries(10..12, 2),
+        ..Default::default()
+    };
+    store.write(write).await.expect("install");
+    let expected = vec![(9, 1), (10, 2), (11, 2)];
+    assert_eq!(indexes_and_terms(&load(&store).await), expected, "the kept suffix, then the write's entries");
 }
 
 async fn a_received_snapshot_discards_a_log_that_does_not_match<H: LogStoreHarness>(h: &mut H) {
     let store = h.create().await;
     append(&store, entries(1..11, 1)).await;
-    store.write(LogWrite { snapshot: Some(snapshot(6, 2)), ..Default::default() }).await.expect("install");
+    store
+        .write(LogWrite { snapshot: Some(install(6, 2, Discard)), ..Default::default() })
+        .await
+        .expect("install");
     let stored = load(&store).await;
     assert!(stored.entries.is_empty(), "a log that does not match the snapshot must be discarded");
     append(&store, entries(7..9, 2)).await;
     assert_eq!(load(&store).await.entries, entries(7..9, 2), "the log continues after the snapshot");
+}
+
+/// The core decides what a snapshot install keeps, on its in-memory log: a
+/// stored entry at the snapshot's index that matches may be one the core
+/// has replaced (in memory, not yet written) and then discarded. A store
+/// that decides again from what it holds keeps entries the core dropped.
+async fn a_received_snapshot_discards_a_matching_log_when_told<H: LogStoreHarness>(h: &mut H) {
+    let store = h.create().await;
+    append(&store, entries(1..11, 1)).await;
+    // A write whose entries would follow only the kept suffix is refused.
+    let gap =
+        LogWrite { snapshot: Some(install(6, 1, Discard)), entries: entries(9..10, 1), ..Default::default() };
+    let result = store.write(gap).await;
+    assert!(
+        matches!(result, Err(StorageError::NotContiguous { first: 9, last: 6 })),
+        "after a snapshot that discards the log, entries must follow the snapshot, got {result:?}"
+    );
+    let stored = load(&store).await;
+    assert_eq!(
+        (stored.snapshot, stored.entries),
+        (None, entries(1..11, 1)),
+        "a refused write changes nothing"
+    );
+    store
+        .write(LogWrite { snapshot: Some(install(6, 1, Discard)), ..Default::default() })
+        .await
+        .expect("install");
+    let stored = load(&store).await;
+    assert_eq!(stored.snapshot, Some(snapshot(6, 1)));
+    assert!(
+        stored.entries.is_empty(),
+        "a snapshot told to discard the log must remove every stored entry, even where the log matches it"
+    );
+    let store = h.reopen(store).await;
+    assert!(load(&store).await.entries.is_empty(), "discarded entries must not come back after a restart");
 }
 
 async fn a_built_snapshot_leaves_the_entries<H: LogStoreHarness>(h: &mut H) {
@@ -243,7 +313,10 @@ async fn a_built_snapshot_leaves_the_entries<H: LogStoreHarness>(h: &mut H) {
 async fn an_older_built_snapshot_does_not_replace_a_newer_one<H: LogStoreHarness>(h: &mut H) {
     let store = h.create().await;
     append(&store, entries(1..11, 1)).await;
-    store.write(LogWrite { snapshot: Some(snapshot(8, 1)), ..Default::default() }).await.expect("install");
+    store
+        .write(LogWrite { snapshot: Some(install(8, 1, KeepSuffix)), ..Default::default() })
+        .await
+        .expect("install");
     store.save_snapshot(snapshot(5, 1)).await.expect("save an older snapshot");
     let stored = load(&store).await;
     assert_eq!(stored.snapshot, Some(snapshot(8, 1)), "an older built snapshot must not replace a newer one");
