@@ -26,66 +26,38 @@ async fn the_memory_store_conforms() {
     log_store_conformance(&mut Harness).await;
 }
 
-/// A store that forgets the hard state, to show the suite catches it.
+/// How a [`Broken`] store breaks the contract, to show the suite catches it.
+#[derive(Clone, Copy, Default)]
+enum Flaw {
+    /// It forgets the hard state.
+    #[default]
+    ForgetsHardState,
+    /// It decides from its own log what a leader's snapshot keeps (the
+    /// stored entry at the snapshot's index matches: keep the entries after
+    /// it), instead of doing what the core decided.
+    DecidesFromDisk,
+}
+
+/// The memory store with one [`Flaw`].
 #[derive(Clone, Default)]
-struct Forgetful(MemLogStore);
+struct Broken {
+    store: MemLogStore,
+    flaw: Flaw,
+}
 
 #[async_trait::async_trait]
-impl raft_core::LogStore for Forgetful {
+impl raft_core::LogStore for Broken {
     async fn load(&self) -> Result<raft_core::StoredState, raft_core::StorageError> {
-        let mut state = self.0.load().await?;
-        state.hard_state = Default::default();
+        let mut state = self.store.load().await?;
+        if let Flaw::ForgetsHardState = self.flaw {
+            state.hard_state = Default::default();
+        }
         Ok(state)
     }
-    async fn write(&self, write: raft_core::LogWrite) -> Result<(), raft_core::StorageError> {
-        self.0.write(write).await
-    }
-    async fn save_snapshot(&self, snapshot: raft_core::Snapshot) -> Result<(), raft_core::StorageError> {
-        self.0.save_snapshot(snapshot).await
-    }
-    async fn entries(
-        &self,
-        range: std::ops::Range<u64>,
-        max_bytes: u64,
-    ) -> Result<Vec<raft_core::Entry>, raft_core::StorageError> {
-        self.0.entries(range, max_bytes).await
-    }
-}
-
-struct ForgetfulHarness;
-
-#[async_trait::async_trait]
-impl LogStoreHarness for ForgetfulHarness {
-    type Store = Forgetful;
-    async fn create(&mut self) -> Forgetful {
-        Forgetful::default()
-    }
-    async fn reopen(&mut self, store: Forgetful) -> Forgetful {
-        store
-    }
-}
-
-#[tokio::test]
-#[should_panic(expected = "the hard state must load back")]
-async fn the_suite_catches_a_store_that_forgets_the_hard_state() {
-    log_store_conformance(&mut ForgetfulHarness).await;
-}
-
-/// A store that decides from its own log what a leader's snapshot keeps
-/// (the stored entry at the snapshot's index matches: keep the entries after
-/// it), instead of doing what the core decided: the suite must catch it.
-#[derive(Clone, Default)]
-struct DecidesFromDisk(MemLogStore);
-
-#[async_trait::async_trait]
-impl raft_core::LogStore for DecidesFromDisk {
-    async fn load(&self) -> Result<raft_core::StoredState, raft_core::StorageError> {
-        self.0.load().await
-    }
     async fn write(&self, mut write: raft_core::LogWrite) -> Result<(), raft_core::StorageError> {
-        if let Some(install) = &mut write.snapshot {
+        if let (Flaw::DecidesFromDisk, Some(install)) = (self.flaw, &mut write.snapshot) {
             let last = install.last();
-            let stored = self.0.entries(last.index..last.index + 1, u64::MAX).await;
+            let stored = self.store.entries(last.index..last.index + 1, u64::MAX).await;
             let matches = stored.is_ok_and(|e| e.first().is_some_and(|e| e.term == last.term));
             install.log = if matches {
                 raft_core::LogAfterInstall::KeepSuffix
@@ -93,35 +65,41 @@ impl raft_core::LogStore for DecidesFromDisk {
                 raft_core::LogAfterInstall::Discard
             };
         }
-        self.0.write(write).await
+        self.store.write(write).await
     }
     async fn save_snapshot(&self, snapshot: raft_core::Snapshot) -> Result<(), raft_core::StorageError> {
-        self.0.save_snapshot(snapshot).await
+        self.store.save_snapshot(snapshot).await
     }
     async fn entries(
         &self,
         range: std::ops::Range<u64>,
         max_bytes: u64,
     ) -> Result<Vec<raft_core::Entry>, raft_core::StorageError> {
-        self.0.entries(range, max_bytes).await
+        self.store.entries(range, max_bytes).await
     }
 }
 
-struct DecidesFromDiskHarness;
+struct BrokenHarness(Flaw);
 
 #[async_trait::async_trait]
-impl LogStoreHarness for DecidesFromDiskHarness {
-    type Store = DecidesFromDisk;
-    async fn create(&mut self) -> DecidesFromDisk {
-        DecidesFromDisk::default()
+impl LogStoreHarness for BrokenHarness {
+    type Store = Broken;
+    async fn create(&mut self) -> Broken {
+        Broken { store: MemLogStore::new(), flaw: self.0 }
     }
-    async fn reopen(&mut self, store: DecidesFromDisk) -> DecidesFromDisk {
+    async fn reopen(&mut self, store: Broken) -> Broken {
         store
     }
 }
 
 #[tokio::test]
+#[should_panic(expected = "the hard state must load back")]
+async fn the_suite_catches_a_store_that_forgets_the_hard_state() {
+    log_store_conformance(&mut BrokenHarness(Flaw::ForgetsHardState)).await;
+}
+
+#[tokio::test]
 #[should_panic(expected = "after a snapshot that discards the log, entries must follow the snapshot")]
 async fn the_suite_catches_a_store_that_decides_a_snapshot_install_from_its_own_log() {
-    log_store_conformance(&mut DecidesFromDiskHarness).await;
+    log_store_conformance(&mut BrokenHarness(Flaw::DecidesFromDisk)).await;
 }
