@@ -17,7 +17,12 @@ use std::task::Poll;
 /// A heartbeat from node 2, the leader of `term`, to node 1: a message
 /// whose effect shows in node 1's metrics (it adopts the term).
 fn heartbeat(term: Term) -> Envelope {
-    Envelope::Raft(Message { from: 2, to: 1, term, body: MessageBody::Heartbeat(Heartbeat { commit: 0, round: 0 }) })
+    Envelope::Raft(Message {
+        from: 2,
+        to: 1,
+        term,
+        body: MessageBody::Heartbeat(Heartbeat { commit: 0, round: 0 }),
+    })
 }
 
 /// Starts node 1 of the cluster {1, 2} (node 2 never runs: only the test
