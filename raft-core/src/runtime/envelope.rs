@@ -11,7 +11,7 @@
 //! [`Envelope::to`] and [`Envelope::kind`] (and, to route snapshot chunks
 //! apart, [`Envelope::is_snapshot_chunk`]).
 
-use crate::{Message, MessageBody, NodeId, Term};
+use crate::{Entry, Message, MessageBody, NodeId, Term};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -134,6 +134,31 @@ impl Envelope {
         }
     }
 
+    /// An estimate of the envelope's size, in memory and on the wire: its
+    /// payloads (the entries, a snapshot chunk, a command or an answer)
+    /// and a fixed header. What an [`super::Inbox`]'s byte budget counts.
+    pub fn size(&self) -> u64 {
+        const HEADER: u64 = 64;
+        let payload = match self {
+            Envelope::Raft(message) => match &message.body {
+                MessageBody::AppendEntries(append) => append.entries.iter().map(Entry::size).sum(),
+                MessageBody::InstallSnapshot(chunk) => chunk.data.len() as u64,
+                _ => 0,
+            },
+            Envelope::Forward(forwarded) => match &forwarded.body {
+                Forward::Proposal { command, .. } => command.len() as u64,
+                Forward::Response { outcome, .. } => match outcome {
+                    ForwardOutcome::Applied(response) => response.len() as u64,
+                    ForwardOutcome::Refused(why) | ForwardOutcome::ResponseLost(why) => why.len() as u64,
+                    ForwardOutcome::NotLeader { .. }
+                    | ForwardOutcome::NotApplied
+                    | ForwardOutcome::OutcomeUnknown => 0,
+                },
+            },
+        };
+        HEADER + payload
+    }
+
     /// Whether this is a chunk of a snapshot
     /// ([`MessageBody::InstallSnapshot`]): large, and best sent apart from
     /// the rest so that heartbeats never wait behind it.
@@ -187,6 +212,26 @@ mod tests {
             body: Forward::Response { id: 9, outcome: ForwardOutcome::NotApplied },
         };
         assert_eq!(Envelope::Forward(response).kind(), "ForwardResponse");
+    }
+
+    #[test]
+    fn sizes_count_the_payloads() {
+        assert_eq!(Envelope::Raft(heartbeat()).size(), 64);
+        let command = |len| Forward::Proposal { id: 1, command: Bytes::from(vec![0; len]) };
+        let forward = |body| Envelope::Forward(Forwarded { from: 2, to: 1, term: 3, body });
+        assert_eq!(forward(command(1000)).size(), 1064);
+        let refused = Forward::Response { id: 1, outcome: ForwardOutcome::Refused("x".repeat(10)) };
+        assert_eq!(forward(refused).size(), 74);
+        let entries = (1..=3)
+            .map(|index| crate::Entry {
+                term: 1,
+                index,
+                payload: crate::EntryPayload::Command(Bytes::from(vec![0; 100])),
+            })
+            .collect();
+        let append = crate::AppendEntries { prev_log_index: 0, prev_log_term: 0, entries, leader_commit: 0 };
+        let append = Message { from: 1, to: 2, term: 1, body: MessageBody::AppendEntries(append) };
+        assert_eq!(Envelope::Raft(append).size(), 64 + 3 * (24 + 100));
     }
 
     #[test]
