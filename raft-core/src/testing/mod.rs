@@ -514,49 +514,8 @@ async fn hostile_bytes_end_their_connection_not_the_node<H: TransportHarness>(
     one: &H::Transport,
     two_inbox: &crate::runtime::Inbox,
 ) {
-    use crate::codec::{encode_frame, FRAME_LENGTH_BYTES, FRAME_VERSION, MAX_VALUE_BYTES};
-    use crate::runtime::Transport;
     use tokio::io::AsyncWriteExt;
-    const HOSTILE: crate::NodeId = 4;
-    let frame = |value: &Envelope| {
-        let mut bytes = Vec::new();
-        let _ = encode_frame(value, &mut bytes);
-        bytes
-    };
-    let mut frame_of_garbage = vec![8, 0, 0, 0, FRAME_VERSION];
-    frame_of_garbage.extend_from_slice(&[0xFF; 7]);
-    let mut other_version = frame(&heartbeat(HOSTILE, 2, 0));
-    other_version[FRAME_LENGTH_BYTES] = FRAME_VERSION.wrapping_add(1);
-    // What a node of version 1 sent: a bare message, in a frame of version 1.
-    let mut version_1 = Vec::new();
-    let _ = encode_frame(&heartbeat_message(HOSTILE, 2, 0), &mut version_1);
-    version_1[FRAME_LENGTH_BYTES] = 1;
-    let misaddressed = frame(&heartbeat(HOSTILE + 1, 2, 0));
-    let misaddressed_forward = frame(&Envelope::Forward(Forwarded {
-        from: HOSTILE + 1,
-        to: 2,
-        term: 1,
-        body: Forward::Proposal { id: 1, command: Bytes::from_static(b"a command") },
-    }));
-    let oversized = |len: u32| {
-        let mut bytes = len.to_le_bytes().to_vec();
-        bytes.push(FRAME_VERSION);
-        bytes.extend_from_slice(&[0; 64]);
-        bytes
-    };
-    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
-        ("garbage", frame_of_garbage, false),
-        ("a frame of another frame version", other_version, false),
-        ("a frame of version 1 (a bare message, from before envelopes)", version_1, false),
-        ("an empty frame", 0u32.to_le_bytes().to_vec(), false),
-        ("a frame over the codec's limit", oversized(MAX_VALUE_BYTES as u32 + 1), false),
-        ("a frame claiming 4 GiB", oversized(u32::MAX), false),
-        ("a message from another node than the handshake's", misaddressed, false),
-        ("a forward from another node than the handshake's", misaddressed_forward, false),
-        // A header promising 100 bytes, 10 of them, then the end of the stream.
-        ("a truncated frame", [&100u32.to_le_bytes()[..], &[FRAME_VERSION; 10]].concat(), true),
-    ];
-    let hostile_sender = |envelope: &Envelope| [HOSTILE, HOSTILE + 1].contains(&envelope.from());
+    let cases = hostile_frames();
     let mut skipped = true;
     for (i, (what, bytes, then_close)) in cases.into_iter().enumerate() {
         let Some(mut hostile) = harness.hostile_connection(HOSTILE, 2).await else {
@@ -585,27 +544,7 @@ async fn hostile_bytes_end_their_connection_not_the_node<H: TransportHarness>(
         let _ = hostile.flush().await;
         drop(hostile);
         // The node still takes a good peer's messages.
-        let marker = 4_000_000 + i as u64;
-        let arrived = tokio::time::timeout(TRANSPORT_DEADLINE, async {
-            loop {
-                one.send(heartbeat(1, 2, marker));
-                let attempt =
-                    tokio::time::timeout(std::time::Duration::from_millis(100), two_inbox.recv()).await;
-                match attempt {
-                    Ok(Some(envelope)) if hostile_sender(&envelope) => {
-                        panic!("an envelope from or after {what} was delivered: {envelope:?}")
-                    }
-                    Ok(Some(envelope)) if envelope == heartbeat(1, 2, marker) => return,
-                    Ok(None) => panic!("a node reads the inbox"),
-                    _ => {}
-                }
-            }
-        })
-        .await;
-        assert!(
-            arrived.is_ok(),
-            "after {what} from a hostile peer, a good peer's messages must still arrive"
-        );
+        good_peer_still_heard(one, two_inbox, 4_000_000 + i as u64, what).await;
     }
     if skipped {
         eprintln!("transport_conformance: no hostile_connection; the hostile-peer checks were skipped");
@@ -613,8 +552,91 @@ async fn hostile_bytes_end_their_connection_not_the_node<H: TransportHarness>(
     // Whatever a hostile connection's last frame became, it is not delivered late.
     tokio::task::yield_now().await;
     while let Some(envelope) = two_inbox.try_recv() {
-        assert!(!hostile_sender(&envelope), "an envelope after hostile bytes was delivered: {envelope:?}");
+        assert!(!from_hostile(&envelope), "an envelope after hostile bytes was delivered: {envelope:?}");
     }
+}
+
+/// The hostile peer's id in [`hostile_bytes_end_their_connection_not_the_node`].
+const HOSTILE: crate::NodeId = 4;
+
+/// Whether `envelope` came from the hostile peer, or in its name from the
+/// node it pretends to be.
+fn from_hostile(envelope: &Envelope) -> bool {
+    [HOSTILE, HOSTILE + 1].contains(&envelope.from())
+}
+
+/// `value` in a frame of this version.
+fn frame(value: &Envelope) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let _ = crate::codec::encode_frame(value, &mut bytes);
+    bytes
+}
+
+/// The bad bytes a hostile peer sends: what each is, its bytes, and whether
+/// the connection ends right after them (else a valid frame follows, which
+/// must never be read).
+fn hostile_frames() -> Vec<(&'static str, Vec<u8>, bool)> {
+    use crate::codec::{encode_frame, FRAME_LENGTH_BYTES, FRAME_VERSION, MAX_VALUE_BYTES};
+    let mut frame_of_garbage = vec![8, 0, 0, 0, FRAME_VERSION];
+    frame_of_garbage.extend_from_slice(&[0xFF; 7]);
+    let mut other_version = frame(&heartbeat(HOSTILE, 2, 0));
+    other_version[FRAME_LENGTH_BYTES] = FRAME_VERSION.wrapping_add(1);
+    // What a node of version 1 sent: a bare message, in a frame of version 1.
+    let mut version_1 = Vec::new();
+    let _ = encode_frame(&heartbeat_message(HOSTILE, 2, 0), &mut version_1);
+    version_1[FRAME_LENGTH_BYTES] = 1;
+    let misaddressed = frame(&heartbeat(HOSTILE + 1, 2, 0));
+    let misaddressed_forward = frame(&Envelope::Forward(Forwarded {
+        from: HOSTILE + 1,
+        to: 2,
+        term: 1,
+        body: Forward::Proposal { id: 1, command: Bytes::from_static(b"a command") },
+    }));
+    let oversized = |len: u32| {
+        let mut bytes = len.to_le_bytes().to_vec();
+        bytes.push(FRAME_VERSION);
+        bytes.extend_from_slice(&[0; 64]);
+        bytes
+    };
+    vec![
+        ("garbage", frame_of_garbage, false),
+        ("a frame of another frame version", other_version, false),
+        ("a frame of version 1 (a bare message, from before envelopes)", version_1, false),
+        ("an empty frame", 0u32.to_le_bytes().to_vec(), false),
+        ("a frame over the codec's limit", oversized(MAX_VALUE_BYTES as u32 + 1), false),
+        ("a frame claiming 4 GiB", oversized(u32::MAX), false),
+        ("a message from another node than the handshake's", misaddressed, false),
+        ("a forward from another node than the handshake's", misaddressed_forward, false),
+        // A header promising 100 bytes, 10 of them, then the end of the stream.
+        ("a truncated frame", [&100u32.to_le_bytes()[..], &[FRAME_VERSION; 10]].concat(), true),
+    ]
+}
+
+/// Waits until a heartbeat `marker` from the good peer `one` reaches node
+/// 2, resending it meanwhile; fails if anything of the hostile peer's
+/// arrives first (the bad bytes were `what`).
+async fn good_peer_still_heard<T: crate::runtime::Transport>(
+    one: &T,
+    two_inbox: &crate::runtime::Inbox,
+    marker: u64,
+    what: &str,
+) {
+    let arrived = tokio::time::timeout(TRANSPORT_DEADLINE, async {
+        loop {
+            one.send(heartbeat(1, 2, marker));
+            let attempt = tokio::time::timeout(std::time::Duration::from_millis(100), two_inbox.recv()).await;
+            match attempt {
+                Ok(Some(envelope)) if from_hostile(&envelope) => {
+                    panic!("an envelope from or after {what} was delivered: {envelope:?}")
+                }
+                Ok(Some(envelope)) if envelope == heartbeat(1, 2, marker) => return,
+                Ok(None) => panic!("a node reads the inbox"),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(arrived.is_ok(), "after {what} from a hostile peer, a good peer's messages must still arrive");
 }
 
 fn heartbeat_message(from: crate::NodeId, to: crate::NodeId, round: u64) -> crate::Message {
