@@ -465,7 +465,7 @@ impl Cluster {
         }
         let node = self.nodes.get_mut(&id).expect("known node");
         if self.trace.is_some() && !write.entries.is_empty() {
-            let line = trace::persisted(id, &write.entries, &node.disk);
+            let line = trace::persisted(id, &write.entries, &node.disk.entries);
             self.log_event(|| line);
         }
         let node = self.nodes.get_mut(&id).expect("known node");
