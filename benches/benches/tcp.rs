@@ -11,7 +11,7 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use raft_core::codec::{encode_frame, FrameDecoder};
-use raft_core::runtime::{Inbox, Transport};
+use raft_core::runtime::{Envelope, Inbox, Transport};
 use raft_core::{AppendEntries, Entry, EntryPayload, Message, MessageBody};
 use raft_net_tcp::{TcpConfig, TcpTransport};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,12 +23,12 @@ const ENTRIES: u64 = 64;
 const ENTRY_BYTES: usize = 64;
 const IN_FLIGHT: u64 = 1024;
 
-fn append_entries() -> Message {
+fn append_entries() -> Envelope {
     let payload = Bytes::from(vec![0x5a; ENTRY_BYTES]);
     let entries = (1..=ENTRIES)
         .map(|index| Entry { term: 3, index: 1000 + index, payload: EntryPayload::Command(payload.clone()) })
         .collect();
-    Message {
+    Envelope::Raft(Message {
         from: 1,
         to: 2,
         term: 3,
@@ -38,7 +38,7 @@ fn append_entries() -> Message {
             entries,
             leader_commit: 1000,
         }),
-    }
+    })
 }
 
 fn tcp(c: &mut Criterion) {
@@ -56,7 +56,7 @@ fn tcp(c: &mut Criterion) {
                 encode_frame(&message, &mut frames).expect("encodes");
                 if frames.len() >= 1 << 20 || i + 1 == iters {
                     let mut buffer = BytesMut::from(&frames[..]);
-                    while let Some(m) = decoder.decode::<Message>(&mut buffer).expect("decodes") {
+                    while let Some(m) = decoder.decode::<Envelope>(&mut buffer).expect("decodes") {
                         std::hint::black_box(m);
                         decoded += 1;
                     }

@@ -11,15 +11,34 @@
 //! [`FrameDecoder`]): `[length: u32, little-endian][version: u8][value]`,
 //! where the length counts the version byte and the value. A reader learns
 //! a frame's length from its first four bytes and refuses one over its limit
-//! before reading or allocating its body.
+//! before reading or allocating its body. The transports' frames carry the
+//! runtime's `Envelope`s (and their handshakes); the version byte is
+//! [`FRAME_VERSION`], which changes whenever what the frames carry does,
+//! so that peers of different versions refuse each other's frames
+//! ([`FrameError::Version`]) rather than misread them.
 
 use bytes::{Buf, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 use thiserror::Error;
 
-/// The version of the format. Stores and frames record it, and refuse a
-/// newer one rather than misread it.
+/// The version of the encoding of values (bincode 2.x, this module's
+/// configuration) and of the values stores keep (entries, hard states,
+/// snapshot metadata). Stores record it, and refuse a newer one rather than
+/// misread it.
 pub const FORMAT_VERSION: u8 = 1;
+
+/// The version byte of every frame ([`encode_frame`]), which says what the
+/// frames on the wire carry. A frame of any other version is refused
+/// ([`FrameError::Version`]).
+///
+/// - 1: the protocol's messages, with the runtime's forwarded client
+///   requests among them (a `Forward` variant of `MessageBody`).
+/// - 2: the runtime's `Envelope`s, which hold a protocol message or a
+///   forwarded request apart.
+///
+/// Kept apart from [`FORMAT_VERSION`]: the wire changed, what stores hold
+/// did not, and a store written before must still open.
+pub const FRAME_VERSION: u8 = 2;
 
 /// The most bytes one encoded value may claim (64 MiB).
 pub const MAX_VALUE_BYTES: usize = 64 << 20;
@@ -145,8 +164,9 @@ pub enum FrameError {
     /// The frame has no version byte.
     #[error("an empty frame")]
     Empty,
-    /// The frame was written in a format version this node does not speak.
-    #[error("format version {0} is not supported (this node speaks version {FORMAT_VERSION})")]
+    /// The frame was written in a frame version this node does not speak
+    /// (see [`FRAME_VERSION`]).
+    #[error("frame version {0} is not supported (this node speaks version {FRAME_VERSION})")]
     Version(u8),
     /// The frame's value does not decode.
     #[error(transparent)]
@@ -158,7 +178,7 @@ pub enum FrameError {
 pub fn encode_frame<T: Serialize + ?Sized>(value: &T, buffer: &mut Vec<u8>) -> Result<usize, CodecError> {
     let start = buffer.len();
     buffer.extend_from_slice(&[0; FRAME_LENGTH_BYTES]);
-    buffer.push(FORMAT_VERSION);
+    buffer.push(FRAME_VERSION);
     let body = match encode_into(value, buffer) {
         Ok(len) => len + 1,
         Err(error) => {
@@ -221,7 +241,7 @@ impl FrameDecoder {
         let mut frame = buffer.split_to(len);
         frame.advance(FRAME_LENGTH_BYTES);
         let version = frame[0];
-        if version != FORMAT_VERSION {
+        if version != FRAME_VERSION {
             return Err(FrameError::Version(version));
         }
         Ok(Some(decode(&frame[1..])?))
@@ -374,13 +394,43 @@ mod tests {
         let decoder = FrameDecoder::new(1024);
         let mut empty = BytesMut::from(&0u32.to_le_bytes()[..]);
         assert_eq!(decoder.decode::<Message>(&mut empty), Err(FrameError::Empty));
-        let mut frame = Vec::new();
-        encode_frame(&heartbeat(1), &mut frame).unwrap();
-        frame[FRAME_LENGTH_BYTES] = FORMAT_VERSION + 1;
-        assert_eq!(decoder.decode::<Message>(&mut BytesMut::from(&frame[..])), Err(FrameError::Version(2)));
+        for version in [0, FRAME_VERSION - 1, FRAME_VERSION + 1, u8::MAX] {
+            let mut frame = Vec::new();
+            encode_frame(&heartbeat(1), &mut frame).unwrap();
+            frame[FRAME_LENGTH_BYTES] = version;
+            let decoded = decoder.decode::<Message>(&mut BytesMut::from(&frame[..]));
+            assert_eq!(decoded, Err(FrameError::Version(version)));
+        }
         let mut garbage =
-            BytesMut::from(&[8, 0, 0, 0, FORMAT_VERSION, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][..]);
+            BytesMut::from(&[8, 0, 0, 0, FRAME_VERSION, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][..]);
         assert!(matches!(decoder.decode::<Message>(&mut garbage), Err(FrameError::Codec(_))));
+    }
+
+    /// A node of frame version 1 (before envelopes) sends bare messages:
+    /// their frames are refused by their version byte, with the typed
+    /// error, never tried as envelopes (a message's first byte, its
+    /// sender's id, would be read as an envelope's tag).
+    #[cfg(feature = "runtime")]
+    #[test]
+    fn a_frame_of_version_1_is_refused() {
+        use crate::runtime::Envelope;
+        let mut frame = vec![0; FRAME_LENGTH_BYTES];
+        frame.push(1);
+        let value = encode(&heartbeat(1)).unwrap();
+        frame.extend_from_slice(&value);
+        let len = u32::try_from(frame.len() - FRAME_LENGTH_BYTES).unwrap();
+        frame[..FRAME_LENGTH_BYTES].copy_from_slice(&len.to_le_bytes());
+        let decoder = FrameDecoder::new(1024);
+        let mut buffer = BytesMut::from(&frame[..]);
+        assert_eq!(decoder.decode::<Envelope>(&mut buffer), Err(FrameError::Version(1)));
+        let error = FrameError::Version(1).to_string();
+        assert!(error.contains("version 1 is not supported") && error.contains("version 2"), "{error}");
+        // The same frame at this version is an envelope intact.
+        let envelope = Envelope::Raft(heartbeat(1));
+        let mut current = Vec::new();
+        encode_frame(&envelope, &mut current).unwrap();
+        assert_eq!(current[FRAME_LENGTH_BYTES], FRAME_VERSION);
+        assert_eq!(decoder.decode::<Envelope>(&mut BytesMut::from(&current[..])), Ok(Some(envelope)));
     }
 
     proptest::proptest! {

@@ -44,8 +44,9 @@
 //!   for the next `Ready`'s write too).
 //! - A message's content: it classifies by kind, so a refusal to append
 //!   (which promises nothing) waits like an acknowledgement.
-//! - Messages the core never queues: the runtime's own
-//!   [`crate::MessageBody::Forward`] travel outside the gate.
+//! - What the core never queues: the runtime's forwarded client requests
+//!   ([`crate::runtime::Envelope::Forward`]) are no messages of the
+//!   protocol's, and travel outside the gate.
 //!
 //! # Who asks the gate
 //!
@@ -90,9 +91,6 @@ pub(crate) fn vouches_for_durable_state(body: &MessageBody) -> bool {
         MessageBody::AppendEntriesResponse(_) => true,
         // "This snapshot is on my disk": the leader moves past it.
         MessageBody::InstallSnapshotResponse(_) => true,
-        // Never queued by the core (the runtime sends these itself); were
-        // one queued, holding it is the side that cannot break safety.
-        MessageBody::Forward(_) => true,
         // A pre-vote changes nobody's state and promises nothing.
         MessageBody::PreVote(_) => false,
         // The leader's own messages vouch for its log only as far as the
@@ -248,8 +246,8 @@ impl DurabilityGate {
 mod tests {
     use super::*;
     use crate::{
-        AppendEntries, AppendEntriesResponse, Forward, ForwardOutcome, Heartbeat, HeartbeatResponse,
-        InstallSnapshot, InstallSnapshotResponse, ReadIndexRequest, ReadState, VoteRequest, VoteResponse,
+        AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, InstallSnapshot,
+        InstallSnapshotResponse, ReadIndexRequest, ReadState, VoteRequest, VoteResponse,
     };
 
     /// One row per message kind: whether it vouches for durable state.
@@ -283,10 +281,6 @@ mod tests {
             (MessageBody::ReadIndexResponse(ReadState { ctx: 1, index: 1 }), false),
             (MessageBody::InstallSnapshot(Box::new(chunk)), false),
             (MessageBody::InstallSnapshotResponse(installed), true),
-            (
-                MessageBody::Forward(Forward::Response { id: 1, outcome: ForwardOutcome::OutcomeUnknown }),
-                true,
-            ),
         ];
         for (body, vouches) in rows {
             assert_eq!(vouches_for_durable_state(&body), vouches, "{}", body.kind());

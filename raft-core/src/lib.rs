@@ -109,6 +109,14 @@
 //!    |   heartbeat and apply it the same way (no response to send)
 //! ```
 //!
+//! A follower's client may propose too ([`runtime::Raft::propose_or_forward`]):
+//! its runtime forwards the proposal to the leader's in an
+//! [`runtime::Envelope::Forward`], over the same transport as the protocol's
+//! messages (each an [`runtime::Envelope::Raft`]), and the leader's runtime
+//! proposes it as above and sends its outcome back the same way. Forwarding
+//! is the runtime's business: [`Message`] holds Raft's messages only, and
+//! [`RawNode`] never sees a forward.
+//!
 //! With [`RawNode`] alone the same path is yours to drive: see
 //! [Using a `RawNode`](#using-a-rawnode).
 //!
@@ -373,9 +381,8 @@ pub use errors::{
 pub use log::{LogError, RaftLog};
 pub use membership::{Membership, MembershipError, MembershipLog};
 pub use message::{
-    AppendEntries, AppendEntriesResponse, Forward, ForwardOutcome, Heartbeat, HeartbeatResponse,
-    InstallSnapshot, InstallSnapshotResponse, Message, MessageBody, ReadIndexRequest, ReadState, VoteRequest,
-    VoteResponse,
+    AppendEntries, AppendEntriesResponse, Heartbeat, HeartbeatResponse, InstallSnapshot,
+    InstallSnapshotResponse, Message, MessageBody, ReadIndexRequest, ReadState, VoteRequest, VoteResponse,
 };
 pub use node::{InitialState, RawNode, ReadMode, Ready};
 pub use progress::{Inflights, Progress, ProgressState};

@@ -4,6 +4,11 @@
 //! its own adopts it and becomes a follower (Figure 2, "Rules for Servers"),
 //! with the exceptions for pre-votes and leader stickiness explained in
 //! [`crate::RawNode::step`].
+//!
+//! These are Raft's messages and nothing else. What a runtime sends beside
+//! them (a follower's client proposal forwarded to the leader, and its
+//! answer) travels in the runtime's own [`crate::runtime::Envelope`], which
+//! the protocol never sees.
 
 use crate::{Entry, Index, LogId, NodeId, SnapshotMeta, Term};
 use bytes::Bytes;
@@ -65,11 +70,6 @@ pub enum MessageBody {
     /// A follower's answer to [`MessageBody::InstallSnapshot`], sent once what
     /// it acknowledges is durable.
     InstallSnapshotResponse(InstallSnapshotResponse),
-    /// Not part of the protocol: a client request one node's runtime
-    /// forwards to another's (a proposal to the leader, and its outcome
-    /// back). It travels over the same transport; [`crate::RawNode::step`]
-    /// ignores it.
-    Forward(Forward),
 }
 
 /// One chunk of a snapshot.
@@ -122,8 +122,6 @@ impl MessageBody {
             MessageBody::ReadIndexResponse(_) => "ReadIndexResponse",
             MessageBody::InstallSnapshot(_) => "InstallSnapshot",
             MessageBody::InstallSnapshotResponse(_) => "InstallSnapshotResponse",
-            MessageBody::Forward(Forward::Proposal { .. }) => "ForwardProposal",
-            MessageBody::Forward(Forward::Response { .. }) => "ForwardResponse",
         }
     }
 }
@@ -223,43 +221,4 @@ pub struct ReadState {
     pub ctx: u64,
     /// The commit index at the time the read was made.
     pub index: Index,
-}
-
-/// A client request forwarded between runtimes (see [`MessageBody::Forward`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Forward {
-    /// A follower's client proposes `command` (encoded) through the leader.
-    Proposal {
-        /// The follower's id for the request, echoed in the response.
-        id: u64,
-        /// The encoded command.
-        command: Bytes,
-    },
-    /// The leader's answer to a [`Forward::Proposal`].
-    Response {
-        /// The id of the proposal answered.
-        id: u64,
-        /// What became of it.
-        outcome: ForwardOutcome,
-    },
-}
-
-/// What became of a forwarded proposal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ForwardOutcome {
-    /// Applied; the state machine's encoded response.
-    Applied(Bytes),
-    /// The receiver does not lead (`leader` is who it thinks does).
-    NotLeader {
-        /// The leader the receiver knows of.
-        leader: Option<NodeId>,
-    },
-    /// Definitely not applied.
-    NotApplied,
-    /// May or may not have been applied.
-    OutcomeUnknown,
-    /// Refused for another reason, given (the command did not decode).
-    Refused(String),
-    /// Applied, but the response did not encode; the reason.
-    ResponseLost(String),
 }

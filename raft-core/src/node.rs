@@ -303,9 +303,6 @@ impl RawNode {
     }
 
     fn step_inner(&mut self, message: Message) -> Result<(), StepError> {
-        if let MessageBody::Forward(_) = message.body {
-            return Ok(()); // the runtime's business, not the protocol's
-        }
         self.validate(&message)?;
         let Message { from, term, .. } = message;
         if term > self.core.term() {

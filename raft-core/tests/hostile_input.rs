@@ -23,6 +23,58 @@ fn entry() -> impl Strategy<Value = Entry> {
     })
 }
 
+/// AppendEntries with any entries at any indexes.
+fn any_append_entries() -> impl Strategy<Value = MessageBody> {
+    (number(), number(), prop::collection::vec(entry(), 0..4), number()).prop_map(|(i, t, entries, c)| {
+        MessageBody::AppendEntries(AppendEntries {
+            prev_log_index: i,
+            prev_log_term: t,
+            entries,
+            leader_commit: c,
+        })
+    })
+}
+
+/// AppendEntries of consecutive entries after `prev_log_index`.
+fn consecutive_append_entries() -> impl Strategy<Value = MessageBody> {
+    (number(), number(), prop::collection::vec(number(), 0..4), number()).prop_map(|(i, t, terms, c)| {
+        let entries = terms
+            .iter()
+            .enumerate()
+            .map(|(k, &term)| Entry {
+                term,
+                index: i.wrapping_add(k as u64 + 1),
+                payload: EntryPayload::Blank,
+            })
+            .collect();
+        MessageBody::AppendEntries(AppendEntries {
+            prev_log_index: i,
+            prev_log_term: t,
+            entries,
+            leader_commit: c,
+        })
+    })
+}
+
+/// A snapshot chunk of any offset, length and checksum.
+fn install_snapshot() -> impl Strategy<Value = MessageBody> {
+    (number(), number(), number(), 0usize..20, prop::bool::ANY, 0u64..4, number(), any::<u32>()).prop_map(
+        |(term, index, offset, len, done, voters, total_len, checksum)| {
+            MessageBody::InstallSnapshot(Box::new(raft_core::InstallSnapshot {
+                meta: raft_core::SnapshotMeta {
+                    last: raft_core::LogId::new(term, index),
+                    membership: Membership::new(1..=voters, []),
+                },
+                offset,
+                data: Bytes::from(vec![7u8; len]),
+                done,
+                total_len,
+                checksum,
+            }))
+        },
+    )
+}
+
 fn body() -> impl Strategy<Value = MessageBody> {
     let vote_request = || {
         (number(), number(), prop::bool::ANY).prop_map(|(i, t, transfer)| VoteRequest {
@@ -37,34 +89,9 @@ fn body() -> impl Strategy<Value = MessageBody> {
         vote_request().prop_map(MessageBody::Vote),
         vote_response().prop_map(MessageBody::PreVoteResponse),
         vote_response().prop_map(MessageBody::VoteResponse),
-        (number(), number(), prop::collection::vec(entry(), 0..4), number()).prop_map(
-            |(i, t, entries, c)| {
-                MessageBody::AppendEntries(AppendEntries {
-                    prev_log_index: i,
-                    prev_log_term: t,
-                    entries,
-                    leader_commit: c,
-                })
-            }
-        ),
+        any_append_entries(),
         // Consecutive entries after prev: the shape an honest leader sends, with hostile terms.
-        (number(), number(), prop::collection::vec(number(), 0..4), number()).prop_map(|(i, t, terms, c)| {
-            let entries = terms
-                .iter()
-                .enumerate()
-                .map(|(k, &term)| Entry {
-                    term,
-                    index: i.wrapping_add(k as u64 + 1),
-                    payload: EntryPayload::Blank,
-                })
-                .collect();
-            MessageBody::AppendEntries(AppendEntries {
-                prev_log_index: i,
-                prev_log_term: t,
-                entries,
-                leader_commit: c,
-            })
-        }),
+        consecutive_append_entries(),
         number().prop_map(|m| MessageBody::AppendEntriesResponse(AppendEntriesResponse::Success {
             match_index: m
         })),
@@ -82,20 +109,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
             .prop_map(|(ctx, lease)| MessageBody::ReadIndex(raft_core::ReadIndexRequest { ctx, lease })),
         (number(), number())
             .prop_map(|(ctx, index)| MessageBody::ReadIndexResponse(raft_core::ReadState { ctx, index })),
-        (number(), number(), number(), 0usize..20, prop::bool::ANY, 0u64..4, number(), any::<u32>())
-            .prop_map(|(term, index, offset, len, done, voters, total_len, checksum)| {
-                MessageBody::InstallSnapshot(Box::new(raft_core::InstallSnapshot {
-                    meta: raft_core::SnapshotMeta {
-                        last: raft_core::LogId::new(term, index),
-                        membership: Membership::new(1..=voters, []),
-                    },
-                    offset,
-                    data: Bytes::from(vec![7u8; len]),
-                    done,
-                    total_len,
-                    checksum,
-                }))
-            }),
+        install_snapshot(),
         (number(), number(), number(), prop::bool::ANY).prop_map(|(term, index, next_offset, installed)| {
             MessageBody::InstallSnapshotResponse(raft_core::InstallSnapshotResponse {
                 last: raft_core::LogId::new(term, index),

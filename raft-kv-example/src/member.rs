@@ -10,8 +10,8 @@
 //! member without an API address. The transports want a plain socket
 //! address, so [`KvTransport`] hands them only the Raft half.
 
-use raft_core::runtime::Transport;
-use raft_core::{Message, NodeId};
+use raft_core::runtime::{Envelope, Transport};
+use raft_core::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -131,11 +131,11 @@ impl KvTransport {
 }
 
 impl Transport for KvTransport {
-    fn send(&self, message: Message) {
+    fn send(&self, envelope: Envelope) {
         match &self.inner {
-            Inner::Tcp(t) => t.send(message),
-            Inner::TcpTls(t) => t.send(message),
-            Inner::Quic(t) => t.send(message),
+            Inner::Tcp(t) => t.send(envelope),
+            Inner::TcpTls(t) => t.send(envelope),
+            Inner::Quic(t) => t.send(envelope),
         }
     }
 

@@ -12,7 +12,7 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use raft_core::codec::{encode_frame, FrameDecoder};
-use raft_core::runtime::{Inbox, Transport};
+use raft_core::runtime::{Envelope, Inbox, Transport};
 use raft_core::{AppendEntries, Entry, EntryPayload, Message, MessageBody};
 use raft_net_quic::{QuicConfig, QuicTransport};
 use raft_net_tls::{ClusterCa, NodeIdentity, Validity};
@@ -22,12 +22,12 @@ const ENTRIES: u64 = 64;
 const PAYLOAD: usize = 64;
 const WINDOW: u64 = 1024;
 
-fn append_entries() -> Message {
+fn append_entries() -> Envelope {
     let payload = Bytes::from(vec![7u8; PAYLOAD]);
     let entries = (1..=ENTRIES)
         .map(|index| Entry { term: 1, index, payload: EntryPayload::Command(payload.clone()) })
         .collect();
-    Message {
+    Envelope::Raft(Message {
         from: 1,
         to: 2,
         term: 1,
@@ -37,7 +37,7 @@ fn append_entries() -> Message {
             entries,
             leader_commit: 0,
         }),
-    }
+    })
 }
 
 fn identity(ca: &ClusterCa, node: u64) -> NodeIdentity {
@@ -48,7 +48,7 @@ fn identity(ca: &ClusterCa, node: u64) -> NodeIdentity {
 
 /// Sends `iters` copies of `message` from `one`, at most `WINDOW` ahead of
 /// what `inbox` has received; returns the time until the last arrived.
-async fn through_quic(one: &QuicTransport, inbox: &Inbox, message: &Message, iters: u64) -> Duration {
+async fn through_quic(one: &QuicTransport, inbox: &Inbox, message: &Envelope, iters: u64) -> Duration {
     let started = Instant::now();
     let (mut sent, mut received) = (0, 0);
     while received < iters {
@@ -70,7 +70,7 @@ async fn through_quic(one: &QuicTransport, inbox: &Inbox, message: &Message, ite
 
 /// Frames `iters` copies of `message` in batches of `WINDOW` and decodes
 /// them again: the codec's share of the transport's work.
-fn in_memory(message: &Message, iters: u64) -> Duration {
+fn in_memory(message: &Envelope, iters: u64) -> Duration {
     let decoder = FrameDecoder::new(16 << 20);
     let started = Instant::now();
     let mut left = iters;
@@ -82,7 +82,7 @@ fn in_memory(message: &Message, iters: u64) -> Duration {
             encode_frame(&message.clone(), &mut buffer).expect("encodes");
         }
         let mut received = BytesMut::from(&buffer[..]);
-        while let Some(decoded) = decoder.decode::<Message>(&mut received).expect("decodes") {
+        while let Some(decoded) = decoder.decode::<Envelope>(&mut received).expect("decodes") {
             std::hint::black_box(decoded);
         }
         left -= batch;

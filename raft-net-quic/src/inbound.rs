@@ -10,7 +10,8 @@
 use crate::{Hello, CLOSE_PROTOCOL, CLOSE_REFUSED, HELLO_MAX_BYTES};
 use bytes::BytesMut;
 use raft_core::codec::{FrameDecoder, FrameError};
-use raft_core::{Message, NodeId};
+use raft_core::runtime::Envelope;
+use raft_core::NodeId;
 use raft_net_tls::NodeIdentity;
 use rustls::pki_types::CertificateDer;
 use std::sync::Arc;
@@ -159,18 +160,14 @@ async fn read_frames(
 ) -> Result<(), Refusal> {
     let decoder = FrameDecoder::new(context.max_frame_bytes);
     loop {
-        while let Some(message) = decoder.decode::<Message>(&mut buffer)? {
-            if message.from != peer || message.to != context.id {
-                return Err(Refusal::Misaddressed {
-                    from: message.from,
-                    to: message.to,
-                    peer,
-                    us: context.id,
-                });
+        while let Some(envelope) = decoder.decode::<Envelope>(&mut buffer)? {
+            let (from, to) = (envelope.from(), envelope.to());
+            if from != peer || to != context.id {
+                return Err(Refusal::Misaddressed { from, to, peer, us: context.id });
             }
             // Waits while the inbox is full: the stream is not read
             // meanwhile, and QUIC's flow control slows the peer down.
-            context.inbox.deliver_or_wait(message).await;
+            context.inbox.deliver_or_wait(envelope).await;
         }
         // The header has passed the size check, so the buffer grows only to
         // an accepted frame's size (plus one read).

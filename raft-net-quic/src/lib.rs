@@ -9,9 +9,10 @@
 //! sender:
 //!
 //! - the first unidirectional stream carries a [`Hello`] frame, then every
-//!   ordinary message, framed with raft-core's codec
-//!   ([`raft_core::codec::encode_frame`]) and written in batches (all that is
-//!   queued, up to [`QuicConfig::max_batch_bytes`], in one write);
+//!   ordinary message (each an [`Envelope`]: a Raft message, or a client
+//!   request the runtimes forward between them), framed with raft-core's
+//!   codec ([`raft_core::codec::encode_frame`]) and written in batches (all
+//!   that is queued, up to [`QuicConfig::max_batch_bytes`], in one write);
 //! - each snapshot chunk ([`raft_core::MessageBody::InstallSnapshot`]) travels on a
 //!   stream of its own, so heartbeats never wait behind a snapshot. There is
 //!   no order between a chunk and ordinary messages; Raft needs none.
@@ -78,8 +79,8 @@
 mod inbound;
 mod outbound;
 
-use raft_core::runtime::{Inbox, Transport};
-use raft_core::{Message, NodeId};
+use raft_core::runtime::{Envelope, Inbox, Transport};
+use raft_core::NodeId;
 use raft_net_tls::{NodeIdentity, TlsError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -242,7 +243,7 @@ struct Shared {
 /// A peer this node sends to: its queue, its address, and the task that
 /// empties the queue into a connection.
 struct Peer {
-    queue: mpsc::Sender<Message>,
+    queue: mpsc::Sender<Envelope>,
     address: watch::Sender<SocketAddr>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -397,16 +398,20 @@ impl QuicTransport {
 }
 
 impl Transport for QuicTransport {
-    /// Queues `message` for `message.to`; drops it if that peer is unknown
-    /// or its queue is full.
-    fn send(&self, message: Message) {
+    /// Queues `envelope` for [`Envelope::to`]; drops it if that peer is
+    /// unknown or its queue is full.
+    fn send(&self, envelope: Envelope) {
         let peers = self.lock_peers();
-        let Some(peer) = peers.get(&message.to) else {
-            tracing::trace!(to = message.to, "no address for the peer: message dropped");
+        let Some(peer) = peers.get(&envelope.to()) else {
+            tracing::trace!(
+                to = envelope.to(),
+                kind = envelope.kind(),
+                "no address for the peer: message dropped"
+            );
             return;
         };
-        if let Err(mpsc::error::TrySendError::Full(message)) = peer.queue.try_send(message) {
-            tracing::trace!(to = message.to, kind = message.body.kind(), "peer queue full: message dropped");
+        if let Err(mpsc::error::TrySendError::Full(envelope)) = peer.queue.try_send(envelope) {
+            tracing::trace!(to = envelope.to(), kind = envelope.kind(), "peer queue full: message dropped");
         }
     }
 

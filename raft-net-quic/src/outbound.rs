@@ -7,7 +7,8 @@
 
 use crate::{Hello, CLOSE_PROTOCOL, CLOSE_REFUSED, CLOSE_SHUTDOWN};
 use raft_core::codec::encode_frame;
-use raft_core::{Message, MessageBody, NodeId};
+use raft_core::runtime::Envelope;
+use raft_core::NodeId;
 use rand::Rng;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -82,7 +83,7 @@ impl SendError {
 pub(crate) async fn run(
     context: std::sync::Arc<Context>,
     peer: NodeId,
-    mut messages: mpsc::Receiver<Message>,
+    mut messages: mpsc::Receiver<Envelope>,
     mut address: watch::Receiver<SocketAddr>,
 ) {
     let mut backoff = Backoff::new(context.reconnect_min, context.reconnect_max);
@@ -125,7 +126,7 @@ async fn connect_and_send(
     context: &Context,
     peer: NodeId,
     target: SocketAddr,
-    messages: &mut mpsc::Receiver<Message>,
+    messages: &mut mpsc::Receiver<Envelope>,
     address: &mut watch::Receiver<SocketAddr>,
 ) -> End {
     let failed = |error: SendError| End::Failed { error, reset: false };
@@ -151,7 +152,7 @@ async fn send(
     context: &Context,
     peer: NodeId,
     connection: &quinn::Connection,
-    messages: &mut mpsc::Receiver<Message>,
+    messages: &mut mpsc::Receiver<Envelope>,
     address: &mut watch::Receiver<SocketAddr>,
 ) -> End {
     let failed = |error: SendError| End::Failed { reset: !error.refused(), error };
@@ -183,7 +184,7 @@ async fn send(
         let mut next = Some(first);
         let mut framed = 0;
         while let Some(message) = next.take() {
-            if matches!(message.body, MessageBody::InstallSnapshot(_)) {
+            if message.is_snapshot_chunk() {
                 let mut chunk = Vec::new();
                 if frame_into(context, &message, &mut chunk) {
                     chunks.spawn(send_chunk(connection.clone(), chunk));
@@ -201,7 +202,7 @@ async fn send(
 
 /// Appends `message` to `buffer` as a frame; false (logged, `buffer`
 /// unchanged) if it cannot be sent.
-fn frame_into(context: &Context, message: &Message, buffer: &mut Vec<u8>) -> bool {
+fn frame_into(context: &Context, message: &Envelope, buffer: &mut Vec<u8>) -> bool {
     let start = buffer.len();
     match encode_frame(message, buffer) {
         Ok(len) if len - raft_core::codec::FRAME_LENGTH_BYTES <= context.max_frame_bytes => true,
@@ -209,8 +210,8 @@ fn frame_into(context: &Context, message: &Message, buffer: &mut Vec<u8>) -> boo
             buffer.truncate(start);
             tracing::warn!(
                 node = context.id,
-                to = message.to,
-                kind = message.body.kind(),
+                to = message.to(),
+                kind = message.kind(),
                 len,
                 max = context.max_frame_bytes,
                 "message larger than the frame limit: dropped"
@@ -218,7 +219,7 @@ fn frame_into(context: &Context, message: &Message, buffer: &mut Vec<u8>) -> boo
             false
         }
         Err(error) => {
-            tracing::warn!(node = context.id, to = message.to, %error, "cannot encode a message: dropped");
+            tracing::warn!(node = context.id, to = message.to(), kind = message.kind(), %error, "cannot encode a message: dropped");
             false
         }
     }

@@ -6,7 +6,8 @@ mod common;
 
 use common::*;
 use raft_core::codec::encode_frame;
-use raft_core::runtime::{Inbox, Transport};
+use raft_core::codec::{FRAME_LENGTH_BYTES, FRAME_VERSION};
+use raft_core::runtime::{Envelope, Forward, Forwarded, Inbox, Transport};
 use raft_core::NodeId;
 use raft_net_quic::{Hello, QuicTransport, CLOSE_PROTOCOL, CLOSE_REFUSED};
 use std::time::Duration;
@@ -29,7 +30,7 @@ async fn still_hears_node_one(one: &QuicTransport, inbox: &Inbox, round: u64) {
             one.send(heartbeat(1, 2, round));
             let next = tokio::time::timeout(Duration::from_millis(200), inbox.recv()).await;
             if let Ok(Some(message)) = next {
-                assert_eq!(message.from, 1, "only node 1 may be heard: {message:?}");
+                assert_eq!(message.from(), 1, "only node 1 may be heard: {message:?}");
                 if message == heartbeat(1, 2, round) {
                     return;
                 }
@@ -109,7 +110,7 @@ async fn a_certified_peer_that_misbehaves_is_cut_off_while_good_peers_are_heard(
     let mut oversized = hello(3, 2, CLUSTER);
     oversized.extend_from_slice(&u32::MAX.to_le_bytes());
     let mut garbage = hello(3, 2, CLUSTER);
-    garbage.extend_from_slice(&[12, 0, 0, 0, raft_core::codec::FORMAT_VERSION]);
+    garbage.extend_from_slice(&[12, 0, 0, 0, FRAME_VERSION]);
     garbage.extend_from_slice(&[0xFF; 11]);
     let mut truncated = hello(3, 2, CLUSTER);
     let mut frame = Vec::new();
@@ -119,17 +120,28 @@ async fn a_certified_peer_that_misbehaves_is_cut_off_while_good_peers_are_heard(
     encode_frame(&heartbeat(1, 2, 1), &mut spoofed).unwrap();
     let mut misaddressed = hello(3, 2, CLUSTER);
     encode_frame(&heartbeat(3, 4, 1), &mut misaddressed).unwrap();
+    let mut spoofed_forward = hello(3, 2, CLUSTER);
+    let forward =
+        Forwarded { from: 1, to: 2, term: 1, body: Forward::Proposal { id: 1, command: Default::default() } };
+    encode_frame(&Envelope::Forward(forward), &mut spoofed_forward).unwrap();
     let mut other_version = hello(3, 2, CLUSTER);
-    let at = other_version.len() + raft_core::codec::FRAME_LENGTH_BYTES;
+    let at = other_version.len() + FRAME_LENGTH_BYTES;
     other_version.extend_from_slice(&frame);
-    other_version[at] = raft_core::codec::FORMAT_VERSION + 1;
+    other_version[at] = FRAME_VERSION + 1;
+    // What a node of frame version 1 sent: a bare message, before envelopes.
+    let mut version_1 = hello(3, 2, CLUSTER);
+    let at = version_1.len() + FRAME_LENGTH_BYTES;
+    encode_frame(&heartbeat_message(3, 2, 1), &mut version_1).unwrap();
+    version_1[at] = 1;
     let cases: Vec<(&str, Vec<u8>, u32)> = vec![
         ("an oversized frame header", oversized, CLOSE_PROTOCOL),
         ("a garbage frame", garbage, CLOSE_PROTOCOL),
         ("a truncated frame", truncated, CLOSE_PROTOCOL),
         ("a message claiming to come from node 1", spoofed, CLOSE_PROTOCOL),
+        ("a forward claiming to come from node 1", spoofed_forward, CLOSE_PROTOCOL),
         ("a message for another node", misaddressed, CLOSE_PROTOCOL),
-        ("a frame of another format version", other_version, CLOSE_PROTOCOL),
+        ("a frame of another frame version", other_version, CLOSE_PROTOCOL),
+        ("a frame of version 1 (a bare message)", version_1, CLOSE_PROTOCOL),
         ("a hello claiming to be node 1", hello(1, 2, CLUSTER), CLOSE_REFUSED),
         ("a hello for another cluster", hello(3, 2, "another-cluster"), CLOSE_REFUSED),
         ("a hello for another node", hello(3, 4, CLUSTER), CLOSE_REFUSED),
@@ -155,7 +167,7 @@ async fn a_certified_peer_that_misbehaves_is_cut_off_while_good_peers_are_heard(
         let mut messages = connection.open_uni().await.expect("a stream");
         messages.write_all(&hello(3, 2, CLUSTER)).await.expect("written");
         let mut chunk = connection.open_uni().await.expect("a stream");
-        chunk.write_all(&[5, 0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF]).await.expect("written");
+        chunk.write_all(&[5, 0, 0, 0, FRAME_VERSION, 0xFF, 0xFF, 0xFF, 0xFF]).await.expect("written");
         let _ = chunk.finish();
         (messages, chunk)
     })

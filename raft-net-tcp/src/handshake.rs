@@ -32,7 +32,7 @@ pub const MAX_HANDSHAKE_BYTES: usize = 256;
 /// connection so that heartbeats are never stuck behind them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Channel {
-    /// Every message but snapshot chunks.
+    /// Every envelope but snapshot chunks (forwarded requests included).
     Messages,
     /// [`raft_core::MessageBody::InstallSnapshot`] chunks.
     Snapshots,

@@ -15,8 +15,8 @@ use crate::layer::StreamLayer;
 use crate::TcpConfig;
 use bytes::BytesMut;
 use raft_core::codec::{FrameDecoder, FrameError};
-use raft_core::runtime::Inbox;
-use raft_core::{Message, NodeId};
+use raft_core::runtime::{Envelope, Inbox};
+use raft_core::NodeId;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -207,13 +207,14 @@ async fn read_messages<S: AsyncRead + Unpin>(
 ) -> Result<(), ReadError> {
     let decoder = FrameDecoder::new(config.max_frame_bytes);
     loop {
-        while let Some(message) = decoder.decode::<Message>(&mut buffer)? {
-            if message.from != hello.from || message.to != config.id {
-                return Err(ReadError::Misaddressed { from: message.from, to: message.to, peer: hello.from });
+        while let Some(envelope) = decoder.decode::<Envelope>(&mut buffer)? {
+            let (from, to) = (envelope.from(), envelope.to());
+            if from != hello.from || to != config.id {
+                return Err(ReadError::Misaddressed { from, to, peer: hello.from });
             }
             // Never waits: a node that falls behind loses messages (Raft
             // retries) rather than stall this connection's reads.
-            inbox.deliver(message);
+            inbox.deliver(envelope);
         }
         if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
             buffer.reserve(READ_CHUNK);

@@ -31,7 +31,9 @@
 //! - **Stopping**: [`TcpTransport::close`], or dropping every clone of the
 //!   transport, stops its listener and every connection.
 //!
-//! Frames are the project codec's ([`raft_core::codec`]). The connection
+//! Frames are the project codec's ([`raft_core::codec`]), each an
+//! [`Envelope`]: a Raft message, or a client request the runtimes forward
+//! between them, which travels like any message. The connection
 //! code is generic over the stream: [`TcpTransport::bind_with`] takes a
 //! [`StreamLayer`] that wraps each TCP stream before the handshake runs, and
 //! may check the node id each dialer claims against what it learned of the
@@ -106,8 +108,8 @@ pub use layer::{PeerRejected, PlainTcp, StreamLayer};
 pub use tls::TlsLayer;
 
 use outbound::{Links, PeerLink};
-use raft_core::runtime::{Inbox, Transport};
-use raft_core::{Message, MessageBody, NodeId};
+use raft_core::runtime::{Envelope, Inbox, Transport};
+use raft_core::NodeId;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -412,18 +414,19 @@ impl<L: StreamLayer> TcpTransport<L> {
 }
 
 impl<L: StreamLayer> Transport for TcpTransport<L> {
-    fn send(&self, message: Message) {
+    fn send(&self, envelope: Envelope) {
         let peers = self.read_peers();
-        let Some(link) = peers.get(&message.to) else {
+        let Some(link) = peers.get(&envelope.to()) else {
             self.shared.links.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::trace!(to = message.to, "dropped a message to a peer with no address");
+            tracing::trace!(
+                to = envelope.to(),
+                kind = envelope.kind(),
+                "dropped a message to a peer with no address"
+            );
             return;
         };
-        let queue = match message.body {
-            MessageBody::InstallSnapshot(_) => &link.snapshots,
-            _ => &link.messages,
-        };
-        if queue.try_send(message).is_err() {
+        let queue = if envelope.is_snapshot_chunk() { &link.snapshots } else { &link.messages };
+        if queue.try_send(envelope).is_err() {
             self.shared.links.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -11,7 +11,8 @@ use crate::handshake::{self, Channel, Hello};
 use crate::layer::StreamLayer;
 use crate::TcpConfig;
 use raft_core::codec::{encode_frame, FRAME_LENGTH_BYTES};
-use raft_core::{Message, NodeId};
+use raft_core::runtime::Envelope;
+use raft_core::NodeId;
 use rand::Rng;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,8 +34,8 @@ pub(crate) struct Links<L> {
 /// The queues to one peer and the tasks draining them. Dropping it stops
 /// the tasks.
 pub(crate) struct PeerLink {
-    pub(crate) messages: mpsc::Sender<Message>,
-    pub(crate) snapshots: mpsc::Sender<Message>,
+    pub(crate) messages: mpsc::Sender<Envelope>,
+    pub(crate) snapshots: mpsc::Sender<Envelope>,
     pub(crate) address: watch::Sender<SocketAddr>,
     tasks: [AbortHandle; 2],
 }
@@ -121,7 +122,7 @@ async fn run<L: StreamLayer>(
     links: Arc<Links<L>>,
     peer: NodeId,
     channel: Channel,
-    mut queue: mpsc::Receiver<Message>,
+    mut queue: mpsc::Receiver<Envelope>,
     mut address: watch::Receiver<SocketAddr>,
 ) {
     let config = &links.config;
@@ -210,8 +211,8 @@ async fn connect<L: StreamLayer>(
 async fn write_batches<L: StreamLayer>(
     links: &Links<L>,
     mut stream: L::Stream,
-    first: Message,
-    queue: &mut mpsc::Receiver<Message>,
+    first: Envelope,
+    queue: &mut mpsc::Receiver<Envelope>,
     address: &mut watch::Receiver<SocketAddr>,
     buffer: &mut Vec<u8>,
 ) -> End {
@@ -268,7 +269,7 @@ async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) -> std::
 
 /// Appends `message` to `buffer` as a frame, or drops it (logged) if it
 /// cannot be encoded or exceeds the frame limit (a peer would refuse it).
-fn encode<L>(links: &Links<L>, message: &Message, buffer: &mut Vec<u8>) {
+fn encode<L>(links: &Links<L>, message: &Envelope, buffer: &mut Vec<u8>) {
     let start = buffer.len();
     match encode_frame(message, buffer) {
         Ok(len) if len - FRAME_LENGTH_BYTES <= links.config.max_frame_bytes => {}
@@ -276,8 +277,8 @@ fn encode<L>(links: &Links<L>, message: &Message, buffer: &mut Vec<u8>) {
             buffer.truncate(start);
             links.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
-                kind = message.body.kind(),
-                to = message.to,
+                kind = message.kind(),
+                to = message.to(),
                 len,
                 max = links.config.max_frame_bytes,
                 "dropped a message larger than the frame limit"
@@ -285,7 +286,7 @@ fn encode<L>(links: &Links<L>, message: &Message, buffer: &mut Vec<u8>) {
         }
         Err(error) => {
             links.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(kind = message.body.kind(), to = message.to, %error, "dropped a message that does not encode");
+            tracing::warn!(kind = message.kind(), to = message.to(), %error, "dropped a message that does not encode");
         }
     }
 }

@@ -217,7 +217,7 @@ async fn a_node_of_another_cluster_is_refused_and_cannot_disturb_a_running_clust
     // Its transport keeps trying (and failing) while the cluster works on.
     for i in 0..30 {
         for id in 1..=3 {
-            impostor.send(disruptive(id, 1_000 + i));
+            impostor.send(disruptive(id, 1_000 + i).into());
         }
         propose(&all, set(&format!("k{i}"), "v")).await;
     }

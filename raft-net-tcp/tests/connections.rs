@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 use raft_core::codec::FrameDecoder;
 use raft_core::runtime::Inbox;
-use raft_core::runtime::Transport;
+use raft_core::runtime::{Envelope, Transport};
 use raft_core::{Heartbeat, InstallSnapshot, LogId, Membership, Message, MessageBody, NodeId, SnapshotMeta};
 use raft_net_tcp::handshake::{self, Channel, Handshake, Hello, Refusal};
 use raft_net_tcp::{TcpConfig, TcpError, TcpTransport};
@@ -22,8 +22,12 @@ async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
     raft_core::testing::within(DEADLINE, what, future).await
 }
 
-fn heartbeat(from: NodeId, to: NodeId, round: u64) -> Message {
+fn heartbeat_message(from: NodeId, to: NodeId, round: u64) -> Message {
     Message { from, to, term: 1, body: MessageBody::Heartbeat(Heartbeat { commit: 0, round }) }
+}
+
+fn heartbeat(from: NodeId, to: NodeId, round: u64) -> Envelope {
+    heartbeat_message(from, to, round).into()
 }
 
 fn loopback() -> SocketAddr {
@@ -73,7 +77,7 @@ async fn garbage_instead_of_a_handshake_is_refused_and_closed() {
 /// A fake peer: answers every handshake as `answer_as` would, then reads
 /// frames from `Messages` connections into the returned channel, and never
 /// reads `Snapshots` connections.
-async fn fake_peer(cluster: u64, answer_as: NodeId) -> (SocketAddr, mpsc::UnboundedReceiver<Message>) {
+async fn fake_peer(cluster: u64, answer_as: NodeId) -> (SocketAddr, mpsc::UnboundedReceiver<Envelope>) {
     let listener = TcpListener::bind(loopback()).await.expect("bind");
     let addr = listener.local_addr().expect("address");
     let (delivered, received) = mpsc::unbounded_channel();
@@ -99,8 +103,8 @@ async fn fake_peer(cluster: u64, answer_as: NodeId) -> (SocketAddr, mpsc::Unboun
             tokio::spawn(async move {
                 let decoder = FrameDecoder::new(1 << 26);
                 loop {
-                    while let Ok(Some(message)) = decoder.decode::<Message>(&mut buffer) {
-                        let _ = delivered.send(message);
+                    while let Ok(Some(envelope)) = decoder.decode::<Envelope>(&mut buffer) {
+                        let _ = delivered.send(envelope);
                     }
                     if stream.read_buf(&mut buffer).await.unwrap_or(0) == 0 {
                         return;
@@ -145,7 +149,7 @@ async fn heartbeats_are_never_stuck_behind_snapshot_chunks() {
     // 16 chunks of 4 MiB, on a connection the peer never reads.
     let data = bytes::Bytes::from(vec![1; 4 << 20]);
     for offset in 0..16 {
-        transport.send(Message {
+        let chunk = Message {
             from: 1,
             to: 2,
             term: 1,
@@ -157,7 +161,8 @@ async fn heartbeats_are_never_stuck_behind_snapshot_chunks() {
                 total_len: 16 * (4 << 20),
                 checksum: 0,
             })),
-        });
+        };
+        transport.send(chunk.into());
     }
     for round in 0..100 {
         transport.send(heartbeat(1, 2, round));
@@ -231,7 +236,7 @@ async fn peers_are_added_moved_and_removed_at_runtime_and_close_stops_everything
             if let Ok(Some(message)) =
                 tokio::time::timeout(Duration::from_millis(100), moved_inbox.recv()).await
             {
-                assert_eq!(message.from, 1);
+                assert_eq!(message.from(), 1);
                 return;
             }
         }
@@ -278,7 +283,7 @@ async fn frames_over_the_senders_limit_are_dropped_not_sent() {
     let (two, two_inbox) = node(config(2)).await;
     let (one, _inbox) = node(config(1).with_peers([(2, two.local_addr())])).await;
     two.set_peer(1, one.local_addr());
-    let mut big = heartbeat(1, 2, 0);
+    let mut big = heartbeat_message(1, 2, 0);
     big.body = MessageBody::InstallSnapshot(Box::new(InstallSnapshot {
         meta: SnapshotMeta { last: LogId::new(1, 1), membership: Membership::new([1, 2], []) },
         offset: 0,
@@ -287,7 +292,7 @@ async fn frames_over_the_senders_limit_are_dropped_not_sent() {
         total_len: 2048,
         checksum: 0,
     }));
-    one.send(big);
+    one.send(big.into());
     one.send(heartbeat(1, 2, 1));
     assert_eq!(within("a message", two_inbox.recv()).await, Some(heartbeat(1, 2, 1)));
     within("the big one being dropped", async {

@@ -1,8 +1,8 @@
 //! Fuzzing of the decoders a peer's bytes reach: the frame decoder with
-//! `Message`s, and the handshake decoder. Arbitrary bytes, and streams of
-//! valid frames mutated (bytes overwritten, inserted, deleted, the stream
-//! cut short) and fed in arbitrary pieces, must never panic, and every
-//! decode must end. Unmutated streams must decode back to what was encoded,
+//! `Envelope`s (Raft messages and forwarded requests), and the handshake
+//! decoder. Arbitrary bytes, and streams of valid frames mutated (bytes
+//! overwritten, inserted, deleted, the stream cut short) and fed in
+//! arbitrary pieces, must never panic, and every decode must end. Unmutated streams must decode back to what was encoded,
 //! however they are cut into pieces.
 //!
 //! CI runs a few thousand cases; run it long with
@@ -17,10 +17,11 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use raft_core::codec::{encode_frame, FrameDecoder};
+use raft_core::runtime::{Envelope, Forward, ForwardOutcome, Forwarded};
 use raft_core::{
-    AppendEntries, AppendEntriesResponse, Entry, EntryPayload, Forward, ForwardOutcome, Heartbeat,
-    HeartbeatResponse, InstallSnapshot, InstallSnapshotResponse, LogId, Membership, Message, MessageBody,
-    ReadIndexRequest, ReadState, SnapshotMeta, VoteRequest, VoteResponse,
+    AppendEntries, AppendEntriesResponse, Entry, EntryPayload, Heartbeat, HeartbeatResponse, InstallSnapshot,
+    InstallSnapshotResponse, LogId, Membership, Message, MessageBody, ReadIndexRequest, ReadState,
+    SnapshotMeta, VoteRequest, VoteResponse,
 };
 use raft_net_tcp::handshake::{self, Channel, Handshake, Hello, Refusal};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,9 +35,23 @@ fn runner() -> TestRunner {
     TestRunner::new(Config { cases: cases(), failure_persistence: None, ..Config::default() })
 }
 
-/// A message of any kind, its fields drawn from `numbers` and `payload`.
-fn message(kind: u8, n: [u64; 4], payload: Vec<u8>) -> Message {
+/// An envelope of any kind, its fields drawn from `numbers` and `payload`.
+fn message(kind: u8, n: [u64; 4], payload: Vec<u8>) -> Envelope {
     let [a, b, c, d] = n;
+    let forward = |body: Forward| Envelope::Forward(Forwarded { from: d, to: c, term: a ^ b, body });
+    let outcome = || match d % 6 {
+        0 => ForwardOutcome::Applied(Bytes::from(payload.clone())),
+        1 => ForwardOutcome::NotLeader { leader: (b % 2 == 0).then_some(b) },
+        2 => ForwardOutcome::NotApplied,
+        3 => ForwardOutcome::OutcomeUnknown,
+        4 => ForwardOutcome::Refused(String::from_utf8_lossy(&payload).into_owned()),
+        _ => ForwardOutcome::ResponseLost(String::from_utf8_lossy(&payload).into_owned()),
+    };
+    match kind % 15 {
+        12 => return forward(Forward::Proposal { id: a, command: Bytes::from(payload.clone()) }),
+        13 => return forward(Forward::Response { id: a, outcome: outcome() }),
+        _ => {}
+    }
     let membership = Membership::new([a % 7 + 1, b % 7 + 1], [c % 5 + 8]);
     let entry = |i: u64| Entry {
         term: a,
@@ -80,24 +95,16 @@ fn message(kind: u8, n: [u64; 4], payload: Vec<u8>) -> Message {
             checksum: (a ^ b) as u32,
             data: Bytes::from(payload),
         })),
-        12 => MessageBody::Forward(Forward::Proposal {
-            id: a,
-            command: Bytes::from(vec![b as u8; (c % 64) as usize]),
-        }),
-        13 => MessageBody::Forward(Forward::Response {
-            id: a,
-            outcome: ForwardOutcome::NotLeader { leader: Some(b) },
-        }),
         _ => MessageBody::InstallSnapshotResponse(InstallSnapshotResponse {
             last: LogId::new(a, b),
             next_offset: c,
             installed: d % 2 == 0,
         }),
     };
-    Message { from: d, to: c, term: a ^ b, body }
+    Envelope::Raft(Message { from: d, to: c, term: a ^ b, body })
 }
 
-fn messages() -> impl Strategy<Value = Vec<Message>> {
+fn messages() -> impl Strategy<Value = Vec<Envelope>> {
     let one = (any::<u8>(), any::<[u64; 4]>(), proptest::collection::vec(any::<u8>(), 0..64))
         .prop_map(|(kind, n, payload)| message(kind, n, payload));
     proptest::collection::vec(one, 1..6)
@@ -210,9 +217,9 @@ impl Executions {
     }
 }
 
-fn decode_messages(stream: &[u8], cuts: &[usize]) -> Result<Vec<Message>, raft_core::codec::FrameError> {
+fn decode_messages(stream: &[u8], cuts: &[usize]) -> Result<Vec<Envelope>, raft_core::codec::FrameError> {
     let decoder = FrameDecoder::new(1 << 20);
-    feed(stream, cuts, |buffer| decoder.decode::<Message>(buffer))
+    feed(stream, cuts, |buffer| decoder.decode::<Envelope>(buffer))
 }
 
 fn decode_handshakes(stream: &[u8], cuts: &[usize]) -> Result<Vec<Handshake>, handshake::HandshakeError> {
@@ -231,7 +238,7 @@ fn arbitrary_bytes_never_panic_either_decoder() {
         .run(&strategy, |(bytes, cuts)| {
             let _ = decode_messages(&bytes, &cuts);
             let _ = decode_handshakes(&bytes, &cuts);
-            let _ = raft_core::codec::decode::<Message>(&bytes);
+            let _ = raft_core::codec::decode::<Envelope>(&bytes);
             (0..3).for_each(|_| runs.count());
             Ok(())
         })

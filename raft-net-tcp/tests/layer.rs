@@ -3,7 +3,7 @@
 //! handshake and buffers writes (so the transport must flush, as with TLS).
 
 use raft_core::runtime::Inbox;
-use raft_core::runtime::Transport;
+use raft_core::runtime::{Envelope, Transport};
 use raft_core::{Heartbeat, Message, MessageBody, NodeId};
 use raft_net_tcp::{StreamLayer, TcpConfig, TcpTransport};
 use std::net::SocketAddr;
@@ -46,8 +46,8 @@ impl StreamLayer for Preamble {
     }
 }
 
-fn heartbeat(from: NodeId, to: NodeId, round: u64) -> Message {
-    Message { from, to, term: 1, body: MessageBody::Heartbeat(Heartbeat { commit: 0, round }) }
+fn heartbeat(from: NodeId, to: NodeId, round: u64) -> Envelope {
+    Message { from, to, term: 1, body: MessageBody::Heartbeat(Heartbeat { commit: 0, round }) }.into()
 }
 
 fn config(id: NodeId) -> TcpConfig {

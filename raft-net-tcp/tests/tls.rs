@@ -5,7 +5,7 @@
 //! another node's identity, refused at start.
 
 use raft_core::runtime::Inbox;
-use raft_core::runtime::Transport;
+use raft_core::runtime::{Envelope, Transport};
 use raft_core::testing::{transport_conformance, TransportHarness};
 use raft_core::{Heartbeat, Message, MessageBody, NodeId};
 use raft_net_tcp::handshake::{self, Channel, HandshakeError, Hello, Refusal};
@@ -35,8 +35,8 @@ fn layer(ca: &ClusterCa, node: NodeId) -> TlsLayer {
     TlsLayer::new(&identity(ca, node)).expect("a TLS layer")
 }
 
-fn heartbeat(from: NodeId, to: NodeId, round: u64) -> Message {
-    Message { from, to, term: 1, body: MessageBody::Heartbeat(Heartbeat { commit: 0, round }) }
+fn heartbeat(from: NodeId, to: NodeId, round: u64) -> Envelope {
+    Message { from, to, term: 1, body: MessageBody::Heartbeat(Heartbeat { commit: 0, round }) }.into()
 }
 
 fn config(id: NodeId) -> TcpConfig {
@@ -80,7 +80,7 @@ async fn good_peer_delivers<L: StreamLayer>(
         loop {
             from.send(heartbeat(from.id(), to, marker));
             if let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(100), inbox.recv()).await {
-                assert_ne!(message.from, intruder, "the intruder's message was delivered: {message:?}");
+                assert_ne!(message.from(), intruder, "the intruder's message was delivered: {message:?}");
                 if message == heartbeat(from.id(), to, marker) {
                     return;
                 }
@@ -342,7 +342,7 @@ async fn a_plain_tcp_peer_cannot_talk_to_a_tls_node() {
 
 async fn write_frame<S: tokio::io::AsyncWrite + Unpin>(
     stream: &mut S,
-    message: &Message,
+    message: &Envelope,
 ) -> std::io::Result<()> {
     let mut frame = Vec::new();
     raft_core::codec::encode_frame(message, &mut frame).expect("a heartbeat encodes");

@@ -8,8 +8,8 @@
 //! is not used: its loss is drawn from a counter shared by every run, not from
 //! the seed, and its delays spawn a task per message.
 
-use raft_core::runtime::{Inbox, Transport};
-use raft_core::{Message, NodeId};
+use raft_core::runtime::{Envelope, Inbox, Transport};
+use raft_core::NodeId;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,7 +63,7 @@ struct State {
     /// Receivers that are up.
     nodes: BTreeMap<NodeId, Inbox>,
     /// Messages in flight, by delivery time and send order.
-    in_flight: BTreeMap<(Instant, u64), Message>,
+    in_flight: BTreeMap<(Instant, u64), Envelope>,
     sequence: u64,
     stats: NetStats,
 }
@@ -126,12 +126,12 @@ impl SimNetwork {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn send(&self, from: NodeId, message: Message) {
+    fn send(&self, from: NodeId, envelope: Envelope) {
         let mut guard = self.lock();
         let state = &mut *guard;
         state.stats.sent += 1;
         let faults = &state.faults;
-        if faults.cut.contains(&(from, message.to)) || state.rng.random_bool(faults.loss) {
+        if faults.cut.contains(&(from, envelope.to())) || state.rng.random_bool(faults.loss) {
             state.stats.dropped += 1;
             return;
         }
@@ -142,7 +142,7 @@ impl SimNetwork {
         for _ in 0..copies {
             let delay = state.rng.random_range(low..=high.max(low));
             state.sequence += 1;
-            state.in_flight.insert((now + delay, state.sequence), message.clone());
+            state.in_flight.insert((now + delay, state.sequence), envelope.clone());
         }
         drop(guard);
         self.wake.notify_one();
@@ -160,20 +160,21 @@ impl SimNetwork {
                     if entry.key().0 > now {
                         break;
                     }
-                    let message = entry.remove();
-                    let receiver = state.nodes.get(&message.to).cloned();
-                    match receiver.filter(|_| !state.faults.cut.contains(&(message.from, message.to))) {
+                    let envelope = entry.remove();
+                    let (from, to) = (envelope.from(), envelope.to());
+                    let receiver = state.nodes.get(&to).cloned();
+                    match receiver.filter(|_| !state.faults.cut.contains(&(from, to))) {
                         Some(receiver) => {
                             state.stats.delivered += 1;
-                            due.push((receiver, message));
+                            due.push((receiver, envelope));
                         }
                         None => state.stats.dropped += 1,
                     }
                 }
                 (due, state.in_flight.keys().next().map(|&(at, _)| at))
             };
-            for (receiver, message) in due {
-                receiver.deliver(message);
+            for (receiver, envelope) in due {
+                receiver.deliver(envelope);
             }
             match next {
                 Some(at) => {
@@ -198,7 +199,7 @@ pub struct SimTransport {
 }
 
 impl Transport for SimTransport {
-    fn send(&self, message: Message) {
-        self.network.send(self.from, message);
+    fn send(&self, envelope: Envelope) {
+        self.network.send(self.from, envelope);
     }
 }

@@ -21,7 +21,6 @@
 //! | `n1 read ctx=7 ready index=3` | a linearizable read may be served |
 //! | `n1 campaigns`, `n1 propose len=8`, `n2 crashes (loses 1 write)`, `cut n1 -> n2`, ... | what the driver did |
 
-use crate::disk::Disk;
 use raft_core::{Entry, EntryPayload, Index, LogId, Membership, Message, MessageBody, NodeId, RawNode};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -166,11 +165,11 @@ pub(crate) fn sent(m: &Message, delays: &[u64]) -> String {
     }
 }
 
-/// Node `id` made `entries` durable on `disk` (as it was before): which
-/// stored entries they replace, if any.
-pub(crate) fn persisted(id: NodeId, entries: &[Entry], disk: &Disk) -> String {
+/// Node `id` made `entries` durable on a disk that held `stored` before:
+/// which stored entries they replace, if any.
+pub(crate) fn persisted(id: NodeId, entries: &[Entry], stored: &[Entry]) -> String {
     let first = entries.first().map_or(0, |e| e.index);
-    let replaced = disk.entries.iter().filter(|e| e.index >= first).map(|e| e.index);
+    let replaced = stored.iter().filter(|e| e.index >= first).map(|e| e.index);
     let replaced = match (replaced.clone().min(), replaced.max()) {
         (Some(a), Some(b)) if a == b => format!(" (replaces {a})"),
         (Some(a), Some(b)) => format!(" (replaces {a}..{b})"),
@@ -228,10 +227,6 @@ pub(crate) fn message(m: &Message) -> String {
         MessageBody::InstallSnapshotResponse(r) => {
             format!("last={} next={} installed={}", log_id(r.last), r.next_offset, r.installed)
         }
-        MessageBody::Forward(raft_core::Forward::Proposal { id, command }) => {
-            format!("id={id} len={}", command.len())
-        }
-        MessageBody::Forward(raft_core::Forward::Response { id, outcome }) => format!("id={id} {outcome:?}"),
     };
     let line = format!("{}->{} {} term={}", m.from, m.to, m.body.kind(), m.term);
     if detail.is_empty() {

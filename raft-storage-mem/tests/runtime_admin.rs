@@ -6,12 +6,12 @@
 mod common;
 
 use common::*;
-use raft_core::runtime::Transport;
+use raft_core::runtime::{Envelope, Transport};
 use raft_core::runtime::{
     Failure, InProcessNetwork, InProcessTransport, Inbox, Raft, RaftError, ReadConsistency, RuntimeConfig,
     Task, TaskEnd,
 };
-use raft_core::{Membership, Message, NodeId, Role};
+use raft_core::{Membership, NodeId, Role};
 use raft_storage_mem::{MemKv, MemLogStore};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,8 +34,8 @@ struct Recording {
 }
 
 impl Transport for Recording {
-    fn send(&self, message: Message) {
-        self.inner.send(message);
+    fn send(&self, envelope: Envelope) {
+        self.inner.send(envelope);
     }
 
     fn update_addresses(&self, addresses: &BTreeMap<NodeId, String>) {

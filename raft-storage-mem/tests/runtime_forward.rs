@@ -6,23 +6,25 @@
 mod common;
 
 use common::*;
-use raft_core::runtime::{InProcessNetwork, InProcessTransport, Inbox, Raft, RuntimeConfig, Transport};
-use raft_core::{Forward, Membership, Message, MessageBody, NodeId, Role};
+use raft_core::runtime::{
+    Envelope, Forward, Forwarded, InProcessNetwork, InProcessTransport, Inbox, Raft, RuntimeConfig, Transport,
+};
+use raft_core::{Membership, NodeId, Role};
 use raft_storage_mem::{MemKv, MemLogStore};
 use std::sync::{Arc, Mutex};
 
 /// A transport that keeps a copy of every forwarded proposal it sends.
 struct Recording {
     inner: InProcessTransport,
-    forwards: Arc<Mutex<Vec<Message>>>,
+    forwards: Arc<Mutex<Vec<Envelope>>>,
 }
 
 impl Transport for Recording {
-    fn send(&self, message: Message) {
-        if matches!(message.body, MessageBody::Forward(Forward::Proposal { .. })) {
-            self.forwards.lock().unwrap().push(message.clone());
+    fn send(&self, envelope: Envelope) {
+        if matches!(envelope, Envelope::Forward(Forwarded { body: Forward::Proposal { .. }, .. })) {
+            self.forwards.lock().unwrap().push(envelope.clone());
         }
-        self.inner.send(message);
+        self.inner.send(envelope);
     }
 }
 
@@ -30,7 +32,7 @@ async fn start(
     net: &InProcessNetwork,
     id: NodeId,
     store: MemLogStore,
-    forwards: &Arc<Mutex<Vec<Message>>>,
+    forwards: &Arc<Mutex<Vec<Envelope>>>,
 ) -> (Raft<MemKv>, Inbox) {
     let transport = Recording { inner: net.transport(id), forwards: forwards.clone() };
     start_member(net, config(id), RuntimeConfig::default(), Membership::new([1, 2, 3], []), store, transport)

@@ -8,7 +8,9 @@
 mod common;
 
 use common::{config, within};
-use raft_core::runtime::{InProcessNetwork, Inbox, Raft, RuntimeConfig, StartError};
+use raft_core::runtime::{
+    Envelope, Forward, Forwarded, InProcessNetwork, Inbox, Raft, RuntimeConfig, StartError,
+};
 use raft_core::{Heartbeat, Membership, Message, MessageBody, Term};
 use raft_storage_mem::{MemKv, MemLogStore};
 use std::future::Future;
@@ -16,8 +18,13 @@ use std::task::Poll;
 
 /// A heartbeat from node 2, the leader of `term`, to node 1: a message
 /// whose effect shows in node 1's metrics (it adopts the term).
-fn heartbeat(term: Term) -> Message {
-    Message { from: 2, to: 1, term, body: MessageBody::Heartbeat(Heartbeat { commit: 0, round: 0 }) }
+fn heartbeat(term: Term) -> Envelope {
+    Envelope::Raft(Message {
+        from: 2,
+        to: 1,
+        term,
+        body: MessageBody::Heartbeat(Heartbeat { commit: 0, round: 0 }),
+    })
 }
 
 /// Starts node 1 of the cluster {1, 2} (node 2 never runs: only the test
@@ -111,4 +118,38 @@ async fn a_stopped_nodes_full_inbox_drops_and_never_panics() {
     adopts(&node, 4).await;
     within("a shutdown", node.shutdown()).await;
     assert!(inbox.deliver(heartbeat(6)), "the inbox of a node that stopped again still queues");
+}
+
+/// A forwarded proposal of `len` bytes: an envelope of `64 + len` bytes
+/// ([`Envelope::size`]).
+fn proposal(len: usize) -> Envelope {
+    let body = Forward::Proposal { id: 1, command: vec![0; len].into() };
+    Envelope::Forward(Forwarded { from: 2, to: 1, term: 1, body })
+}
+
+#[tokio::test]
+async fn an_inbox_is_bounded_by_bytes_as_well_as_by_count() {
+    let inbox = Inbox::with_limits(4096, 3000);
+    assert!(inbox.deliver(proposal(1000)));
+    assert!(inbox.deliver(proposal(1000)));
+    assert!(!inbox.deliver(proposal(1000)), "a third 1,064 bytes is over the 3,000");
+    assert!(inbox.deliver(heartbeat(3)), "what fits in the bytes left still goes in");
+    assert!(
+        is_pending(inbox.deliver_or_wait(proposal(1000))).await,
+        "an inbox full of bytes makes a flow-controlled sender wait"
+    );
+    assert_eq!(inbox.try_recv(), Some(proposal(1000)));
+    within("room made by taking one out", inbox.deliver_or_wait(proposal(1000))).await;
+}
+
+#[tokio::test]
+async fn an_envelope_larger_than_the_byte_budget_waits_for_an_empty_inbox() {
+    let inbox = Inbox::with_limits(4096, 3000);
+    assert!(inbox.deliver(heartbeat(3)));
+    assert!(!inbox.deliver(proposal(10_000)), "it needs the whole budget");
+    let waiting = inbox.clone();
+    let big = tokio::spawn(async move { waiting.deliver_or_wait(proposal(10_000)).await });
+    assert_eq!(within("the heartbeat", inbox.recv()).await, Some(heartbeat(3)));
+    within("the large envelope let in", big).await.expect("the sender task runs");
+    assert_eq!(inbox.try_recv(), Some(proposal(10_000)));
 }

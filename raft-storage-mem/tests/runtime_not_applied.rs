@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use raft_core::runtime::{RaftError, ReadConsistency, RuntimeConfig, Transport};
+use raft_core::runtime::{Envelope, RaftError, ReadConsistency, RuntimeConfig, Transport};
 use raft_core::{
     AppendEntries, Config, Entry, EntryPayload, Membership, Message, MessageBody, Role, VoteResponse,
 };
@@ -17,21 +17,21 @@ use raft_storage_mem::{KvCommand, MemLogStore};
 
 struct Sink;
 impl Transport for Sink {
-    fn send(&self, _message: Message) {}
+    fn send(&self, _envelope: Envelope) {}
 }
 
-fn vote(from: u64, term: u64) -> Message {
-    Message { from, to: 1, term, body: MessageBody::VoteResponse(VoteResponse { granted: true }) }
+fn vote(from: u64, term: u64) -> Envelope {
+    Message { from, to: 1, term, body: MessageBody::VoteResponse(VoteResponse { granted: true }) }.into()
 }
 
-fn append(from: u64, term: u64, entries: Vec<Entry>, commit: u64) -> Message {
+fn append(from: u64, term: u64, entries: Vec<Entry>, commit: u64) -> Envelope {
     let body = MessageBody::AppendEntries(AppendEntries {
         prev_log_index: 0,
         prev_log_term: 0,
         entries,
         leader_commit: commit,
     });
-    Message { from, to: 1, term, body }
+    Message { from, to: 1, term, body }.into()
 }
 
 fn command(term: u64, index: u64, command: &KvCommand) -> Entry {
@@ -150,7 +150,7 @@ async fn a_proposal_overtaken_by_a_committed_later_term_is_not_applied_in_an_idl
     let ack = |from| {
         let body =
             MessageBody::AppendEntriesResponse(raft_core::AppendEntriesResponse::Success { match_index: 1 });
-        Message { from, to: 1, term: 1, body }
+        Message { from, to: 1, term: 1, body }.into()
     };
     inbox.deliver(ack(2));
     inbox.deliver(ack(3));
@@ -170,7 +170,7 @@ async fn a_proposal_overtaken_by_a_committed_later_term_is_not_applied_in_an_idl
         entries: vec![blank],
         leader_commit: 2,
     });
-    inbox.deliver(Message { from: 2, to: 1, term: 2, body });
+    inbox.deliver(Message { from: 2, to: 1, term: 2, body }.into());
     let p = within("p's outcome", p).await.expect("the task completes");
     assert_eq!(p, Err(RaftError::NotApplied), "(2,2) committed where p was");
 
@@ -180,7 +180,7 @@ async fn a_proposal_overtaken_by_a_committed_later_term_is_not_applied_in_an_idl
         let mut q = q;
         loop {
             let heartbeat = MessageBody::Heartbeat(raft_core::Heartbeat { commit: 2, round: 0 });
-            inbox.deliver(Message { from: 2, to: 1, term: 2, body: heartbeat });
+            inbox.deliver(Message { from: 2, to: 1, term: 2, body: heartbeat }.into());
             tokio::select! {
                 outcome = &mut q => return outcome.expect("the task completes"),
                 _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}

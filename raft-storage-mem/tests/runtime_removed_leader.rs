@@ -16,31 +16,30 @@
 mod common;
 
 use common::*;
-use raft_core::runtime::{Inbox, Metrics, Raft, RaftError, RuntimeConfig, Transport};
-use raft_core::{
-    AppendEntriesResponse, Config, Forward, ForwardOutcome, Membership, Message, MessageBody, Role,
-    VoteResponse,
+use raft_core::runtime::{
+    Envelope, Forward, ForwardOutcome, Forwarded, Inbox, Metrics, Raft, RaftError, RuntimeConfig, Transport,
 };
+use raft_core::{AppendEntriesResponse, Config, Membership, Message, MessageBody, Role, VoteResponse};
 use raft_storage_mem::{MemKv, MemLogStore};
 use tokio::sync::mpsc;
 
 /// Hands everything node 1 sends to the test.
-struct Outbox(mpsc::UnboundedSender<Message>);
+struct Outbox(mpsc::UnboundedSender<Envelope>);
 
 impl Transport for Outbox {
-    fn send(&self, message: Message) {
-        let _ = self.0.send(message);
+    fn send(&self, envelope: Envelope) {
+        let _ = self.0.send(envelope);
     }
 }
 
-fn vote(from: u64, term: u64) -> Message {
-    Message { from, to: 1, term, body: MessageBody::VoteResponse(VoteResponse { granted: true }) }
+fn vote(from: u64, term: u64) -> Envelope {
+    Message { from, to: 1, term, body: MessageBody::VoteResponse(VoteResponse { granted: true }) }.into()
 }
 
 /// Node `from` acknowledges storing node 1's log up to `match_index`.
-fn ack(from: u64, match_index: u64) -> Message {
+fn ack(from: u64, match_index: u64) -> Envelope {
     let body = MessageBody::AppendEntriesResponse(AppendEntriesResponse::Success { match_index });
-    Message { from, to: 1, term: 1, body }
+    Message { from, to: 1, term: 1, body }.into()
 }
 
 async fn until(node: &Raft<MemKv>, what: &str, condition: impl Fn(&Metrics) -> bool) {
@@ -54,7 +53,7 @@ async fn until(node: &Raft<MemKv>, what: &str, condition: impl Fn(&Metrics) -> b
 async fn leader_of_term_one(
     config: Config,
     runtime: RuntimeConfig,
-) -> (Raft<MemKv>, Inbox, mpsc::UnboundedReceiver<Message>) {
+) -> (Raft<MemKv>, Inbox, mpsc::UnboundedReceiver<Envelope>) {
     let net = raft_core::runtime::InProcessNetwork::new();
     let (outbox, sent) = mpsc::unbounded_channel();
     let membership = Membership::new([1, 2, 3], []);
@@ -103,7 +102,7 @@ async fn a_leader_that_removes_itself_answers_what_it_can_no_longer_see_decided(
     });
     let command = raft_core::codec::encode(&set("forwarded", "1")).expect("encodes");
     let forward = Forward::Proposal { id: 7, command: command.into() };
-    inbox.deliver(Message { from: 2, to: 1, term: 1, body: MessageBody::Forward(forward) });
+    inbox.deliver(Envelope::Forward(Forwarded { from: 2, to: 1, term: 1, body: forward }));
     until(&node, "both proposals appended", |m| m.role == Role::Leader && m.last_log_index == 5).await;
 
     // Nodes 2 and 3 store {2, 3} (and, as far as node 1 ever learns, no
@@ -120,9 +119,11 @@ async fn a_leader_that_removes_itself_answers_what_it_can_no_longer_see_decided(
     let outcome = outcome.expect("the local proposal was left waiting").expect("the task completes");
     assert_eq!(outcome, Err(RaftError::OutcomeUnknown));
     let answer = tokio::time::timeout(patience, async {
-        while let Some(message) = sent.recv().await {
-            if let MessageBody::Forward(Forward::Response { id: 7, outcome }) = message.body {
-                return Some((message.to, outcome));
+        while let Some(envelope) = sent.recv().await {
+            if let Envelope::Forward(Forwarded { to, body: Forward::Response { id: 7, outcome }, .. }) =
+                envelope
+            {
+                return Some((to, outcome));
             }
         }
         None
@@ -176,7 +177,7 @@ async fn a_leader_deposed_while_removing_itself_answers_its_proposals() {
         entries: vec![blank],
         leader_commit: 1,
     };
-    inbox.deliver(Message { from: 2, to: 1, term: 2, body: MessageBody::AppendEntries(append) });
+    inbox.deliver(Message { from: 2, to: 1, term: 2, body: MessageBody::AppendEntries(append) }.into());
     until(&node, "follower of node 2 in term 2", |m| m.role == Role::Follower && m.last_log_index == 4).await;
     let removed = within("the removal", removal).await.expect("the task completes");
     assert_eq!(removed, Err(RaftError::OutcomeUnknown), "node 1 lost its term before the change completed");

@@ -3,23 +3,19 @@
 //! the protocol state, so nothing here takes a lock.
 
 use super::clock::Clock;
+use super::envelope::{Envelope, Forward, ForwardOutcome, Forwarded};
 use super::forward::{ForwardFilter, ForwardIds, Refusal, Verdict};
+use super::inputs::{task_failure, Inputs, Wake};
 use super::*;
-use crate::{Forward, ForwardOutcome, MessageBody};
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
+use std::ops::ControlFlow;
 use tokio::time::Instant;
 
-/// What woke the core task: one input, taken from its queue.
-enum Wake<SM: StateMachine> {
-    Tick,
-    /// An I/O task ended on its own (its name, and how).
-    Ended(Task, Result<(), tokio::task::JoinError>),
-    Message(Message),
-    /// A request, or `None` once every handle is gone.
-    Request(Option<Request<SM>>),
-    Event(Event),
+/// Why the core task's loop ended: the caller of a shutdown to tell once
+/// the node has stopped, or the failure that stopped it (neither: every
+/// handle is gone).
+struct Stop {
+    shutdown: Option<oneshot::Sender<()>>,
+    failure: Option<Failure>,
 }
 
 /// What the core task shares with the other tasks and the handles.
@@ -116,67 +112,16 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         }
     }
 
-    pub(super) async fn run(
-        mut self,
-        tick: Duration,
-        mut requests: mpsc::Receiver<Request<SM>>,
-        mut inbox: super::inbox::InboxReader,
-        mut events: mpsc::UnboundedReceiver<Event>,
-        mut writer: tokio::task::JoinHandle<()>,
-        mut applier: tokio::task::JoinHandle<()>,
-    ) {
-        let inbound = inbox.receiver();
+    /// The core task: takes one input at a time (with what is queued behind
+    /// it), acts on it, and hands the `Ready` it made to the other tasks,
+    /// until a shutdown or a failure; then stops in order ([`Driver::stop`]).
+    pub(super) async fn run(mut self, tick: Duration, mut inputs: Inputs<SM>) {
         let mut clock = Clock::new(tick, self.raw.config().election_timeout_max);
         let next_tick = tokio::time::sleep_until(clock.next_due());
         tokio::pin!(next_tick);
-        let mut failure = None;
-        // An I/O task that ends on its own has failed (a panic in the state
-        // machine or the store): the node must not run on without it.
-        let (mut writer_ended, mut applier_ended) = (false, false);
-        let shutdown = loop {
-            // Like tokio::select!, but drawing which queue is looked at
-            // first from the node's seeded RNG instead of tokio's, which is
-            // seeded per runtime and cannot be set (without tokio_unstable):
-            // as fair, and a simulator on one thread replays a seed exactly.
+        let stop = loop {
             let first = self.rng.below(3);
-            let wake = std::future::poll_fn(|cx| {
-                if next_tick.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Tick);
-                }
-                if !writer_ended {
-                    if let Poll::Ready(ended) = Pin::new(&mut writer).poll(cx) {
-                        writer_ended = true;
-                        return Poll::Ready(Wake::Ended(Task::LogWriter, ended));
-                    }
-                }
-                if !applier_ended {
-                    if let Poll::Ready(ended) = Pin::new(&mut applier).poll(cx) {
-                        applier_ended = true;
-                        return Poll::Ready(Wake::Ended(Task::Applier, ended));
-                    }
-                }
-                for turn in 0..3 {
-                    let wake = match (first + turn) % 3 {
-                        0 => match events.poll_recv(cx) {
-                            Poll::Ready(Some(event)) => Some(Wake::Event(event)),
-                            _ => None,
-                        },
-                        1 => match inbound.poll_recv(cx) {
-                            Poll::Ready(Some(message)) => Some(Wake::Message(message)),
-                            _ => None,
-                        },
-                        _ => match requests.poll_recv(cx) {
-                            Poll::Ready(request) => Some(Wake::Request(request)),
-                            Poll::Pending => None,
-                        },
-                    };
-                    if let Some(wake) = wake {
-                        return Poll::Ready(wake);
-                    }
-                }
-                Poll::Pending
-            })
-            .await;
+            let wake = std::future::poll_fn(|cx| inputs.poll_next(next_tick.as_mut(), first, cx)).await;
             // Taken from its queue, the input waits here while the node is
             // paused, as it would in a stopped process.
             self.gate.pass().await;
@@ -184,71 +129,81 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
             // on (a read checks its lease on a clock read after it was
             // dequeued), and again before each input taken with it.
             self.catch_up(&mut clock);
-            match wake {
-                Wake::Tick => {}
-                Wake::Ended(task, ended) => {
-                    failure =
-                        Some(reported_failure(&mut events).unwrap_or_else(|| task_failure(task, ended)));
-                    break None;
-                }
-                Wake::Message(message) => {
-                    self.receive(message);
-                    // Batch what is queued, but never so much that requests,
-                    // ticks and completions wait behind a busy network.
-                    for _ in 0..MAX_BATCH {
-                        if self.gate.is_paused() {
-                            break;
-                        }
-                        let Ok(message) = inbound.try_recv() else { break };
-                        self.catch_up(&mut clock);
-                        self.receive(message);
-                    }
-                }
-                Wake::Request(request) => {
-                    let Some(request) = request else { break None };
-                    if let Some(done) = self.handle(request) {
-                        break Some(done);
-                    }
-                    // Batch queued requests into one Ready.
-                    let mut done = None;
-                    for _ in 0..MAX_BATCH {
-                        if self.gate.is_paused() {
-                            break;
-                        }
-                        let Ok(request) = requests.try_recv() else { break };
-                        self.catch_up(&mut clock);
-                        if let Some(d) = self.handle(request) {
-                            done = Some(d);
-                            break;
-                        }
-                    }
-                    if done.is_some() {
-                        break done;
-                    }
-                }
-                Wake::Event(event) => match event {
-                    Event::Persisted(number) => self.raw.on_persisted(number),
-                    Event::Applied(index) => self.applied = index,
-                    Event::SnapshotBuilt(snapshot) => {
-                        if let Err(error) = self.raw.on_snapshot_built(snapshot) {
-                            tracing::warn!(%error, "snapshot not used");
-                        }
-                    }
-                    Event::Failed(error) => {
-                        tracing::error!(%error, "stopping: storage failed");
-                        failure = Some(error);
-                        break None;
-                    }
-                },
+            if let ControlFlow::Break(stop) = self.on_wake(wake, &mut inputs, &mut clock) {
+                break stop;
             }
             self.process_ready();
             if next_tick.deadline() != clock.next_due() {
                 next_tick.as_mut().reset(clock.next_due());
             }
         };
+        self.stop(inputs, stop).await;
+    }
+
+    /// Acts on one input, and on what is queued behind it of the same kind
+    /// (batched into one `Ready`, but never so much that the other queues
+    /// wait behind a busy one). Breaks when the node must stop.
+    fn on_wake(&mut self, wake: Wake<SM>, inputs: &mut Inputs<SM>, clock: &mut Clock) -> ControlFlow<Stop> {
+        match wake {
+            Wake::Tick => {}
+            Wake::Ended(task, ended) => {
+                let failure = inputs.reported_failure().unwrap_or_else(|| task_failure(task, ended));
+                return ControlFlow::Break(Stop { shutdown: None, failure: Some(failure) });
+            }
+            Wake::Envelope(envelope) => {
+                self.receive(envelope);
+                for _ in 0..MAX_BATCH {
+                    if self.gate.is_paused() {
+                        break;
+                    }
+                    let Some(envelope) = inputs.inbox.try_recv() else { break };
+                    self.catch_up(clock);
+                    self.receive(envelope);
+                }
+            }
+            Wake::Request(request) => {
+                let Some(request) = request else {
+                    return ControlFlow::Break(Stop { shutdown: None, failure: None });
+                };
+                if let Some(done) = self.handle(request) {
+                    return ControlFlow::Break(Stop { shutdown: Some(done), failure: None });
+                }
+                for _ in 0..MAX_BATCH {
+                    if self.gate.is_paused() {
+                        break;
+                    }
+                    let Ok(request) = inputs.requests.try_recv() else { break };
+                    self.catch_up(clock);
+                    if let Some(done) = self.handle(request) {
+                        return ControlFlow::Break(Stop { shutdown: Some(done), failure: None });
+                    }
+                }
+            }
+            Wake::Event(event) => match event {
+                Event::Persisted(number) => self.raw.on_persisted(number),
+                Event::Applied(index) => self.applied = index,
+                Event::SnapshotBuilt(snapshot) => {
+                    if let Err(error) = self.raw.on_snapshot_built(snapshot) {
+                        tracing::warn!(%error, "snapshot not used");
+                    }
+                }
+                Event::Failed(error) => {
+                    tracing::error!(%error, "stopping: storage failed");
+                    return ControlFlow::Break(Stop { shutdown: None, failure: Some(error) });
+                }
+            },
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Stops the node in order: refuses new requests and answers every
+    /// waiting caller, lets the writer finish what was acknowledged and
+    /// then the applier, and only then reports the node stopped.
+    async fn stop(mut self, inputs: Inputs<SM>, stop: Stop) {
+        let Inputs { mut requests, inbox, writer, applier, .. } = inputs;
         // Nothing more is read: a restart on this inbox waits for it.
         inbox.stopping();
-        let error = match failure {
+        let error = match stop.failure {
             Some(error) => {
                 tracing::error!(%error, "stopping");
                 let _ = self.failure.set(error.clone());
@@ -262,18 +217,14 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         self.fail_all(&error);
         // Let the writer finish what was acknowledged, then the applier.
         drop(self.writes);
-        if !writer_ended {
-            let _ = writer.await;
-        }
+        writer.finish().await;
         drop(self.apply);
-        if !applier_ended {
-            let _ = applier.await;
-        }
+        applier.finish().await;
         while let Ok(request) = requests.try_recv() {
             fail_request(request, &error);
         }
         tracing::info!("stopped");
-        if let Some(done) = shutdown {
+        if let Some(done) = stop.shutdown {
             let _ = done.send(());
         }
     }
@@ -291,19 +242,33 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         self.expire_waiting();
     }
 
-    /// Steps a peer's message, or handles it here if it is a forwarded
-    /// request (the protocol does not see those).
-    fn receive(&mut self, message: Message) {
+    /// Steps a peer's Raft message, or handles a forwarded request here
+    /// (the protocol does not see those).
+    fn receive(&mut self, envelope: Envelope) {
         self.counters.messages_received.increment(1);
-        tracing::trace!(from = message.from, term = message.term, kind = message.body.kind(), "receive");
-        match message.body {
-            MessageBody::Forward(Forward::Proposal { id, command }) => {
-                self.receive_forward(message.from, message.term, id, command);
-            }
-            MessageBody::Forward(Forward::Response { id, outcome }) => {
+        tracing::trace!(from = envelope.from(), term = envelope.term(), kind = envelope.kind(), "receive");
+        let message = match envelope {
+            Envelope::Raft(message) => message,
+            Envelope::Forward(forwarded) => return self.handle_forwarded(forwarded),
+        };
+        let from = message.from;
+        if let Err(error) = self.raw.step(message) {
+            // A refused message changes nothing; peers cannot hurt us.
+            tracing::debug!(%error, "message refused");
+        } else if self.raw.leader() == Some(from) {
+            self.quiet_since = None;
+        }
+    }
+
+    /// Handles a forwarded proposal, or the answer to one this node forwarded.
+    fn handle_forwarded(&mut self, forwarded: Forwarded) {
+        let Forwarded { from, term, body, .. } = forwarded;
+        match body {
+            Forward::Proposal { id, command } => self.receive_forward(from, term, id, command),
+            Forward::Response { id, outcome } => {
                 // Only the node the forward went to can answer it; an answer
                 // from anyone else leaves it waiting for the real one.
-                let from_target = self.forwarded.get(&id).is_some_and(|&(_, to, _)| to == message.from);
+                let from_target = self.forwarded.get(&id).is_some_and(|&(_, to, _)| to == from);
                 if let Some((_, _, reply)) = from_target.then(|| self.forwarded.remove(&id)).flatten() {
                     let result = outcome_to_result(outcome).map_err(|error| match error {
                         RaftError::NotLeader { leader, .. } => {
@@ -313,15 +278,6 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                         other => other,
                     });
                     let _ = reply.send(result);
-                }
-            }
-            _ => {
-                let from = message.from;
-                if let Err(error) = self.raw.step(message) {
-                    // A refused message changes nothing; peers cannot hurt us.
-                    tracing::debug!(%error, "message refused");
-                } else if self.raw.leader() == Some(from) {
-                    self.quiet_since = None;
                 }
             }
         }
@@ -384,12 +340,12 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         let id = self.forward_ids.next_id();
         self.forwarded.insert(id, (Instant::now() + self.forward_timeout, leader, reply));
         self.counters.forwarded.increment(1);
-        self.send(Message {
+        self.send(Envelope::Forward(Forwarded {
             from: self.raw.id(),
             to: leader,
             term: self.raw.term(),
-            body: MessageBody::Forward(Forward::Proposal { id, command }),
-        });
+            body: Forward::Proposal { id, command },
+        }));
     }
 
     /// Proposes a forwarded proposal if it is valid here and the first copy
@@ -480,10 +436,10 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         respond(&*self.transport, self.raw.id(), responder, result);
     }
 
-    fn send(&self, message: Message) {
+    fn send(&self, envelope: Envelope) {
         self.counters.messages_sent.increment(1);
-        tracing::trace!(to = message.to, term = message.term, kind = message.body.kind(), "send");
-        self.transport.send(message);
+        tracing::trace!(to = envelope.to(), term = envelope.term(), kind = envelope.kind(), "send");
+        self.transport.send(envelope);
     }
 
     /// Hands everything the node produced to the tasks that act on it.
@@ -491,7 +447,7 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
         while self.raw.has_ready() {
             let ready = self.raw.ready();
             for message in ready.messages {
-                self.send(message);
+                self.send(Envelope::Raft(message));
             }
             if let Some(install) = &ready.snapshot {
                 // Proposals the snapshot covers were decided elsewhere, unseen here.
@@ -672,8 +628,8 @@ pub(super) fn respond<R: Serialize>(
                 Err(RaftError::Encode(reason)) => ForwardOutcome::Refused(reason),
                 Err(_) => ForwardOutcome::OutcomeUnknown,
             };
-            let body = MessageBody::Forward(Forward::Response { id, outcome });
-            transport.send(Message { from, to: node, term: 0, body });
+            let body = Forward::Response { id, outcome };
+            transport.send(Envelope::Forward(Forwarded { from, to: node, term: 0, body }));
         }
     }
 }
@@ -708,25 +664,4 @@ fn fail_request<SM: StateMachine>(request: Request<SM>, error: &RaftError) {
             let _ = done.send(());
         }
     }
-}
-
-/// Why an I/O task that ended on its own stopped the node.
-fn task_failure(task: Task, ended: Result<(), tokio::task::JoinError>) -> Failure {
-    let end = match ended {
-        Err(error) if error.is_panic() => TaskEnd::Panicked,
-        Err(_) => TaskEnd::Cancelled,
-        Ok(()) => TaskEnd::Stopped,
-    };
-    Failure::TaskEnded { task, end }
-}
-
-/// The failure a task reported before it ended, if it did (a storage error
-/// says more than "the task stopped").
-fn reported_failure(events: &mut mpsc::UnboundedReceiver<Event>) -> Option<Failure> {
-    while let Ok(event) = events.try_recv() {
-        if let Event::Failed(error) = event {
-            return Some(error);
-        }
-    }
-    None
 }

@@ -1,7 +1,7 @@
 //! Forwarded proposals, at most once (issue 10, bug 6).
 //!
 //! A follower forwards a proposal to the leader of its current term in a
-//! [`crate::Forward::Proposal`] stamped with that term, once, never retried.
+//! [`super::Forward::Proposal`] stamped with that term, once, never retried.
 //! Transports may still deliver it twice (or redeliver it after a
 //! reconnect), late, and to a leader that has since restarted. The contract:
 //!
@@ -35,7 +35,7 @@
 //! id and a sequence number in the command, with the last response per
 //! client kept in the replicated state, as the KV node's sessions do).
 //!
-//! [`ForwardOutcome`]: crate::ForwardOutcome
+//! [`ForwardOutcome`]: super::ForwardOutcome
 
 use crate::{NodeId, Term};
 use std::collections::{BTreeSet, HashMap, VecDeque};

@@ -35,20 +35,43 @@
 //! A node started while the one before is still stopping (a restart right after a crash, or right after a caller saw
 //! the failure) waits for it to hand the inbox back.
 
-use crate::Message;
+use super::Envelope;
 use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::{mpsc, Notify};
+use std::task::{Context, Poll};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
-/// How many messages an [`Inbox::default`] holds.
+/// How many envelopes an [`Inbox::default`] holds.
 pub const DEFAULT_INBOX_CAPACITY: usize = 4096;
+
+/// How many bytes of envelopes ([`Envelope::size`]) an [`Inbox::default`]
+/// holds: eight messages of the largest size a node sends
+/// ([`crate::MAX_MESSAGE_BYTES`]), and thousands of ordinary ones.
+pub const DEFAULT_INBOX_BYTES: usize = 64 << 20;
 
 /// Where a transport delivers what peers send, for the node started on it
 /// ([`super::Raft::start`]). Cheap to clone: every clone is the same queue.
-/// Messages delivered before the node starts wait in it.
+/// Envelopes delivered before the node starts wait in it.
+///
+/// An inbox is bounded twice: by a number of envelopes and by their bytes
+/// ([`Envelope::size`]), so a peer that sends the largest frames to a
+/// paused or slow node pins a bounded amount of memory, not the count
+/// times the largest frame. An envelope larger than the whole byte budget
+/// is let in when the inbox holds nothing else.
 #[derive(Clone)]
 pub struct Inbox {
-    sender: mpsc::Sender<Message>,
+    sender: mpsc::Sender<Queued>,
+    /// One permit per byte of the budget; each queued envelope holds its
+    /// size's worth until the node takes it out.
+    bytes: Arc<Semaphore>,
+    /// The byte budget: what [`Inbox::bytes`] starts with.
+    byte_budget: u32,
     shared: Arc<Shared>,
+}
+
+/// An envelope in the queue, with the bytes of the budget it holds.
+struct Queued {
+    envelope: Envelope,
+    _bytes: OwnedSemaphorePermit,
 }
 
 /// What every clone of an inbox, and its reader, share.
@@ -60,7 +83,7 @@ struct Shared {
 
 struct Slot {
     /// The reading end while no node reads it.
-    receiver: Option<mpsc::Receiver<Message>>,
+    receiver: Option<mpsc::Receiver<Queued>>,
     /// How many readers were taken: which one a [`InboxRelease`] is for.
     readers: u64,
     /// The node reading now is stopping (its loop ended, or it crashed) and
@@ -71,7 +94,8 @@ struct Slot {
 }
 
 impl Default for Inbox {
-    /// An inbox of [`DEFAULT_INBOX_CAPACITY`] messages.
+    /// An inbox of [`DEFAULT_INBOX_CAPACITY`] messages and
+    /// [`DEFAULT_INBOX_BYTES`] bytes.
     fn default() -> Self {
         Self::new(DEFAULT_INBOX_CAPACITY)
     }
@@ -79,49 +103,78 @@ impl Default for Inbox {
 
 impl std::fmt::Debug for Inbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let queued_bytes = self.byte_budget as usize - self.bytes.available_permits();
         f.debug_struct("Inbox")
             .field("queued", &(self.sender.max_capacity() - self.sender.capacity()))
             .field("capacity", &self.sender.max_capacity())
+            .field("queued_bytes", &queued_bytes)
+            .field("byte_budget", &self.byte_budget)
             .finish_non_exhaustive()
     }
 }
 
 impl Inbox {
-    /// An inbox that holds up to `capacity` messages (at least one) before
-    /// [`Inbox::deliver`] drops and [`Inbox::deliver_or_wait`] waits.
+    /// An inbox that holds up to `capacity` messages (at least one) and
+    /// [`DEFAULT_INBOX_BYTES`] bytes of them before [`Inbox::deliver`] drops
+    /// and [`Inbox::deliver_or_wait`] waits.
     pub fn new(capacity: usize) -> Self {
+        Self::with_limits(capacity, DEFAULT_INBOX_BYTES)
+    }
+
+    /// An inbox that holds up to `capacity` messages and `bytes` bytes of
+    /// them ([`Envelope::size`]; each limit at least one, and the bytes at
+    /// most `u32::MAX`).
+    pub fn with_limits(capacity: usize, bytes: usize) -> Self {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let byte_budget = u32::try_from(bytes).unwrap_or(u32::MAX).max(1);
         let slot = Slot { receiver: Some(receiver), readers: 0, stopping: false };
-        Self { sender, shared: Arc::new(Shared { slot: Mutex::new(slot), returned: Notify::new() }) }
+        Self {
+            sender,
+            bytes: Arc::new(Semaphore::new(byte_budget as usize)),
+            byte_budget,
+            shared: Arc::new(Shared { slot: Mutex::new(slot), returned: Notify::new() }),
+        }
     }
 
-    /// Queues `message` for the node, never waiting: when the inbox is full
-    /// the message is dropped (Raft retries) and this returns false. What a
-    /// transport without flow control calls.
-    pub fn deliver(&self, message: Message) -> bool {
-        self.sender.try_send(message).is_ok()
+    /// The bytes of the budget `envelope` holds while it is queued: its
+    /// size, or the whole budget for one larger than that.
+    fn charge(&self, envelope: &Envelope) -> u32 {
+        u32::try_from(envelope.size()).unwrap_or(u32::MAX).min(self.byte_budget)
     }
 
-    /// Queues `message`, waiting while the inbox is full: what a transport
-    /// with flow control calls, so that a node that falls behind slows its
-    /// peers down (QUIC's streams stop being read). Never fails: the inbox
-    /// holds its own reading end while no node reads it.
-    pub async fn deliver_or_wait(&self, message: Message) {
-        let _ = self.sender.send(message).await;
+    /// Queues `envelope` for the node, never waiting: when the inbox is full
+    /// (of messages or of bytes) the envelope is dropped (Raft retries) and
+    /// this returns false. What a transport without flow control calls.
+    pub fn deliver(&self, envelope: Envelope) -> bool {
+        let Ok(bytes) = self.bytes.clone().try_acquire_many_owned(self.charge(&envelope)) else {
+            return false;
+        };
+        self.sender.try_send(Queued { envelope, _bytes: bytes }).is_ok()
     }
 
-    /// The next message in the inbox, waiting for one: for a program that
+    /// Queues `envelope`, waiting while the inbox is full (of messages or of
+    /// bytes): what a transport with flow control calls, so that a node
+    /// that falls behind slows its peers down (QUIC's streams stop being
+    /// read). Never fails: the inbox holds its own reading end while no
+    /// node reads it, and never closes its byte budget.
+    pub async fn deliver_or_wait(&self, envelope: Envelope) {
+        let charge = self.charge(&envelope);
+        let Ok(bytes) = self.bytes.clone().acquire_many_owned(charge).await else { return };
+        let _ = self.sender.send(Queued { envelope, _bytes: bytes }).await;
+    }
+
+    /// The next envelope in the inbox, waiting for one: for a program that
     /// reads an inbox without a node (a transport's tests or benchmarks).
     /// `None` while a node reads this inbox.
-    pub async fn recv(&self) -> Option<Message> {
+    pub async fn recv(&self) -> Option<Envelope> {
         let mut reader = self.try_take()?;
-        reader.receiver().recv().await
+        std::future::poll_fn(|cx| reader.poll_recv(cx)).await
     }
 
-    /// The next message if one is queued, without waiting (see
+    /// The next envelope if one is queued, without waiting (see
     /// [`Inbox::recv`]). `None` if none is, or while a node reads this inbox.
-    pub fn try_recv(&self) -> Option<Message> {
-        self.try_take()?.receiver().try_recv().ok()
+    pub fn try_recv(&self) -> Option<Envelope> {
+        self.try_take()?.try_recv()
     }
 
     /// Takes the reading end for a node: at once if no node has it, once
@@ -164,15 +217,23 @@ impl Shared {
 /// A node's reading end of its [`Inbox`], handed back when dropped (the
 /// node stopped, or its task was aborted), so the inbox can be read again.
 pub(super) struct InboxReader {
-    receiver: mpsc::Receiver<Message>,
+    receiver: mpsc::Receiver<Queued>,
     /// Which reader of the inbox this is.
     number: u64,
     shared: Arc<Shared>,
 }
 
 impl InboxReader {
-    pub(super) fn receiver(&mut self) -> &mut mpsc::Receiver<Message> {
-        &mut self.receiver
+    /// The next envelope, once one is queued; its bytes go back to the
+    /// budget as it is taken out. `None` once every clone of the [`Inbox`]
+    /// is gone, so nothing can be delivered any more.
+    pub(super) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {
+        self.receiver.poll_recv(cx).map(|queued| queued.map(|queued| queued.envelope))
+    }
+
+    /// The next envelope if one is queued, without waiting.
+    pub(super) fn try_recv(&mut self) -> Option<Envelope> {
+        self.receiver.try_recv().ok().map(|queued| queued.envelope)
     }
 
     /// A way to say, from elsewhere, that this reader's node is stopping.

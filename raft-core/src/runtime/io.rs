@@ -55,7 +55,7 @@ pub(super) async fn run_writer<S: LogStore, T: Transport, SM: StateMachine>(
             let last = jobs.last().map_or(0, |j| j.number);
             for job in jobs {
                 for message in job.messages {
-                    transport.send(message);
+                    transport.send(Envelope::Raft(message));
                 }
             }
             let _ = events.send(Event::Persisted(last));

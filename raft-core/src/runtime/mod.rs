@@ -33,10 +33,12 @@
 //! [`RaftError::Failed`] (its [`Failure`] says which call failed and how)
 //! rather than run on a broken disk.
 //!
-//! Client requests a follower forwards to its leader
-//! ([`Raft::propose_or_forward`]) travel over the same transport as
-//! [`crate::MessageBody::Forward`] messages, which the protocol ignores; the
-//! leader answers them from the applier task. What the node reports about
+//! What the runtime sends and receives through its transport is an
+//! [`Envelope`]: a protocol [`Message`] ([`Envelope::Raft`]), stepped into
+//! the `RawNode`, or a client request a follower forwards to its leader
+//! ([`Raft::propose_or_forward`]) and its answer ([`Envelope::Forward`]),
+//! which the runtime handles itself, the protocol never seeing it; the
+//! leader answers those from the applier task. What the node reports about
 //! itself (a watch, counters and histograms, tracing) is described in
 //! [`metrics`].
 
@@ -55,9 +57,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 mod clock;
 mod core;
+mod envelope;
 mod error;
 mod forward;
 mod inbox;
+mod inputs;
 mod io;
 pub mod metrics;
 mod network;
@@ -66,8 +70,10 @@ mod pause;
 use self::core::{Driver, DriverLinks};
 use self::metrics::Counters;
 use self::pause::{PauseGate, PauseSwitch};
+pub use envelope::{Envelope, Forward, ForwardOutcome, Forwarded};
 pub use error::{Failure, RaftError, StartError, StoreCall, Task, TaskEnd};
-pub use inbox::{Inbox, DEFAULT_INBOX_CAPACITY};
+pub use inbox::{Inbox, DEFAULT_INBOX_BYTES, DEFAULT_INBOX_CAPACITY};
+use inputs::Inputs;
 use io::{run_writer, Applier};
 pub use metrics::{Metrics, Replication};
 pub use network::{InProcessNetwork, InProcessTransport};
@@ -101,13 +107,17 @@ pub trait StateMachine: Send + 'static {
 #[error("cannot restore the state machine: {0}")]
 pub struct RestoreError(pub String);
 
-/// Carries messages to peers. What peers send goes the other way, into the
-/// [`Inbox`] the transport was bound to before the node started.
+/// Carries [`Envelope`]s to peers. What peers send goes the other way, into
+/// the [`Inbox`] the transport was bound to before the node started.
 pub trait Transport: Send + Sync + 'static {
-    /// Queues `message` for `message.to`, in order per peer where it can. It
-    /// must never block: when a peer's queue is full the message is dropped,
-    /// and Raft retries.
-    fn send(&self, message: Message);
+    /// Queues `envelope` for [`Envelope::to`], in order per peer where it
+    /// can, and delivers it to that peer's inbox as it was sent (both kinds:
+    /// a transport does not look inside but for [`Envelope::to`],
+    /// [`Envelope::from`] and [`Envelope::kind`]). It must never block: when
+    /// a peer's queue is full the envelope is dropped: Raft retries its
+    /// messages, and the caller of a lost forward hears that its outcome is
+    /// unknown once [`RuntimeConfig::forward_timeout`] passes.
+    fn send(&self, envelope: Envelope);
 
     /// Told the members' addresses whenever the configuration in force
     /// changes (see [`Membership::addresses`]), so that a transport can reach
@@ -184,6 +194,17 @@ enum Responder<R> {
 /// The most inbound messages, or requests, the core task takes in one go
 /// before it produces a `Ready` and looks at its other inputs.
 const MAX_BATCH: usize = 1024;
+
+/// What a starting node recovered from its store ([`Raft::start`]).
+struct Recovered<SM> {
+    raw: RawNode,
+    /// The last entry the state machine holds (its snapshot's).
+    last: LogId,
+    /// The configuration as of `last`.
+    membership: Membership,
+    seed: u64,
+    state_machine: SM,
+}
 
 /// Requests from handles to the core task.
 enum Request<SM: StateMachine> {
@@ -300,21 +321,23 @@ impl<SM: StateMachine> Raft<SM> {
         store: S,
         transport: T,
         inbox: Inbox,
-        mut state_machine: SM,
+        state_machine: SM,
     ) -> Result<Self, StartError> {
         let inbox = inbox.take().await.ok_or(StartError::InboxInUse)?;
-        let stored = store.load().await?;
-        if let Some(snapshot) = &stored.snapshot {
-            state_machine.restore(&snapshot.data)?;
-        }
-        let applied = stored.snapshot.as_ref().map(|s| (s.meta.last, s.meta.membership.clone()));
-        let seed = config.id
-            ^ runtime.rng_seed.unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64)
-            });
-        let raw = RawNode::new(config, stored.into_initial_state(membership.clone()), seed)?;
+        let recovered = Self::recover(config, &runtime, membership, &store, state_machine).await?;
+        Ok(Self::spawn(recovered, runtime, store, transport, inbox))
+    }
+
+    /// Starts the node's three tasks (the core task, the log writer and
+    /// the applier) on what it recovered, and returns its handle.
+    fn spawn<S: LogStore, T: Transport>(
+        recovered: Recovered<SM>,
+        runtime: RuntimeConfig,
+        store: S,
+        transport: T,
+        inbox: inbox::InboxReader,
+    ) -> Self {
+        let Recovered { raw, last, membership, seed, state_machine } = recovered;
         let id = raw.id();
         let span = tracing::info_span!("raft", node = id);
         let counters = Counters::new(id);
@@ -329,7 +352,6 @@ impl<SM: StateMachine> Raft<SM> {
         let (metrics_tx, metrics) = watch::channel(Metrics::of(&raw, raw.log().applied()));
 
         let (pause, gate) = PauseSwitch::new();
-        let (last, membership) = applied.unwrap_or((LogId::default(), membership));
         let applier = Applier {
             id,
             state_machine,
@@ -362,17 +384,15 @@ impl<SM: StateMachine> Raft<SM> {
             gate,
         };
         let core = Driver::new(raw, transport, links, &runtime, seed);
+        let inputs = Inputs::new(request_rx, inbox, event_rx, writer, applier);
         #[cfg(feature = "testing")]
-        let io_tasks = (writer.abort_handle(), applier.abort_handle());
+        let (release, [writer, applier]) = (inputs.inbox.release(), inputs.abort_handles());
+        let core = tokio::spawn(tracing::Instrument::instrument(core.run(runtime.tick, inputs), span));
         #[cfg(feature = "testing")]
-        let release = inbox.release();
-        let core = core.run(runtime.tick, request_rx, inbox, event_rx, writer, applier);
-        let core = tokio::spawn(tracing::Instrument::instrument(core, span));
-        #[cfg(feature = "testing")]
-        let tasks = Arc::new([core.abort_handle(), io_tasks.0, io_tasks.1]);
+        let tasks = Arc::new([core.abort_handle(), writer, applier]);
         #[cfg(not(feature = "testing"))]
         drop(core); // detached: the task runs on
-        Ok(Self {
+        Self {
             requests,
             metrics,
             failure,
@@ -382,7 +402,32 @@ impl<SM: StateMachine> Raft<SM> {
             tasks,
             read_timeout: runtime.read_timeout,
             pause,
-        })
+        }
+    }
+
+    /// What a node starts from: its store's durable state, with the state
+    /// machine restored from the store's snapshot.
+    async fn recover<S: LogStore>(
+        config: Config,
+        runtime: &RuntimeConfig,
+        membership: Membership,
+        store: &S,
+        mut state_machine: SM,
+    ) -> Result<Recovered<SM>, StartError> {
+        let stored = store.load().await?;
+        if let Some(snapshot) = &stored.snapshot {
+            state_machine.restore(&snapshot.data)?;
+        }
+        let applied = stored.snapshot.as_ref().map(|s| (s.meta.last, s.meta.membership.clone()));
+        let seed = config.id
+            ^ runtime.rng_seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+            });
+        let raw = RawNode::new(config, stored.into_initial_state(membership.clone()), seed)?;
+        let (last, membership) = applied.unwrap_or((LogId::default(), membership));
+        Ok(Recovered { raw, last, membership, seed, state_machine })
     }
 
     /// Freezes the node as SIGSTOP would (feature `testing`, for fault

@@ -104,24 +104,25 @@ pub struct InProcessTransport {
 }
 
 impl Transport for InProcessTransport {
-    fn send(&self, message: crate::Message) {
+    fn send(&self, envelope: super::Envelope) {
+        let to = envelope.to();
         let (deliver, delay) = {
             let inner = self.network.read();
-            if inner.cut.contains(&(self.from, message.to)) {
+            if inner.cut.contains(&(self.from, to)) {
                 return;
             }
             if inner.loss > 0 && self.network.lose(inner.loss) {
                 return;
             }
-            let Some(deliver) = inner.nodes.get(&message.to) else { return };
+            let Some(deliver) = inner.nodes.get(&to) else { return };
             (deliver.clone(), inner.delay)
         };
         if delay.is_zero() {
-            deliver.deliver(message);
+            deliver.deliver(envelope);
         } else {
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                deliver.deliver(message);
+                deliver.deliver(envelope);
             });
         }
     }

@@ -29,6 +29,7 @@ pub use runtime::{
     wait_applied, RUNTIME_DEADLINE,
 };
 
+use crate::runtime::{Envelope, Forward, ForwardOutcome, Forwarded};
 use crate::storage::{LogAfterInstall, LogStore, LogWrite, SnapshotInstall, StorageError, StoredState};
 use crate::{Entry, EntryPayload, HardState, Index, LogId, Membership, Snapshot, SnapshotMeta};
 use async_trait::async_trait;
@@ -340,7 +341,7 @@ async fn everything_survives_a_restart<H: LogStoreHarness>(h: &mut H) {
 }
 
 /// How the transport suite obtains nodes: each with its transport and the
-/// queue its inbound messages land in.
+/// queue its inbound envelopes land in.
 #[async_trait]
 pub trait TransportHarness: Send {
     /// The transport under test.
@@ -364,7 +365,7 @@ pub trait TransportHarness: Send {
 
     /// A raw connection to node `to` as from node `from`, past whatever
     /// handshake the transport runs, so that what the suite writes on it is
-    /// read as message frames (the project codec's, see
+    /// read as frames of [`Envelope`]s (the project codec's, see
     /// [`crate::codec::encode_frame`]). `None` (the default) skips the
     /// hostile-peer checks, for transports without a byte stream.
     async fn hostile_connection(
@@ -377,10 +378,11 @@ pub trait TransportHarness: Send {
     }
 }
 
-/// How long the suite waits for a message that should arrive.
+/// How long the suite waits for an envelope that should arrive.
 const TRANSPORT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Runs every check of the [`crate::runtime::Transport`] contract.
+/// Runs every check of the [`crate::runtime::Transport`] contract, with
+/// both kinds of [`Envelope`].
 pub async fn transport_conformance<H: TransportHarness>(harness: &mut H) {
     use crate::runtime::Transport;
     let (one, _one_inbox) = harness.start(1).await;
@@ -391,14 +393,16 @@ pub async fn transport_conformance<H: TransportHarness>(harness: &mut H) {
         one.send(heartbeat(1, 2, round));
     }
     for round in 0..100 {
-        let message = receive(&two_inbox).await;
-        assert_eq!(message, heartbeat(1, 2, round), "messages to a peer must arrive in order, intact");
+        let envelope = receive(&two_inbox).await;
+        assert_eq!(envelope, heartbeat(1, 2, round), "messages to a peer must arrive in order, intact");
     }
 
     // A large snapshot chunk arrives intact.
     let chunk = snapshot_chunk(1, 2, 256 * 1024);
     one.send(chunk.clone());
     assert_eq!(receive(&two_inbox).await, chunk, "a large snapshot chunk must arrive intact");
+
+    forwarded_requests_cross_intact(&one, &two_inbox).await;
 
     // Sending to a peer that is down (or never existed) does not block.
     harness.stop(2).await;
@@ -418,8 +422,8 @@ pub async fn transport_conformance<H: TransportHarness>(harness: &mut H) {
             one.send(heartbeat(1, 2, round));
             round += 1;
             let attempt = tokio::time::timeout(std::time::Duration::from_millis(100), two_inbox.recv()).await;
-            if let Ok(Some(message)) = attempt {
-                if message.from == 1 {
+            if let Ok(Some(envelope)) = attempt {
+                if envelope.from() == 1 {
                     return;
                 }
             }
@@ -430,6 +434,46 @@ pub async fn transport_conformance<H: TransportHarness>(harness: &mut H) {
 
     a_peer_that_never_answers_blocks_nobody(harness, &one, &two_inbox).await;
     hostile_bytes_end_their_connection_not_the_node(harness, &one, &two_inbox).await;
+}
+
+/// Issue 13: the runtime's forwarded client requests travel in
+/// [`Envelope::Forward`]s beside the protocol's messages. A proposal (with
+/// a large command) and an answer of every outcome arrive intact, in order
+/// with the Raft messages sent between them.
+async fn forwarded_requests_cross_intact<T: crate::runtime::Transport>(
+    one: &T,
+    two_inbox: &crate::runtime::Inbox,
+) {
+    let command: Vec<u8> = (0..64 * 1024).map(|i| (i % 253) as u8).collect();
+    let proposal = |id, command: Bytes| Forward::Proposal { id, command };
+    let response = |id, outcome| Forward::Response { id, outcome };
+    let bodies = [
+        proposal(u64::MAX, Bytes::from(command)),
+        proposal(1, Bytes::new()),
+        response(2, ForwardOutcome::Applied(Bytes::from_static(b"the state machine's response"))),
+        response(3, ForwardOutcome::NotLeader { leader: Some(3) }),
+        response(4, ForwardOutcome::NotLeader { leader: None }),
+        response(5, ForwardOutcome::NotApplied),
+        response(6, ForwardOutcome::OutcomeUnknown),
+        response(7, ForwardOutcome::Refused("the command did not decode".into())),
+        response(8, ForwardOutcome::ResponseLost("the response did not encode".into())),
+    ];
+    let mut sent = Vec::new();
+    for (i, body) in bodies.into_iter().enumerate() {
+        let term = if matches!(body, Forward::Proposal { .. }) { 7 } else { 0 };
+        sent.push(Envelope::Forward(Forwarded { from: 1, to: 2, term, body }));
+        sent.push(heartbeat(1, 2, 500 + i as u64));
+    }
+    for envelope in &sent {
+        one.send(envelope.clone());
+    }
+    for expected in sent {
+        let envelope = receive(two_inbox).await;
+        assert_eq!(
+            envelope, expected,
+            "a forwarded request must arrive intact, in order with the messages around it"
+        );
+    }
 }
 
 /// Issue 4: a peer that accepts nothing and reads nothing must not block
@@ -452,50 +496,26 @@ async fn a_peer_that_never_answers_blocks_nobody<H: TransportHarness>(
         one.send(heartbeat(1, 2, 2_000_000 + round));
     }
     for round in 0..100 {
-        let message = receive_fresh(two_inbox, 2_000_000).await;
+        let envelope = receive_fresh(two_inbox, 2_000_000).await;
         assert_eq!(
-            message,
+            envelope,
             heartbeat(1, 2, 2_000_000 + round),
             "a peer that reads nothing must not hold up messages to the others"
         );
     }
 }
 
-/// Issue 6: garbage, truncated, oversized and misaddressed frames end the
-/// connection they came on (nothing after them is delivered) and never the
-/// node (a good peer's messages still arrive).
+/// Issue 6: garbage, truncated, oversized and misaddressed frames, and
+/// frames of another version (the bare messages of version 1 among them),
+/// end the connection they came on (nothing after them is delivered) and
+/// never the node (a good peer's messages still arrive).
 async fn hostile_bytes_end_their_connection_not_the_node<H: TransportHarness>(
     harness: &mut H,
     one: &H::Transport,
     two_inbox: &crate::runtime::Inbox,
 ) {
-    use crate::codec::{encode_frame, FORMAT_VERSION, MAX_VALUE_BYTES};
-    use crate::runtime::Transport;
     use tokio::io::AsyncWriteExt;
-    const HOSTILE: crate::NodeId = 4;
-    let mut frame_of_garbage = vec![8, 0, 0, 0, FORMAT_VERSION];
-    frame_of_garbage.extend_from_slice(&[0xFF; 7]);
-    let mut other_version = Vec::new();
-    let _ = encode_frame(&heartbeat(HOSTILE, 2, 0), &mut other_version);
-    other_version[crate::codec::FRAME_LENGTH_BYTES] = FORMAT_VERSION.wrapping_add(1);
-    let mut misaddressed = Vec::new();
-    let _ = encode_frame(&heartbeat(HOSTILE + 1, 2, 0), &mut misaddressed);
-    let oversized = |len: u32| {
-        let mut bytes = len.to_le_bytes().to_vec();
-        bytes.push(FORMAT_VERSION);
-        bytes.extend_from_slice(&[0; 64]);
-        bytes
-    };
-    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
-        ("garbage", frame_of_garbage, false),
-        ("a frame of another format version", other_version, false),
-        ("an empty frame", 0u32.to_le_bytes().to_vec(), false),
-        ("a frame over the codec's limit", oversized(MAX_VALUE_BYTES as u32 + 1), false),
-        ("a frame claiming 4 GiB", oversized(u32::MAX), false),
-        ("a message from another node than the handshake's", misaddressed, false),
-        // A header promising 100 bytes, 10 of them, then the end of the stream.
-        ("a truncated frame", [&100u32.to_le_bytes()[..], &[FORMAT_VERSION; 10]].concat(), true),
-    ];
+    let cases = hostile_frames();
     let mut skipped = true;
     for (i, (what, bytes, then_close)) in cases.into_iter().enumerate() {
         let Some(mut hostile) = harness.hostile_connection(HOSTILE, 2).await else {
@@ -504,9 +524,10 @@ async fn hostile_bytes_end_their_connection_not_the_node<H: TransportHarness>(
         skipped = false;
         let round = 3_000_000 + 10 * i as u64;
         // The connection works before the bad bytes: the check is not vacuous.
-        let mut good = Vec::new();
-        let _ = encode_frame(&heartbeat(HOSTILE, 2, round), &mut good);
-        hostile.write_all(&good).await.expect("a hostile connection accepts a valid frame");
+        hostile
+            .write_all(&frame(&heartbeat(HOSTILE, 2, round)))
+            .await
+            .expect("a hostile connection accepts a valid frame");
         hostile.flush().await.expect("flush");
         assert_eq!(
             receive_from(two_inbox, HOSTILE).await,
@@ -518,46 +539,107 @@ async fn hostile_bytes_end_their_connection_not_the_node<H: TransportHarness>(
         if then_close {
             let _ = hostile.shutdown().await;
         } else {
-            let mut after = Vec::new();
-            let _ = encode_frame(&heartbeat(HOSTILE, 2, round + 1), &mut after);
-            let _ = hostile.write_all(&after).await;
+            let _ = hostile.write_all(&frame(&heartbeat(HOSTILE, 2, round + 1))).await;
         }
         let _ = hostile.flush().await;
         drop(hostile);
         // The node still takes a good peer's messages.
-        let marker = 4_000_000 + i as u64;
-        let arrived = tokio::time::timeout(TRANSPORT_DEADLINE, async {
-            loop {
-                one.send(heartbeat(1, 2, marker));
-                let attempt =
-                    tokio::time::timeout(std::time::Duration::from_millis(100), two_inbox.recv()).await;
-                match attempt {
-                    Ok(Some(message)) if message.from == HOSTILE => {
-                        panic!("a message after {what} was delivered: {message:?}")
-                    }
-                    Ok(Some(message)) if message == heartbeat(1, 2, marker) => return,
-                    Ok(None) => panic!("a node reads the inbox"),
-                    _ => {}
-                }
-            }
-        })
-        .await;
-        assert!(
-            arrived.is_ok(),
-            "after {what} from a hostile peer, a good peer's messages must still arrive"
-        );
+        good_peer_still_heard(one, two_inbox, 4_000_000 + i as u64, what).await;
     }
     if skipped {
         eprintln!("transport_conformance: no hostile_connection; the hostile-peer checks were skipped");
     }
     // Whatever a hostile connection's last frame became, it is not delivered late.
     tokio::task::yield_now().await;
-    while let Some(message) = two_inbox.try_recv() {
-        assert_ne!(message.from, HOSTILE, "a message after hostile bytes was delivered: {message:?}");
+    while let Some(envelope) = two_inbox.try_recv() {
+        assert!(!from_hostile(&envelope), "an envelope after hostile bytes was delivered: {envelope:?}");
     }
 }
 
-fn heartbeat(from: crate::NodeId, to: crate::NodeId, round: u64) -> crate::Message {
+/// The hostile peer's id in [`hostile_bytes_end_their_connection_not_the_node`].
+const HOSTILE: crate::NodeId = 4;
+
+/// Whether `envelope` came from the hostile peer, or in its name from the
+/// node it pretends to be.
+fn from_hostile(envelope: &Envelope) -> bool {
+    [HOSTILE, HOSTILE + 1].contains(&envelope.from())
+}
+
+/// `value` in a frame of this version.
+fn frame(value: &Envelope) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let _ = crate::codec::encode_frame(value, &mut bytes);
+    bytes
+}
+
+/// The bad bytes a hostile peer sends: what each is, its bytes, and whether
+/// the connection ends right after them (else a valid frame follows, which
+/// must never be read).
+fn hostile_frames() -> Vec<(&'static str, Vec<u8>, bool)> {
+    use crate::codec::{encode_frame, FRAME_LENGTH_BYTES, FRAME_VERSION, MAX_VALUE_BYTES};
+    let mut frame_of_garbage = vec![8, 0, 0, 0, FRAME_VERSION];
+    frame_of_garbage.extend_from_slice(&[0xFF; 7]);
+    let mut other_version = frame(&heartbeat(HOSTILE, 2, 0));
+    other_version[FRAME_LENGTH_BYTES] = FRAME_VERSION.wrapping_add(1);
+    // What a node of version 1 sent: a bare message, in a frame of version 1.
+    let mut version_1 = Vec::new();
+    let _ = encode_frame(&heartbeat_message(HOSTILE, 2, 0), &mut version_1);
+    version_1[FRAME_LENGTH_BYTES] = 1;
+    let misaddressed = frame(&heartbeat(HOSTILE + 1, 2, 0));
+    let misaddressed_forward = frame(&Envelope::Forward(Forwarded {
+        from: HOSTILE + 1,
+        to: 2,
+        term: 1,
+        body: Forward::Proposal { id: 1, command: Bytes::from_static(b"a command") },
+    }));
+    let oversized = |len: u32| {
+        let mut bytes = len.to_le_bytes().to_vec();
+        bytes.push(FRAME_VERSION);
+        bytes.extend_from_slice(&[0; 64]);
+        bytes
+    };
+    vec![
+        ("garbage", frame_of_garbage, false),
+        ("a frame of another frame version", other_version, false),
+        ("a frame of version 1 (a bare message, from before envelopes)", version_1, false),
+        ("an empty frame", 0u32.to_le_bytes().to_vec(), false),
+        ("a frame over the codec's limit", oversized(MAX_VALUE_BYTES as u32 + 1), false),
+        ("a frame claiming 4 GiB", oversized(u32::MAX), false),
+        ("a message from another node than the handshake's", misaddressed, false),
+        ("a forward from another node than the handshake's", misaddressed_forward, false),
+        // A header promising 100 bytes, 10 of them, then the end of the stream.
+        ("a truncated frame", [&100u32.to_le_bytes()[..], &[FRAME_VERSION; 10]].concat(), true),
+    ]
+}
+
+/// Waits until a heartbeat `marker` from the good peer `one` reaches node
+/// 2, resending it meanwhile; fails if anything of the hostile peer's
+/// arrives first (the bad bytes were `what`).
+async fn good_peer_still_heard<T: crate::runtime::Transport>(
+    one: &T,
+    two_inbox: &crate::runtime::Inbox,
+    marker: u64,
+    what: &str,
+) {
+    let arrived = tokio::time::timeout(TRANSPORT_DEADLINE, async {
+        loop {
+            one.send(heartbeat(1, 2, marker));
+            let attempt = tokio::time::timeout(std::time::Duration::from_millis(100), two_inbox.recv()).await;
+            match attempt {
+                Ok(Some(envelope)) if from_hostile(&envelope) => {
+                    panic!("an envelope from or after {what} was delivered: {envelope:?}")
+                }
+                Ok(Some(envelope)) if envelope == heartbeat(1, 2, marker) => return,
+                Ok(None) => panic!("a node reads the inbox"),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(arrived.is_ok(), "after {what} from a hostile peer, a good peer's messages must still arrive");
+}
+
+fn heartbeat_message(from: crate::NodeId, to: crate::NodeId, round: u64) -> crate::Message {
     crate::Message {
         from,
         to,
@@ -566,9 +648,13 @@ fn heartbeat(from: crate::NodeId, to: crate::NodeId, round: u64) -> crate::Messa
     }
 }
 
-fn snapshot_chunk(from: crate::NodeId, to: crate::NodeId, len: usize) -> crate::Message {
+fn heartbeat(from: crate::NodeId, to: crate::NodeId, round: u64) -> Envelope {
+    heartbeat_message(from, to, round).into()
+}
+
+fn snapshot_chunk(from: crate::NodeId, to: crate::NodeId, len: usize) -> Envelope {
     let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-    crate::Message {
+    Envelope::Raft(crate::Message {
         from,
         to,
         term: 1,
@@ -580,11 +666,11 @@ fn snapshot_chunk(from: crate::NodeId, to: crate::NodeId, len: usize) -> crate::
             data: Bytes::from(data),
             done: true,
         })),
-    }
+    })
 }
 
-fn append_entries(from: crate::NodeId, to: crate::NodeId, round: u64, payload: Bytes) -> crate::Message {
-    crate::Message {
+fn append_entries(from: crate::NodeId, to: crate::NodeId, round: u64, payload: Bytes) -> Envelope {
+    Envelope::Raft(crate::Message {
         from,
         to,
         term: 1,
@@ -594,35 +680,36 @@ fn append_entries(from: crate::NodeId, to: crate::NodeId, round: u64, payload: B
             entries: vec![Entry { term: 1, index: round + 1, payload: EntryPayload::Command(payload) }],
             leader_commit: 0,
         }),
-    }
+    })
 }
 
-/// The next message that is not a heartbeat of a round below `min_round`
+/// The next envelope that is not a heartbeat of a round below `min_round`
 /// (a straggler of an earlier check that retried).
-async fn receive_fresh(inbox: &crate::runtime::Inbox, min_round: u64) -> crate::Message {
+async fn receive_fresh(inbox: &crate::runtime::Inbox, min_round: u64) -> Envelope {
     loop {
-        let message = receive(inbox).await;
-        match &message.body {
-            crate::MessageBody::Heartbeat(h) if h.round < min_round => {}
-            _ => return message,
+        let envelope = receive(inbox).await;
+        match &envelope {
+            Envelope::Raft(crate::Message { body: crate::MessageBody::Heartbeat(h), .. })
+                if h.round < min_round => {}
+            _ => return envelope,
         }
     }
 }
 
-/// The next message from `from`, skipping others (stragglers of earlier
+/// The next envelope from `from`, skipping others (stragglers of earlier
 /// checks that retried).
-async fn receive_from(inbox: &crate::runtime::Inbox, from: crate::NodeId) -> crate::Message {
+async fn receive_from(inbox: &crate::runtime::Inbox, from: crate::NodeId) -> Envelope {
     loop {
-        let message = receive(inbox).await;
-        if message.from == from {
-            return message;
+        let envelope = receive(inbox).await;
+        if envelope.from() == from {
+            return envelope;
         }
     }
 }
 
-async fn receive(inbox: &crate::runtime::Inbox) -> crate::Message {
+async fn receive(inbox: &crate::runtime::Inbox) -> Envelope {
     tokio::time::timeout(TRANSPORT_DEADLINE, inbox.recv())
         .await
-        .expect("a message must arrive within the deadline")
+        .expect("an envelope must arrive within the deadline")
         .expect("no node reads the inbox")
 }

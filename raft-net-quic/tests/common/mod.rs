@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // Each test file uses its own part.
 
-use raft_core::runtime::Inbox;
+use raft_core::runtime::{Envelope, Inbox};
 use raft_core::{Heartbeat, Message, MessageBody, NodeId};
 use raft_net_quic::{QuicConfig, QuicTransport};
 use raft_net_tls::{ClusterCa, NodeIdentity, Validity};
@@ -52,12 +52,16 @@ pub fn addr(transport: &QuicTransport) -> SocketAddr {
     transport.local_addr()
 }
 
-pub fn heartbeat(from: NodeId, to: NodeId, round: u64) -> Message {
+pub fn heartbeat_message(from: NodeId, to: NodeId, round: u64) -> Message {
     Message { from, to, term: 1, body: MessageBody::Heartbeat(Heartbeat { commit: round, round }) }
 }
 
-/// The next message in `inbox`, within the deadline.
-pub async fn receive(inbox: &Inbox) -> Message {
+pub fn heartbeat(from: NodeId, to: NodeId, round: u64) -> Envelope {
+    heartbeat_message(from, to, round).into()
+}
+
+/// The next envelope in `inbox`, within the deadline.
+pub async fn receive(inbox: &Inbox) -> Envelope {
     within("a message", inbox.recv()).await.expect("no node reads the inbox")
 }
 
