@@ -82,6 +82,17 @@ pub enum ProposeError {
         /// The node leadership is being handed to.
         target: NodeId,
     },
+    /// The command's entry would be larger than one message may carry
+    /// ([`crate::MAX_MESSAGE_BYTES`], by [`crate::Entry::size`]): no
+    /// transport frame could take it to a follower, and the leader would
+    /// send it again forever. Nothing was appended.
+    #[error("a command entry of {size} bytes exceeds the largest message of {max} bytes")]
+    CommandTooLarge {
+        /// The entry's size, by [`crate::Entry::size`].
+        size: u64,
+        /// The largest allowed, [`crate::MAX_MESSAGE_BYTES`].
+        max: u64,
+    },
 }
 
 /// Why a snapshot handed to [`RawNode::on_snapshot_built`](crate::RawNode::on_snapshot_built) was refused.

@@ -148,6 +148,16 @@ pub struct RawNode {
     role: RoleState,
 }
 
+/// Refuses a command of `len` bytes whose entry would be larger than one
+/// message may carry (see [`RawNode::propose`]).
+pub(crate) fn command_fits(len: usize) -> Result<(), ProposeError> {
+    let size = crate::types::ENTRY_HEADER_BYTES.saturating_add(len as u64);
+    if size > crate::MAX_MESSAGE_BYTES {
+        return Err(ProposeError::CommandTooLarge { size, max: crate::MAX_MESSAGE_BYTES });
+    }
+    Ok(())
+}
+
 impl RawNode {
     /// Creates a node from its configuration and stored state. `seed` seeds the
     /// RNG that draws election timeouts: give each node its own (for example
@@ -207,7 +217,13 @@ impl RawNode {
     /// Proposes a command. On the leader, appends it to the log and returns
     /// its log id: it will come out of [`Ready::committed_entries`] once
     /// committed, or never, if a new leader overwrites it.
+    ///
+    /// A command whose entry would exceed [`crate::MAX_MESSAGE_BYTES`] is
+    /// refused ([`ProposeError::CommandTooLarge`]): an entry is sent whole,
+    /// one message at least, and a message over a transport's frame limit
+    /// never arrives, so replication would stop at it for good.
     pub fn propose(&mut self, command: Bytes) -> Result<LogId, ProposeError> {
+        command_fits(command.len())?;
         match &mut self.role {
             RoleState::Leader(leader) => match leader.transfer_target() {
                 Some(target) => Err(ProposeError::TransferInProgress { target }),

@@ -72,8 +72,7 @@ impl Entry {
     /// An estimate of the entry's size on the wire, used for the byte budgets of
     /// messages: the payload plus a fixed header.
     pub fn size(&self) -> u64 {
-        const HEADER: u64 = 24;
-        HEADER
+        ENTRY_HEADER_BYTES
             + match &self.payload {
                 EntryPayload::Blank => 0,
                 EntryPayload::Command(data) => data.len() as u64,
@@ -83,6 +82,11 @@ impl Entry {
             }
     }
 }
+
+/// What [`Entry::size`] counts for an entry besides its payload: its term,
+/// index and kind (at most 9 + 9 + 1 bytes encoded) and a payload's length
+/// prefix (at most 5 bytes below 4 GiB).
+pub(crate) const ENTRY_HEADER_BYTES: u64 = 24;
 
 /// The state a node must persist before it answers any message that depends on
 /// it (Figure 2, "Persistent state on all servers", less the log).
