@@ -2,7 +2,8 @@
 //! (raft-net-quic's default, 16 MiB = 2 * `MAX_MESSAGE_BYTES`), whatever a
 //! client proposes: `Config::validate` caps the budgets, and these cases
 //! check what the budgets alone do not cover (found in review of the store
-//! contract change): a single entry, which is sent whole however large.
+//! contract change): a single entry, which is sent whole however large, and
+//! configuration entries, whose size estimate left out their addresses.
 #![cfg(feature = "codec")]
 
 use bytes::Bytes;
@@ -101,4 +102,37 @@ fn a_command_at_the_maximum_is_replicated_within_the_frame_limit() {
     let refused = node.propose(over);
     let expected = ProposeError::CommandTooLarge { size: MAX_MESSAGE_BYTES + 1, max: MAX_MESSAGE_BYTES };
     assert_eq!(refused, Err(expected));
+}
+
+/// `Entry::size` is what the byte budgets count: it must not be below an
+/// entry's encoded length, or a message within `max_bytes_per_msg` can
+/// exceed the frame the budget was chosen for. A configuration of 100
+/// members with their addresses was counted as 824 bytes (8 per voter and
+/// learner) while it encodes to 5,508: 1,024 such entries (the default
+/// `max_entries_per_msg`) were a 5.6 MB message "within" a 1 MiB budget,
+/// and under the 8 MiB maximum with more entries allowed, over 16 MiB.
+#[test]
+fn an_entry_size_is_never_below_its_encoded_length() {
+    let addressed = (1..=100).fold(Membership::new(1..=60, 61..=100), |m, id| {
+        m.with_address(id, format!("raft-node-{id:03}.a-long-cluster-domain.example.com:7000"))
+    });
+    let joint =
+        Membership { outgoing: (1..=50).collect(), learners_next: (41..=50).collect(), ..addressed.clone() };
+    let payloads = [
+        ("blank", EntryPayload::Blank),
+        ("empty command", EntryPayload::Command(Bytes::new())),
+        ("command of 300 bytes", EntryPayload::Command(Bytes::from(vec![1; 300]))),
+        ("command of 70,000 bytes", EntryPayload::Command(Bytes::from(vec![1; 70_000]))),
+        ("one voter", EntryPayload::Membership(Box::new(Membership::new([1], [])))),
+        ("100 addressed members", EntryPayload::Membership(Box::new(addressed))),
+        ("joint, 100 addressed members", EntryPayload::Membership(Box::new(joint))),
+    ];
+    for (what, payload) in payloads {
+        for (index, term) in [(1, 1), (1 << 40, 1 << 40), (u64::MAX / 2, u64::MAX / 2)] {
+            let entry = Entry { index, term, payload: payload.clone() };
+            let encoded = raft_core::codec::encode(&entry).expect("an entry encodes").len() as u64;
+            let size = entry.size();
+            assert!(size >= encoded, "{what} at {index}: size {size} < encoded {encoded}");
+        }
+    }
 }
