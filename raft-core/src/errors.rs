@@ -29,6 +29,11 @@ pub enum InitError {
     /// The stored term exceeds [`MAX_TERM`](crate::MAX_TERM): the storage is corrupt.
     #[error("stored term {0} exceeds MAX_TERM")]
     TermTooLarge(Term),
+    /// The stored snapshot or log reaches an index no real log reaches (half
+    /// of `u64::MAX` or more, the bound a peer's snapshot is held to): the
+    /// storage is corrupt, and the index arithmetic past it would overflow.
+    #[error("stored log reaches index {0}, beyond any real log")]
+    IndexTooLarge(Index),
 }
 
 /// Why a message was refused. The node's state is unchanged by a refused message.

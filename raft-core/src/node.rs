@@ -168,6 +168,13 @@ impl RawNode {
             return Err(InitError::TermTooLarge(state.hard_state.term));
         }
         state.membership.validate()?;
+        // Index arithmetic (`last + 1`) must never overflow: a stored log
+        // is held to the bound a peer's snapshot is (`RawNode::step`).
+        let stored_last = state.entries.last().map(|e| e.index);
+        let stored_last = stored_last.max(state.snapshot.as_ref().map(|s| s.meta.last.index));
+        if let Some(index) = stored_last.filter(|&index| index >= Index::MAX / 2) {
+            return Err(InitError::IndexTooLarge(index));
+        }
         let log = match &state.snapshot {
             Some(snapshot) => {
                 RaftLog::restore(snapshot.meta.last, snapshot.meta.membership.clone(), state.entries)?
