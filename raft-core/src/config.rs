@@ -19,8 +19,9 @@ use thiserror::Error;
 /// carries besides the budgeted bytes: an InstallSnapshot's metadata (the
 /// membership with its addresses), entries' headers. A transport configured
 /// with a smaller frame limit needs it at least twice the budgets the nodes
-/// use. (One entry larger than `max_bytes_per_msg` is still sent, alone: keep
-/// commands well below the frame limit.)
+/// use. One entry larger than `max_bytes_per_msg` is still sent, alone, so
+/// [`crate::RawNode::propose`] refuses a command whose entry exceeds this
+/// maximum: a message's entries then never exceed it either.
 pub const MAX_MESSAGE_BYTES: u64 = 8 << 20;
 
 // The maximum leaves a message as much again within the codec's limit (a

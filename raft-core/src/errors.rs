@@ -29,6 +29,11 @@ pub enum InitError {
     /// The stored term exceeds [`MAX_TERM`](crate::MAX_TERM): the storage is corrupt.
     #[error("stored term {0} exceeds MAX_TERM")]
     TermTooLarge(Term),
+    /// The stored snapshot or log reaches an index no real log reaches (half
+    /// of `u64::MAX` or more, the bound a peer's snapshot is held to): the
+    /// storage is corrupt, and the index arithmetic past it would overflow.
+    #[error("stored log reaches index {0}, beyond any real log")]
+    IndexTooLarge(Index),
 }
 
 /// Why a message was refused. The node's state is unchanged by a refused message.
@@ -81,6 +86,17 @@ pub enum ProposeError {
     TransferInProgress {
         /// The node leadership is being handed to.
         target: NodeId,
+    },
+    /// The command's entry would be larger than one message may carry
+    /// ([`crate::MAX_MESSAGE_BYTES`], by [`crate::Entry::size`]): no
+    /// transport frame could take it to a follower, and the leader would
+    /// send it again forever. Nothing was appended.
+    #[error("a command entry of {size} bytes exceeds the largest message of {max} bytes")]
+    CommandTooLarge {
+        /// The entry's size, by [`crate::Entry::size`].
+        size: u64,
+        /// The largest allowed, [`crate::MAX_MESSAGE_BYTES`].
+        max: u64,
     },
 }
 

@@ -323,7 +323,8 @@ impl RaftLog {
     pub(crate) fn install_snapshot(&mut self, meta: &crate::SnapshotMeta) -> LogAfterInstall {
         let last = meta.last;
         let keep_suffix = self.matches(last.index, last.term);
-        let stored_keeps_suffix = keep_suffix && self.unstable_from > last.index;
+        let stored_keeps_suffix = keep_suffix
+            && (self.unstable_from > last.index || mutated(Mutation::SnapshotKeepsSuffixNotYetStored));
         if keep_suffix {
             let count = last.index.saturating_sub(self.snapshot.index) as usize;
             self.entries.drain(..count.min(self.entries.len()));
@@ -342,11 +343,17 @@ impl RaftLog {
         self.applied = self.applied.max(last.index);
         // Storage keeps its suffix: what follows it is still to be written.
         // Storage discards its log: all of the suffix kept here is.
-        self.unstable_from = if stored_keeps_suffix { self.unstable_from } else { last.index + 1 };
+        // (Only a mutated build keeps the suffix with `unstable_from` at or
+        // below the snapshot: nothing up to it is written after it.)
+        self.unstable_from =
+            if stored_keeps_suffix { self.unstable_from.max(last.index + 1) } else { last.index + 1 };
         // Nothing after the snapshot is applied before the snapshot itself is
         // durable and restored (its write reports it persisted).
         self.persisted = self.persisted.min(last.index);
-        if stored_keeps_suffix {
+        if mutated(Mutation::SnapshotAlwaysKeepsStoredSuffix) {
+            return LogAfterInstall::KeepSuffix;
+        }
+        if stored_keeps_suffix && !mutated(Mutation::SnapshotAlwaysDiscardsStoredLog) {
             LogAfterInstall::KeepSuffix
         } else {
             LogAfterInstall::Discard

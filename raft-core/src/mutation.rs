@@ -29,6 +29,21 @@ pub enum Mutation {
     /// gathered without checking its length and checksum (the logic before
     /// issue 10): chunks of two different snapshots can be spliced.
     SnapshotBufferNotReset,
+    /// Tell storage to keep its entries after every received snapshot
+    /// (`LogAfterInstall::KeepSuffix`), even when the core discarded its log:
+    /// the store then keeps entries the core dropped, as a store that decided
+    /// from its own log did before the store contract.
+    SnapshotAlwaysKeepsStoredSuffix,
+    /// Tell storage to discard its log after every received snapshot
+    /// (`LogAfterInstall::Discard`), even when the core keeps a suffix it
+    /// counts as handed to storage already: the store loses entries the core
+    /// keeps.
+    SnapshotAlwaysDiscardsStoredLog,
+    /// Tell storage to keep its suffix whenever the core's log matches the
+    /// snapshot, without asking whether every entry up to it was handed to
+    /// storage (the store contract's second condition): an entry replaced in
+    /// memory and not yet written leaves the stored suffix behind it.
+    SnapshotKeepsSuffixNotYetStored,
     /// Count the runtime's timer firings as ticks, as an interval timer with
     /// `MissedTickBehavior::Delay` does, instead of deriving them from the
     /// monotonic clock: a stalled leader's lease outlasts real time.

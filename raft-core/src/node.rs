@@ -148,6 +148,16 @@ pub struct RawNode {
     role: RoleState,
 }
 
+/// Refuses a command of `len` bytes whose entry would be larger than one
+/// message may carry (see [`RawNode::propose`]).
+pub(crate) fn command_fits(len: usize) -> Result<(), ProposeError> {
+    let size = crate::types::ENTRY_HEADER_BYTES.saturating_add(len as u64);
+    if size > crate::MAX_MESSAGE_BYTES {
+        return Err(ProposeError::CommandTooLarge { size, max: crate::MAX_MESSAGE_BYTES });
+    }
+    Ok(())
+}
+
 impl RawNode {
     /// Creates a node from its configuration and stored state. `seed` seeds the
     /// RNG that draws election timeouts: give each node its own (for example
@@ -158,6 +168,13 @@ impl RawNode {
             return Err(InitError::TermTooLarge(state.hard_state.term));
         }
         state.membership.validate()?;
+        // Index arithmetic (`last + 1`) must never overflow: a stored log
+        // is held to the bound a peer's snapshot is (`RawNode::step`).
+        let stored_last = state.entries.last().map(|e| e.index);
+        let stored_last = stored_last.max(state.snapshot.as_ref().map(|s| s.meta.last.index));
+        if let Some(index) = stored_last.filter(|&index| index >= Index::MAX / 2) {
+            return Err(InitError::IndexTooLarge(index));
+        }
         let log = match &state.snapshot {
             Some(snapshot) => {
                 RaftLog::restore(snapshot.meta.last, snapshot.meta.membership.clone(), state.entries)?
@@ -207,7 +224,13 @@ impl RawNode {
     /// Proposes a command. On the leader, appends it to the log and returns
     /// its log id: it will come out of [`Ready::committed_entries`] once
     /// committed, or never, if a new leader overwrites it.
+    ///
+    /// A command whose entry would exceed [`crate::MAX_MESSAGE_BYTES`] is
+    /// refused ([`ProposeError::CommandTooLarge`]): an entry is sent whole,
+    /// one message at least, and a message over a transport's frame limit
+    /// never arrives, so replication would stop at it for good.
     pub fn propose(&mut self, command: Bytes) -> Result<LogId, ProposeError> {
+        command_fits(command.len())?;
         match &mut self.role {
             RoleState::Leader(leader) => match leader.transfer_target() {
                 Some(target) => Err(ProposeError::TransferInProgress { target }),

@@ -70,18 +70,33 @@ impl Entry {
     }
 
     /// An estimate of the entry's size on the wire, used for the byte budgets of
-    /// messages: the payload plus a fixed header.
+    /// messages: the payload plus a fixed header. It is never below the
+    /// entry's encoded length (for payloads under 4 GiB; commands are capped
+    /// far below, see [`crate::RawNode::propose`]), so that a message within
+    /// its budget fits the frame the budget was chosen for: a configuration
+    /// counts every member id and every address, not only the voters.
     pub fn size(&self) -> u64 {
-        const HEADER: u64 = 24;
-        HEADER
+        ENTRY_HEADER_BYTES
             + match &self.payload {
                 EntryPayload::Blank => 0,
                 EntryPayload::Command(data) => data.len() as u64,
-                EntryPayload::Membership(m) => {
-                    8 * (m.voters.len() + m.outgoing.len() + m.learners.len()) as u64
-                }
+                EntryPayload::Membership(m) => membership_size(m),
             }
     }
+}
+
+/// What [`Entry::size`] counts for an entry besides its payload: its term,
+/// index and kind (at most 9 + 9 + 1 bytes encoded) and a payload's length
+/// prefix (at most 5 bytes below 4 GiB).
+pub(crate) const ENTRY_HEADER_BYTES: u64 = 24;
+
+/// An upper estimate of a configuration's encoded length: 9 bytes for each
+/// member id and each set's length, and an address's id and length prefix
+/// besides its bytes.
+fn membership_size(m: &crate::Membership) -> u64 {
+    let ids = m.voters.len() + m.outgoing.len() + m.learners.len() + m.learners_next.len();
+    let addresses: u64 = m.addresses.values().map(|a| 18 + a.len() as u64).sum();
+    9 * (ids as u64 + 5) + addresses
 }
 
 /// The state a node must persist before it answers any message that depends on

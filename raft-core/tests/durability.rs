@@ -95,3 +95,39 @@ fn a_stored_term_beyond_max_term_is_refused() {
     let err = RawNode::new(Config::new(1), state, 1).unwrap_err();
     assert_eq!(err, InitError::TermTooLarge(u64::MAX - 1));
 }
+
+/// A stored snapshot or log at the top of the index range is corruption: it
+/// is refused at start with a typed error, where `last + 1` overflowed (a
+/// panic in debug builds, a wrapped index in release) before.
+#[test]
+fn a_stored_log_at_the_top_of_the_index_range_is_refused_not_a_panic() {
+    use raft_core::{LogId, Snapshot, SnapshotMeta};
+    let membership = Membership::new([1, 2, 3], []);
+    let snapshot = |index| Snapshot {
+        meta: SnapshotMeta { last: LogId::new(1, index), membership: membership.clone() },
+        data: Default::default(),
+    };
+    let cases = [
+        (Some(snapshot(u64::MAX)), Vec::new(), u64::MAX),
+        (Some(snapshot(u64::MAX / 2)), Vec::new(), u64::MAX / 2),
+        (Some(snapshot(u64::MAX - 2)), vec![blank(u64::MAX - 1, 1), blank(u64::MAX, 1)], u64::MAX),
+    ];
+    for (snapshot, entries, last) in cases {
+        let state = InitialState {
+            hard_state: HardState { term: 1, vote: None },
+            snapshot,
+            membership: membership.clone(),
+            entries,
+        };
+        let result = RawNode::new(Config::new(1), state, 1).map(|_| ());
+        assert_eq!(result, Err(InitError::IndexTooLarge(last)));
+    }
+    // Just below the bound, a node starts.
+    let state = InitialState {
+        hard_state: HardState { term: 1, vote: None },
+        snapshot: Some(snapshot(u64::MAX / 2 - 1)),
+        membership: membership.clone(),
+        entries: Vec::new(),
+    };
+    assert!(RawNode::new(Config::new(1), state, 1).is_ok());
+}

@@ -333,6 +333,10 @@ impl<SM: StateMachine, T: Transport> Driver<SM, T> {
                 let error = self.not_leader();
                 self.respond(responder, Err(error));
             }
+            // Refused at the handle already; a forwarded one may get here.
+            Err(error @ crate::ProposeError::CommandTooLarge { .. }) => {
+                self.respond(responder, Err(RaftError::Encode(error.to_string())));
+            }
         }
     }
 

@@ -46,7 +46,9 @@ pub enum RaftError {
     /// [`RaftError::OutcomeUnknown`], which says as much).
     #[error("the node stopped: {0}")]
     Failed(Failure),
-    /// The command could not be encoded.
+    /// The command could not be encoded, or encodes to more than one
+    /// message may carry ([`crate::ProposeError::CommandTooLarge`]).
+    /// Nothing happened.
     #[error("the command could not be encoded: {0}")]
     Encode(String),
     /// A membership change was refused.

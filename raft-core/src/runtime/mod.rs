@@ -461,7 +461,9 @@ impl<SM: StateMachine> Raft<SM> {
 
     /// Proposes `command` and waits until it is applied, returning the state
     /// machine's response. Only the leader accepts proposals: elsewhere the
-    /// error names the leader (see [`Raft::propose_or_forward`]).
+    /// error names the leader (see [`Raft::propose_or_forward`]). A command
+    /// that encodes to more than one message carries (about
+    /// [`crate::MAX_MESSAGE_BYTES`]) is refused with [`RaftError::Encode`].
     pub async fn propose(&self, command: SM::Command) -> Result<SM::Response, RaftError> {
         self.propose_with(command, false).await
     }
@@ -499,6 +501,8 @@ impl<SM: StateMachine> Raft<SM> {
 
     async fn propose_with(&self, command: SM::Command, forward: bool) -> Result<SM::Response, RaftError> {
         let bytes = crate::codec::encode(&command).map_err(|e| RaftError::Encode(e.to_string()))?;
+        // Before it is forwarded too: a forward too large for a frame is lost.
+        crate::node::command_fits(bytes.len()).map_err(|e| RaftError::Encode(e.to_string()))?;
         let (reply, response) = oneshot::channel();
         self.request(Request::Propose { command: Bytes::from(bytes), forward, reply }).await?;
         response.await.unwrap_or(Err(RaftError::OutcomeUnknown))
