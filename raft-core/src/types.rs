@@ -64,6 +64,9 @@ pub enum EntryPayload {
 }
 
 impl Entry {
+    /// What [`Entry::size`] counts for an entry's term, index and kind.
+    pub(crate) const HEADER: u64 = 24;
+
     /// This entry's log id.
     pub fn log_id(&self) -> LogId {
         LogId::new(self.term, self.index)
@@ -72,8 +75,7 @@ impl Entry {
     /// An estimate of the entry's size on the wire, used for the byte budgets of
     /// messages: the payload plus a fixed header.
     pub fn size(&self) -> u64 {
-        const HEADER: u64 = 24;
-        HEADER
+        Self::HEADER
             + match &self.payload {
                 EntryPayload::Blank => 0,
                 EntryPayload::Command(data) => data.len() as u64,

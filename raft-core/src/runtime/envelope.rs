@@ -11,7 +11,7 @@
 //! [`Envelope::to`] and [`Envelope::kind`] (and, to route snapshot chunks
 //! apart, [`Envelope::is_snapshot_chunk`]).
 
-use crate::{Entry, Message, MessageBody, NodeId, Term};
+use crate::{Entry, EntryPayload, Membership, Message, MessageBody, NodeId, Term};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -135,14 +135,19 @@ impl Envelope {
     }
 
     /// An estimate of the envelope's size, in memory and on the wire: its
-    /// payloads (the entries, a snapshot chunk, a command or an answer)
-    /// and a fixed header. What an [`super::Inbox`]'s byte budget counts.
+    /// payloads (the entries, a snapshot chunk and the configuration in its
+    /// metadata, a command or an answer) and a fixed header. What an
+    /// [`super::Inbox`]'s byte budget counts, so it counts every field of
+    /// variable size a peer fills: one left out would let a peer pin
+    /// memory the budget does not see.
     pub fn size(&self) -> u64 {
         const HEADER: u64 = 64;
         let payload = match self {
             Envelope::Raft(message) => match &message.body {
-                MessageBody::AppendEntries(append) => append.entries.iter().map(Entry::size).sum(),
-                MessageBody::InstallSnapshot(chunk) => chunk.data.len() as u64,
+                MessageBody::AppendEntries(append) => append.entries.iter().map(entry_size).sum(),
+                MessageBody::InstallSnapshot(chunk) => {
+                    chunk.data.len() as u64 + membership_size(&chunk.meta.membership)
+                }
                 _ => 0,
             },
             Envelope::Forward(forwarded) => match &forwarded.body {
@@ -165,6 +170,25 @@ impl Envelope {
     pub fn is_snapshot_chunk(&self) -> bool {
         matches!(self, Envelope::Raft(Message { body: MessageBody::InstallSnapshot(_), .. }))
     }
+}
+
+/// An entry's size for [`Envelope::size`]: [`Entry::size`], but a
+/// configuration's counted whole ([`Entry::size`], a budget of the
+/// protocol's own messages, leaves out its addresses and learners-to-be).
+fn entry_size(entry: &Entry) -> u64 {
+    match &entry.payload {
+        EntryPayload::Membership(membership) => Entry::HEADER + membership_size(membership),
+        EntryPayload::Blank | EntryPayload::Command(_) => entry.size(),
+    }
+}
+
+/// A configuration's size for [`Envelope::size`]: eight bytes per member
+/// of each set, and per address its member's id and its bytes.
+fn membership_size(membership: &Membership) -> u64 {
+    let Membership { voters, outgoing, learners, learners_next, addresses } = membership;
+    let members = voters.len() + outgoing.len() + learners.len() + learners_next.len();
+    let addresses: usize = addresses.values().map(|address| 8 + address.len()).sum();
+    8 * members as u64 + addresses as u64
 }
 
 impl From<Message> for Envelope {
@@ -232,6 +256,36 @@ mod tests {
         let append = crate::AppendEntries { prev_log_index: 0, prev_log_term: 0, entries, leader_commit: 0 };
         let append = Message { from: 1, to: 2, term: 1, body: MessageBody::AppendEntries(append) };
         assert_eq!(Envelope::Raft(append).size(), 64 + 3 * (24 + 100));
+    }
+
+    #[test]
+    fn sizes_count_the_configurations_a_peer_sends() {
+        let mut membership = crate::Membership::new([1, 2], []);
+        membership.learners_next.extend(10..110);
+        membership.addresses.insert(2, "x".repeat(10_000));
+        // A snapshot chunk's metadata, with no snapshot bytes.
+        let meta = crate::SnapshotMeta { last: crate::LogId::new(1, 1), membership: membership.clone() };
+        let chunk = crate::InstallSnapshot {
+            meta,
+            offset: 0,
+            data: Bytes::new(),
+            done: true,
+            total_len: 0,
+            checksum: 0,
+        };
+        let chunk = Message { from: 1, to: 2, term: 1, body: MessageBody::InstallSnapshot(Box::new(chunk)) };
+        assert!(Envelope::Raft(chunk).size() > 10_000 + 100 * 8);
+        // A configuration entry: every member set and the addresses.
+        let entry =
+            Entry { term: 1, index: 1, payload: crate::EntryPayload::Membership(Box::new(membership)) };
+        let append = crate::AppendEntries {
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![entry],
+            leader_commit: 0,
+        };
+        let append = Message { from: 1, to: 2, term: 1, body: MessageBody::AppendEntries(append) };
+        assert!(Envelope::Raft(append).size() > 10_000 + 100 * 8);
     }
 
     #[test]
