@@ -93,7 +93,7 @@ pub(crate) const ENTRY_HEADER_BYTES: u64 = 24;
 /// An upper estimate of a configuration's encoded length: 9 bytes for each
 /// member id and each set's length, and an address's id and length prefix
 /// besides its bytes.
-fn membership_size(m: &crate::Membership) -> u64 {
+pub(crate) fn membership_size(m: &crate::Membership) -> u64 {
     let ids = m.voters.len() + m.outgoing.len() + m.learners.len() + m.learners_next.len();
     let addresses: u64 = m.addresses.values().map(|a| 18 + a.len() as u64).sum();
     9 * (ids as u64 + 5) + addresses

@@ -153,3 +153,29 @@ async fn an_envelope_larger_than_the_byte_budget_waits_for_an_empty_inbox() {
     within("the large envelope let in", big).await.expect("the sender task runs");
     assert_eq!(inbox.try_recv(), Some(proposal(10_000)));
 }
+
+/// A snapshot chunk from node 2 to node 1 with no data, whose metadata's
+/// configuration holds `len` bytes of one member's address: what a buggy
+/// or hostile peer controls without sending any snapshot bytes.
+fn chunk_with_address(len: usize) -> Envelope {
+    let mut membership = Membership::new([1, 2], []);
+    membership.addresses.insert(2, "x".repeat(len));
+    let meta = raft_core::SnapshotMeta { last: raft_core::LogId::new(1, 1), membership };
+    let chunk = raft_core::InstallSnapshot {
+        meta,
+        offset: 0,
+        data: Default::default(),
+        done: true,
+        total_len: 0,
+        checksum: 0,
+    };
+    Envelope::Raft(Message { from: 2, to: 1, term: 1, body: MessageBody::InstallSnapshot(Box::new(chunk)) })
+}
+
+#[tokio::test]
+async fn a_snapshot_chunks_configuration_counts_against_the_byte_budget() {
+    let inbox = Inbox::with_limits(4096, 3 << 20);
+    assert!(inbox.deliver(chunk_with_address(1 << 20)));
+    assert!(inbox.deliver(chunk_with_address(1 << 20)));
+    assert!(!inbox.deliver(chunk_with_address(1 << 20)), "a third MiB of addresses is over the 3 MiB budget");
+}

@@ -135,14 +135,19 @@ impl Envelope {
     }
 
     /// An estimate of the envelope's size, in memory and on the wire: its
-    /// payloads (the entries, a snapshot chunk, a command or an answer)
-    /// and a fixed header. What an [`super::Inbox`]'s byte budget counts.
+    /// payloads (the entries, a snapshot chunk and the configuration in its
+    /// metadata, a command or an answer) and a fixed header. What an
+    /// [`super::Inbox`]'s byte budget counts, so it counts every field of
+    /// variable size a peer fills: one left out would let a peer pin
+    /// memory the budget does not see.
     pub fn size(&self) -> u64 {
         const HEADER: u64 = 64;
         let payload = match self {
             Envelope::Raft(message) => match &message.body {
                 MessageBody::AppendEntries(append) => append.entries.iter().map(Entry::size).sum(),
-                MessageBody::InstallSnapshot(chunk) => chunk.data.len() as u64,
+                MessageBody::InstallSnapshot(chunk) => {
+                    chunk.data.len() as u64 + crate::types::membership_size(&chunk.meta.membership)
+                }
                 _ => 0,
             },
             Envelope::Forward(forwarded) => match &forwarded.body {
@@ -232,6 +237,36 @@ mod tests {
         let append = crate::AppendEntries { prev_log_index: 0, prev_log_term: 0, entries, leader_commit: 0 };
         let append = Message { from: 1, to: 2, term: 1, body: MessageBody::AppendEntries(append) };
         assert_eq!(Envelope::Raft(append).size(), 64 + 3 * (24 + 100));
+    }
+
+    #[test]
+    fn sizes_count_the_configurations_a_peer_sends() {
+        let mut membership = crate::Membership::new([1, 2], []);
+        membership.learners_next.extend(10..110);
+        membership.addresses.insert(2, "x".repeat(10_000));
+        // A snapshot chunk's metadata, with no snapshot bytes.
+        let meta = crate::SnapshotMeta { last: crate::LogId::new(1, 1), membership: membership.clone() };
+        let chunk = crate::InstallSnapshot {
+            meta,
+            offset: 0,
+            data: Bytes::new(),
+            done: true,
+            total_len: 0,
+            checksum: 0,
+        };
+        let chunk = Message { from: 1, to: 2, term: 1, body: MessageBody::InstallSnapshot(Box::new(chunk)) };
+        assert!(Envelope::Raft(chunk).size() > 10_000 + 100 * 8);
+        // A configuration entry: every member set and the addresses.
+        let entry =
+            Entry { term: 1, index: 1, payload: crate::EntryPayload::Membership(Box::new(membership)) };
+        let append = crate::AppendEntries {
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![entry],
+            leader_commit: 0,
+        };
+        let append = Message { from: 1, to: 2, term: 1, body: MessageBody::AppendEntries(append) };
+        assert!(Envelope::Raft(append).size() > 10_000 + 100 * 8);
     }
 
     #[test]
